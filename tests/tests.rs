@@ -1,1 +1,8 @@
+//! docchat's end-to-end tests: one test binary (one link of llama.cpp and LanceDB).
+//! They use the real default models (installed by scripts/setup.sh), a real LanceDB
+//! in temporary folders, and real documents from ../shared/corpus.
 
+mod common;
+mod e2e;
+mod embedding;
+mod extract;

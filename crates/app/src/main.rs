@@ -1,1 +1,144 @@
-fn main() {}
+//! docchat: private, offline chat with your own documents.
+
+mod cli;
+mod config;
+mod indexer;
+mod isolate;
+mod models;
+mod rag;
+mod server;
+mod watch;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Private, offline chat with your own documents: PDF, Word, text, Markdown and HTML
+/// files are indexed locally and answered from with citations to file and page.
+#[derive(Debug, Parser)]
+#[command(name = "docchat", version)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options shared by all commands (defaults < docchat.toml < DOCCHAT_* < flags).
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Configuration file [default: ./docchat.toml when present]
+    #[arg(long, global = true, env = "DOCCHAT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the index lives [default: ~/.local/share/docchat]
+    #[arg(long, global = true, env = "DOCCHAT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Folder of the default models [default: ~/.cache/docchat/models]
+    #[arg(long, global = true, env = "DOCCHAT_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Chat model (GGUF file) [default: Gemma 3 270M in the models folder]
+    #[arg(long, global = true, env = "DOCCHAT_CHAT_MODEL")]
+    pub chat_model: Option<PathBuf>,
+    /// Embedding model (GGUF file) [default: all-MiniLM-L6-v2 in the models folder]
+    #[arg(long, global = true, env = "DOCCHAT_EMBEDDING_MODEL")]
+    pub embedding_model: Option<PathBuf>,
+    /// CPU threads for inference [default: all cores]
+    #[arg(long, global = true, env = "DOCCHAT_THREADS")]
+    pub threads: Option<i32>,
+    /// Context size of the chat model in tokens [default: 4096]
+    #[arg(long, global = true, env = "DOCCHAT_CTX_SIZE")]
+    pub ctx_size: Option<u32>,
+    /// Model layers to offload to the GPU (GPU builds) [default: 0]
+    #[arg(long, global = true, env = "DOCCHAT_GPU_LAYERS")]
+    pub gpu_layers: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: web UI, API, and the indexer watching your folders.
+    Serve(cli::ServeArgs),
+    /// Index files or folders once, with a progress bar, then exit.
+    Index(cli::IndexArgs),
+    /// Ask a question; the answer streams to the terminal with its sources.
+    Ask(cli::AskArgs),
+    /// Show the passages that match a query.
+    Search(cli::SearchArgs),
+    /// List indexed documents, and failed ones with the reason.
+    Status(cli::StatusArgs),
+    /// Manage models.
+    #[command(subcommand)]
+    Models(cli::ModelsCommand),
+    /// Extract one file's text as JSON (used internally, in a child process).
+    #[command(hide = true)]
+    Extract {
+        /// The file.
+        path: PathBuf,
+        /// Where to write the result.
+        #[arg(long)]
+        out: PathBuf,
+        /// Address-space limit in bytes (0: none).
+        #[arg(long, default_value_t = 0)]
+        memory_bytes: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Extract {
+        path,
+        out,
+        memory_bytes,
+    } = &cli.command
+    {
+        return match isolate::run_child(path, out, *memory_bytes) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("docchat extract: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let settings = cli::Settings::resolve(&cli.global)?;
+        match cli.command {
+            Command::Serve(a) => cli::serve(settings, a).await,
+            Command::Index(a) => cli::index(settings, a).await,
+            Command::Ask(a) => cli::ask(settings, a).await,
+            Command::Search(a) => cli::search(settings, a).await,
+            Command::Status(a) => cli::status(settings, a).await,
+            Command::Models(c) => cli::models(settings, c).await,
+            Command::Extract { .. } => unreachable!("handled before the runtime starts"),
+        }
+    });
+    // Inference threads do not need an orderly goodbye.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("docchat=info,docchat_store=info,docchat_ingest=info,docchat_llm=info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

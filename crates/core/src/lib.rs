@@ -1,1 +1,15 @@
-//! stub
+//! docchat-core: the domain types and traits shared by every docchat crate.
+//!
+//! The crates around it implement these traits: `docchat-llm` provides an
+//! [`Embedder`] and a [`Generator`] on llama.cpp, `docchat-ingest` turns files into
+//! [`Page`]s and [`ChunkDraft`]s, `docchat-store` persists them in LanceDB.
+
+#![warn(missing_docs)]
+
+mod error;
+mod traits;
+mod types;
+
+pub use error::{Error, Result};
+pub use traits::{Embedder, GenerationParams, GenerationStats, Generator, TokenCounter};
+pub use types::{ChunkDraft, Extracted, FileKind, Page, document_id};

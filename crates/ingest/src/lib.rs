@@ -1,1 +1,134 @@
-//! stub
+//! docchat-ingest: from a file's bytes to pages of text, and from pages to chunks.
+//!
+//! Extraction ([`extract_file`]) may panic or loop forever inside third-party
+//! parsers on hostile files; callers run it in a child process (see the `docchat
+//! extract` command) and treat a crash or a timeout as a failed document.
+
+#![warn(missing_docs)]
+
+mod chunk;
+mod docx;
+mod error;
+mod html;
+mod pdf;
+
+pub use chunk::{ChunkOptions, chunk_pages};
+pub use error::{Error, Result};
+
+use docchat_core::{Extracted, FileKind, Page};
+use std::path::Path;
+
+/// Extracts the pages of a file, choosing the extractor by the file's kind.
+pub fn extract_file(path: &Path) -> Result<Extracted> {
+    let kind = FileKind::from_path(path).ok_or_else(|| Error::Unsupported(describe_ext(path)))?;
+    let bytes = std::fs::read(path)?;
+    let extracted = match kind {
+        FileKind::Pdf => pdf::extract(path, &bytes)?,
+        FileKind::Docx => docx::extract(&bytes)?,
+        FileKind::Text | FileKind::Markdown => plain(&bytes, "text"),
+        FileKind::Html => html::extract(&bytes),
+    };
+    if extracted.text_chars() == 0 {
+        return Err(match kind {
+            FileKind::Pdf => Error::NoText(
+                "no text layer: the PDF holds only images (scanned?) or no text".into(),
+            ),
+            _ => Error::NoText("the document contains no text".into()),
+        });
+    }
+    Ok(extracted)
+}
+
+fn describe_ext(path: &Path) -> String {
+    match path.extension() {
+        Some(e) => format!("files of type .{} are not supported", e.to_string_lossy()),
+        None => "files without an extension are not supported".into(),
+    }
+}
+
+/// Plain text; form feeds separate pages.
+fn plain(bytes: &[u8], extractor: &str) -> Extracted {
+    let text = decode_text(bytes);
+    Extracted {
+        pages: split_pages(&text),
+        extractor: extractor.into(),
+        ..Extracted::default()
+    }
+}
+
+/// Splits text at form feeds into numbered pages.
+pub(crate) fn split_pages(text: &str) -> Vec<Page> {
+    text.split('\u{c}')
+        .enumerate()
+        .map(|(i, t)| Page {
+            number: i as u32 + 1,
+            text: t.to_string(),
+        })
+        .collect()
+}
+
+/// UTF-8 (with or without BOM), UTF-16 with BOM, or else Latin-1.
+pub(crate) fn decode_text(bytes: &[u8]) -> String {
+    if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        return String::from_utf8_lossy(rest).into_owned();
+    }
+    if bytes.len() >= 2 && (bytes[..2] == [0xFF, 0xFE] || bytes[..2] == [0xFE, 0xFF]) {
+        let le = bytes[0] == 0xFF;
+        let units: Vec<u16> = bytes[2..]
+            .chunks_exact(2)
+            .map(|c| {
+                if le {
+                    u16::from_le_bytes([c[0], c[1]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]])
+                }
+            })
+            .collect();
+        return String::from_utf16_lossy(&units);
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => bytes.iter().map(|b| char::from(*b)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_common_encodings() {
+        assert_eq!(decode_text(b"\xEF\xBB\xBFhi"), "hi");
+        assert_eq!(decode_text(&[0xFF, 0xFE, b'h', 0, b'i', 0]), "hi");
+        assert_eq!(decode_text(b"caf\xE9"), "café");
+    }
+
+    #[test]
+    fn form_feeds_make_pages() {
+        let pages = split_pages("one\u{c}two");
+        assert_eq!(pages.len(), 2);
+        assert_eq!(
+            pages[1],
+            Page {
+                number: 2,
+                text: "two".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unsupported_and_empty_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("a.exe");
+        std::fs::write(&exe, b"MZ").unwrap();
+        assert!(matches!(extract_file(&exe), Err(Error::Unsupported(_))));
+        let empty = dir.path().join("b.txt");
+        std::fs::write(&empty, b"  \n ").unwrap();
+        assert!(matches!(extract_file(&empty), Err(Error::NoText(_))));
+        let md = dir.path().join("c.md");
+        std::fs::write(&md, b"# Title\n\nBody text.").unwrap();
+        let e = extract_file(&md).unwrap();
+        assert_eq!(e.pages.len(), 1);
+        assert!(e.pages[0].text.contains("Body text."));
+    }
+}

@@ -1,1 +1,16 @@
-//! stub
+//! docchat-store: documents and chunks in LanceDB.
+//!
+//! The `documents` table is the manifest, the source of truth for what is indexed;
+//! `chunks` holds text, page and byte ranges and vectors. Arrow types stay inside
+//! this crate.
+
+#![warn(missing_docs)]
+
+mod arrow_rows;
+mod error;
+mod store;
+mod types;
+
+pub use error::{Error, Result};
+pub use store::Store;
+pub use types::{ChunkRecord, DocState, DocumentRecord, SearchFilter, SearchHit};

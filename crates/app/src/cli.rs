@@ -1,0 +1,468 @@
+//! The commands.
+
+use crate::GlobalArgs;
+use crate::config::{self, FileConfig, WatchRoot};
+use crate::indexer::Indexer;
+use crate::isolate::ExtractLimits;
+use crate::models::{self, ModelPaths};
+use crate::rag::{self, AnswerEvent, AskOptions, Rag};
+use crate::server::{self, AppState};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use docchat_core::Embedder;
+use docchat_llm::EngineOptions;
+use docchat_store::{DocState, SearchFilter, Store};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub models: ModelPaths,
+    pub engine: EngineOptions,
+    pub file: Arc<FileConfig>,
+    pub extract_timeout_s: u64,
+    pub extract_memory_mb: u64,
+}
+
+impl Settings {
+    pub fn resolve(g: &GlobalArgs) -> Result<Self> {
+        let file = FileConfig::load(g.config.as_deref())?;
+        let data_dir = g
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(config::default_data_dir);
+        let models_dir = g
+            .models_dir
+            .clone()
+            .or_else(|| file.models_dir.clone())
+            .unwrap_or_else(config::default_models_dir);
+        let models = ModelPaths::resolve(
+            models_dir,
+            g.chat_model.clone().or_else(|| file.chat_model.clone()),
+            g.embedding_model
+                .clone()
+                .or_else(|| file.embedding_model.clone()),
+        );
+        let defaults = EngineOptions::default();
+        let engine = EngineOptions {
+            threads: g.threads.or(file.threads).unwrap_or(defaults.threads),
+            ctx_size: g.ctx_size.or(file.ctx_size).unwrap_or(defaults.ctx_size),
+            gpu_layers: g
+                .gpu_layers
+                .or(file.gpu_layers)
+                .unwrap_or(defaults.gpu_layers),
+            ..defaults
+        };
+        Ok(Self {
+            data_dir,
+            models,
+            engine,
+            extract_timeout_s: file.extract_timeout_s.unwrap_or(120),
+            extract_memory_mb: file.extract_memory_mb.unwrap_or(4096),
+            file: Arc::new(file),
+        })
+    }
+
+    fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
+
+    async fn embedder(&self) -> Result<Arc<dyn Embedder>> {
+        let (paths, opts) = (self.models.clone(), self.engine.clone());
+        tokio::task::spawn_blocking(move || models::load_embedder(&paths, &opts)).await?
+    }
+
+    async fn rag(&self) -> Result<Rag> {
+        let embedder = self.embedder().await?;
+        let (path, opts) = (self.models.chat.clone(), self.engine.clone());
+        let generator =
+            tokio::task::spawn_blocking(move || models::load_generator(&path, &opts)).await??;
+        let store = Store::open(&self.index_dir(), embedder.dim()).await?;
+        Ok(Rag {
+            store,
+            embedder,
+            generator,
+        })
+    }
+
+    fn limits(&self) -> Result<ExtractLimits> {
+        ExtractLimits::new(self.extract_timeout_s, self.extract_memory_mb)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// File listing the folders to watch, one per line: `PATH [= collection]`
+    #[arg(long, env = "DOCCHAT_WATCH_DIRS")]
+    watch_dirs: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1]
+    #[arg(long, env = "DOCCHAT_HOST")]
+    host: Option<String>,
+    /// Port (0 picks a free one) [default: 8080]
+    #[arg(long, env = "DOCCHAT_PORT")]
+    port: Option<u16>,
+}
+
+pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
+    let watch_file = a.watch_dirs.or_else(|| s.file.watch_dirs.clone());
+    let roots = match &watch_file {
+        Some(f) => config::read_watch_dirs(f)?,
+        None => Vec::new(),
+    };
+    if roots.is_empty() {
+        tracing::warn!("no folders to watch (pass --watch-dirs FILE)");
+    }
+    for r in &roots {
+        tracing::info!(path = %r.path.display(), collection = %r.collection, "watching");
+    }
+    let rag = s.rag().await?;
+    let indexer = Indexer::new(
+        rag.store.clone(),
+        Arc::clone(&rag.embedder),
+        roots,
+        s.limits()?,
+    );
+    tokio::spawn(Arc::clone(&indexer).run());
+    let _watcher = crate::watch::start(&indexer)?;
+    {
+        let ix = Arc::clone(&indexer);
+        tokio::spawn(async move {
+            if let Err(e) = ix.reconcile().await {
+                tracing::error!(error = format!("{e:#}"), "startup scan failed");
+            }
+        });
+    }
+    let host = a
+        .host
+        .or_else(|| s.file.host.clone())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let port = a.port.or(s.file.port).unwrap_or(8080);
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    std::io::stdout().flush()?;
+    let app = server::router(AppState { rag, indexer });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Files or folders to index
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Collection name [default: each folder's name]
+    #[arg(long)]
+    collection: Option<String>,
+}
+
+pub async fn index(s: Settings, a: IndexArgs) -> Result<ExitCode> {
+    let mut roots = Vec::new();
+    for p in &a.paths {
+        let path =
+            std::fs::canonicalize(p).with_context(|| format!("{} does not exist", p.display()))?;
+        let collection = a.collection.clone().unwrap_or_else(|| {
+            let named = if path.is_dir() {
+                Some(path.as_path())
+            } else {
+                path.parent()
+            };
+            named
+                .and_then(|d| d.file_name())
+                .map_or_else(|| "documents".into(), |n| n.to_string_lossy().into_owned())
+        });
+        roots.push(WatchRoot { path, collection });
+    }
+    let embedder = s.embedder().await?;
+    let store = Store::open(&s.index_dir(), embedder.dim()).await?;
+    let indexer = Indexer::new(store.clone(), embedder, roots.clone(), s.limits()?);
+    tokio::spawn(Arc::clone(&indexer).run());
+    indexer.reconcile().await?;
+    let total = indexer.queue_len() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} files  {elapsed_precise}  {msg}",
+        )
+        .expect("valid template"),
+    );
+    {
+        let wait = indexer.wait_idle();
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                () = tokio::time::sleep(Duration::from_millis(250)) => {
+                    bar.set_position(total.saturating_sub(indexer.queue_len() as u64));
+                    bar.set_message(format!(
+                        "{} chunks embedded",
+                        indexer.stats.chunks_embedded.load(std::sync::atomic::Ordering::SeqCst)
+                    ));
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let collections: Vec<&str> = roots.iter().map(|r| r.collection.as_str()).collect();
+    let docs: Vec<_> = store
+        .documents()
+        .await?
+        .into_iter()
+        .filter(|d| collections.contains(&d.collection.as_str()))
+        .collect();
+    let indexed = docs.iter().filter(|d| d.state == DocState::Indexed).count();
+    let failed: Vec<_> = docs
+        .iter()
+        .filter(|d| d.state == DocState::Failed)
+        .collect();
+    println!(
+        "{indexed} indexed, {} failed, {} chunks embedded in this run",
+        failed.len(),
+        indexer
+            .stats
+            .chunks_embedded
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+    for d in failed {
+        println!(
+            "  failed  {}/{}: {}",
+            d.collection,
+            d.path,
+            d.error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question
+    question: String,
+    /// Print the answer and its citations as one JSON object
+    #[arg(long)]
+    json: bool,
+    /// Passages to retrieve
+    #[arg(long, default_value_t = 6)]
+    top_k: usize,
+    /// Only search these collections
+    #[arg(long = "collection")]
+    collections: Vec<String>,
+    /// Most tokens in the answer
+    #[arg(long, default_value_t = 256)]
+    max_tokens: u32,
+}
+
+pub async fn ask(s: Settings, a: AskArgs) -> Result<ExitCode> {
+    if a.question.trim().is_empty() {
+        bail!("the question is empty");
+    }
+    let rag = s.rag().await?;
+    let mut opts = AskOptions {
+        top_k: a.top_k.clamp(1, 50),
+        filter: SearchFilter {
+            collections: a.collections,
+        },
+        ..AskOptions::default()
+    };
+    opts.params.max_tokens = a.max_tokens.max(1);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move { rag.answer(a.question, opts, tx).await });
+    let mut answer = String::new();
+    let mut citations = Vec::new();
+    let mut done = None;
+    let mut stdout = std::io::stdout();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            AnswerEvent::Token(t) => {
+                if !a.json {
+                    print!("{t}");
+                    stdout.flush()?;
+                }
+                answer.push_str(&t);
+            }
+            AnswerEvent::Citations(c) => citations = c,
+            AnswerEvent::Done(stats) => done = Some(stats),
+            AnswerEvent::Error(m) => bail!("{m}"),
+        }
+    }
+    if a.json {
+        let out =
+            serde_json::json!({ "answer": answer.trim(), "citations": citations, "stats": done });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!();
+        if !citations.is_empty() {
+            println!("\nSources:");
+        }
+        for c in &citations {
+            let pages = if c.page_start == c.page_end {
+                format!("p. {}", c.page_start)
+            } else {
+                format!("pp. {}-{}", c.page_start, c.page_end)
+            };
+            println!(
+                "  [{}] {}/{} {}  (score {:.3})",
+                c.n, c.collection, c.path, pages, c.score
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The query
+    query: String,
+    /// Passages to show
+    #[arg(long, default_value_t = 10)]
+    top_k: usize,
+    /// Only search these collections
+    #[arg(long = "collection")]
+    collections: Vec<String>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn search(s: Settings, a: SearchArgs) -> Result<ExitCode> {
+    let embedder = s.embedder().await?;
+    let store = Store::open(&s.index_dir(), embedder.dim()).await?;
+    let filter = SearchFilter {
+        collections: a.collections,
+    };
+    let hits = rag::search(&store, &embedder, &a.query, a.top_k.clamp(1, 100), &filter).await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "hits": hits }))?
+        );
+    } else {
+        for (i, h) in hits.iter().enumerate() {
+            let snippet: String = h.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let short: String = snippet.chars().take(160).collect();
+            println!(
+                "{:>2}. {:.3}  {}/{} p. {}\n    {short}",
+                i + 1,
+                h.score,
+                h.collection,
+                h.path,
+                h.page_start
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn status(s: Settings, a: StatusArgs) -> Result<ExitCode> {
+    let embedder = s.embedder().await?;
+    let store = Store::open(&s.index_dir(), embedder.dim()).await?;
+    let docs = store.documents().await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "documents": docs }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let count = |st: DocState| docs.iter().filter(|d| d.state == st).count();
+    println!(
+        "{} documents: {} indexed, {} failed, {} pending; {} chunks",
+        docs.len(),
+        count(DocState::Indexed),
+        count(DocState::Failed),
+        count(DocState::Pending),
+        store.count_chunks(None).await?
+    );
+    for d in &docs {
+        let state = d.state.as_str();
+        match d.state {
+            DocState::Failed => println!(
+                "  {state:<8} {}/{}: {}",
+                d.collection,
+                d.path,
+                d.error.as_deref().unwrap_or("")
+            ),
+            _ => println!(
+                "  {state:<8} {}/{}  ({} pages, {} chunks)",
+                d.collection, d.path, d.pages, d.chunks
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Convert a BERT-family sentence-transformers checkpoint to a GGUF embedding model.
+    Import {
+        /// Folder with config.json, model.safetensors and vocab.txt / tokenizer.json
+        dir: PathBuf,
+        /// Output file [default: the default embedding model path]
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Show the models in use and whether they are present.
+    List,
+}
+
+pub async fn models(s: Settings, c: ModelsCommand) -> Result<ExitCode> {
+    match c {
+        ModelsCommand::Import { dir, out } => {
+            let out = out.unwrap_or_else(|| s.models.embedding.clone());
+            let target = out.clone();
+            let summary = tokio::task::spawn_blocking(move || {
+                docchat_llm::import::import_sentence_transformer(&dir, &target)
+            })
+            .await??;
+            println!(
+                "wrote {} ({} tensors, {} tokens, {} dimensions, {} pooling)",
+                out.display(),
+                summary.tensors,
+                summary.vocab,
+                summary.dim,
+                summary.pooling
+            );
+        }
+        ModelsCommand::List => {
+            for (role, path) in [("chat", &s.models.chat), ("embedding", &s.models.embedding)] {
+                let size = std::fs::metadata(path).map(|m| m.len()).ok();
+                match size {
+                    Some(b) => println!(
+                        "{role:<10} {}  ({:.0} MiB)",
+                        path.display(),
+                        b as f64 / 1048576.0
+                    ),
+                    None => println!("{role:<10} {}  (missing)", path.display()),
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

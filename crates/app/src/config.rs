@@ -1,0 +1,180 @@
+//! Settings: defaults < `docchat.toml` < `DOCCHAT_*` environment < flags, and the
+//! watch-dirs file.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// File name of the default chat model in the models directory.
+pub const DEFAULT_CHAT_MODEL: &str = "gemma-3-270m-q4_k_m.gguf";
+/// Directory name of the default embedding checkpoint in the models directory.
+pub const DEFAULT_EMBEDDING_SOURCE: &str = "all-MiniLM-L6-v2";
+/// File name of the default embedding model (imported from the checkpoint).
+pub const DEFAULT_EMBEDDING_MODEL: &str = "all-MiniLM-L6-v2.gguf";
+
+/// Options read from `docchat.toml` (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub models_dir: Option<PathBuf>,
+    pub chat_model: Option<PathBuf>,
+    pub embedding_model: Option<PathBuf>,
+    pub watch_dirs: Option<PathBuf>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub threads: Option<i32>,
+    pub ctx_size: Option<u32>,
+    pub gpu_layers: Option<u32>,
+    pub extract_timeout_s: Option<u64>,
+    pub extract_memory_mb: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads `path`, or `docchat.toml` in the working directory when it exists.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let candidate = match path {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from("docchat.toml");
+                if !p.exists() {
+                    return Ok(Self::default());
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&candidate)
+            .with_context(|| format!("cannot read {}", candidate.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid {}", candidate.display()))
+    }
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// Default data directory: `$XDG_DATA_HOME/docchat` or `~/.local/share/docchat`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map_or_else(|| home().join(".local/share"), PathBuf::from)
+        .join("docchat")
+}
+
+/// Default models directory: where the setup script puts the default models.
+pub fn default_models_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map_or_else(|| home().join(".cache"), PathBuf::from)
+        .join("docchat/models")
+}
+
+/// A watched folder and the collection its documents belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchRoot {
+    /// Absolute path of the folder.
+    pub path: PathBuf,
+    /// Collection name.
+    pub collection: String,
+}
+
+/// Parses a watch-dirs file: one folder per line, `PATH [= collection name]`;
+/// `#` starts a comment; `~` is the home directory; relative paths are relative to
+/// the file's own folder. The collection defaults to the folder's name.
+pub fn parse_watch_dirs(text: &str, base: &Path) -> Result<Vec<WatchRoot>> {
+    let mut roots: Vec<WatchRoot> = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.split_once('#').map_or(raw, |(l, _)| l).trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (path, name) = match line.split_once('=') {
+            Some((p, c)) => (p.trim(), Some(c.trim())),
+            None => (line, None),
+        };
+        if path.is_empty() {
+            bail!("line {}: no folder before '='", n + 1);
+        }
+        let path = expand(path, base);
+        let collection = match name {
+            Some(c) if !c.is_empty() => c.to_string(),
+            _ => path
+                .file_name()
+                .map_or_else(|| "documents".into(), |f| f.to_string_lossy().into_owned()),
+        };
+        if roots.iter().any(|r| r.path == path) {
+            continue;
+        }
+        roots.push(WatchRoot { path, collection });
+    }
+    Ok(roots)
+}
+
+fn expand(path: &str, base: &Path) -> PathBuf {
+    let p = if path == "~" {
+        home()
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        home().join(rest)
+    } else {
+        PathBuf::from(path)
+    };
+    let abs = if p.is_absolute() { p } else { base.join(p) };
+    // Canonical where it exists, so notify's event paths match.
+    std::fs::canonicalize(&abs).unwrap_or_else(|_| normalize(&abs))
+}
+
+/// Removes `.` and `..` components without touching the file system.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Reads and parses a watch-dirs file.
+pub fn read_watch_dirs(file: &Path) -> Result<Vec<WatchRoot>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read watch-dirs file {}", file.display()))?;
+    let base = file
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let base = std::fs::canonicalize(&base).unwrap_or(base);
+    parse_watch_dirs(&text, &base).with_context(|| format!("in {}", file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_dirs_lines() {
+        let text =
+            "# my folders\n/data/papers = Research papers\n\nnotes   # inline\n/data/papers\n";
+        let roots = parse_watch_dirs(text, Path::new("/base")).unwrap();
+        assert_eq!(
+            roots,
+            vec![
+                WatchRoot {
+                    path: "/data/papers".into(),
+                    collection: "Research papers".into()
+                },
+                WatchRoot {
+                    path: "/base/notes".into(),
+                    collection: "notes".into()
+                },
+            ]
+        );
+        assert!(parse_watch_dirs("= name", Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn parent_components_are_resolved() {
+        let roots = parse_watch_dirs("../x/./y", Path::new("/a/b")).unwrap();
+        assert_eq!(roots[0].path, PathBuf::from("/a/x/y"));
+    }
+}

@@ -1,0 +1,551 @@
+//! Keeps the index in step with the watched folders: a startup reconcile scan plus
+//! file-system events feed a per-path, debounced queue; one worker extracts (in a
+//! child process), chunks, embeds what changed and writes each document in one go.
+//!
+//! Order of writes for crash safety: the manifest row goes to `pending` first, then
+//! the chunks are replaced, then the row becomes `indexed` (or `failed`). A crash
+//! leaves a `pending` row, which the next start redoes; a crash while deleting
+//! leaves orphan chunks, which the reconcile removes.
+
+use crate::config::WatchRoot;
+use crate::isolate::{self, ExtractLimits};
+use anyhow::{Context, Result};
+use docchat_core::{Embedder, FileKind, document_id};
+use docchat_ingest::{ChunkOptions, chunk_pages};
+use docchat_store::{ChunkRecord, DocState, DocumentRecord, Store};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+
+/// Texts per embedding call.
+const EMBED_BATCH: usize = 64;
+
+/// Work done since the process started.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Chunks sent to the embedding model.
+    pub chunks_embedded: AtomicU64,
+    /// Documents run through an extractor.
+    pub documents_extracted: AtomicU64,
+}
+
+/// The indexer of one data directory.
+pub struct Indexer {
+    store: Store,
+    embedder: Arc<dyn Embedder>,
+    roots: Vec<WatchRoot>,
+    limits: ExtractLimits,
+    chunking: ChunkOptions,
+    debounce: Duration,
+    queue: Mutex<HashMap<PathBuf, Instant>>,
+    wake: Notify,
+    idle: Notify,
+    in_flight: AtomicUsize,
+    reconciled: AtomicBool,
+    /// Work counters.
+    pub stats: Stats,
+}
+
+impl Indexer {
+    /// A new indexer over `roots`.
+    pub fn new(
+        store: Store,
+        embedder: Arc<dyn Embedder>,
+        roots: Vec<WatchRoot>,
+        limits: ExtractLimits,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            embedder,
+            roots,
+            limits,
+            chunking: ChunkOptions::default(),
+            debounce: Duration::from_millis(750),
+            queue: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            idle: Notify::new(),
+            in_flight: AtomicUsize::new(0),
+            reconciled: AtomicBool::new(false),
+            stats: Stats::default(),
+        })
+    }
+
+    /// The watched folders.
+    pub fn roots(&self) -> &[WatchRoot] {
+        &self.roots
+    }
+
+    /// Files waiting or being worked on.
+    pub fn queue_len(&self) -> usize {
+        self.lock_queue().len() + self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Whether the startup scan has queued everything it found.
+    pub fn reconciled(&self) -> bool {
+        self.reconciled.load(Ordering::SeqCst)
+    }
+
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Instant>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `path` after the debounce delay (restarted by every new event, so a
+    /// burst of writes becomes one update).
+    pub fn enqueue(&self, path: PathBuf) {
+        self.enqueue_at(path, Instant::now() + self.debounce);
+    }
+
+    fn enqueue_at(&self, path: PathBuf, ready: Instant) {
+        // Only the part inside the watched folder decides (the folder itself may
+        // live under a hidden directory).
+        match self.root_of(&path) {
+            Some(root) if !is_ignored(path.strip_prefix(&root.path).unwrap_or(&path)) => {}
+            _ => return,
+        }
+        self.lock_queue().insert(path, ready);
+        self.wake.notify_one();
+    }
+
+    /// Waits until the queue is empty and nothing is being worked on.
+    pub async fn wait_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.reconciled() && self.queue_len() == 0 {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), idle).await;
+        }
+    }
+
+    /// Startup scan: queues every supported file of every watched folder, and every
+    /// manifest document whose file is gone (its processing removes it). Documents of
+    /// a watched folder that is missing right now (an unplugged disk) are kept.
+    pub async fn reconcile(&self) -> Result<()> {
+        let removed = self.store.remove_orphan_chunks().await?;
+        if removed > 0 {
+            tracing::info!(removed, "removed chunks left by an interrupted run");
+        }
+        let roots = self.roots.clone();
+        let files = tokio::task::spawn_blocking(move || {
+            let mut files = Vec::new();
+            for root in &roots {
+                if root.path.is_dir() {
+                    walk_files(&root.path, &mut files);
+                } else if root.path.is_file() {
+                    files.push(root.path.clone());
+                } else {
+                    tracing::warn!(path = %root.path.display(), "watched folder is missing; its documents are kept");
+                }
+            }
+            files
+        })
+        .await?;
+        let found: HashSet<&PathBuf> = files.iter().collect();
+        let now = Instant::now();
+        for doc in self.store.documents().await? {
+            let abs = PathBuf::from(&doc.abs_path);
+            let Some(root) = self.root_of(&abs) else {
+                continue;
+            };
+            if root.collection == doc.collection && root.path.exists() && !found.contains(&abs) {
+                self.enqueue_at(abs, now);
+            }
+        }
+        for f in &files {
+            self.enqueue_at(f.clone(), now);
+        }
+        tracing::info!(
+            files = files.len(),
+            "startup scan queued the watched folders"
+        );
+        self.reconciled.store(true, Ordering::SeqCst);
+        self.idle.notify_waiters();
+        Ok(())
+    }
+
+    /// Reacts to a file-system event on `path`: a folder queues its files; a path
+    /// that is gone also queues the documents that were under it.
+    pub async fn on_event_path(&self, path: PathBuf) -> Result<()> {
+        if path.is_dir() {
+            let p = path.clone();
+            let files = tokio::task::spawn_blocking(move || {
+                let mut files = Vec::new();
+                walk_files(&p, &mut files);
+                files
+            })
+            .await?;
+            for f in files {
+                self.enqueue(f);
+            }
+            return Ok(());
+        }
+        if !path.exists() {
+            let prefix = format!("{}/", path.display());
+            for doc in self.store.documents().await? {
+                if doc.abs_path.starts_with(&prefix) {
+                    self.enqueue(PathBuf::from(doc.abs_path));
+                }
+            }
+        }
+        if FileKind::from_path(&path).is_some() {
+            self.enqueue(path);
+        }
+        Ok(())
+    }
+
+    /// The worker: processes queued paths one at a time, forever.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let path = self.next_ready().await;
+            let started = Instant::now();
+            if let Err(e) = self.process(&path).await {
+                tracing::error!(path = %path.display(), error = format!("{e:#}"), "indexing failed");
+            } else {
+                tracing::debug!(path = %path.display(), ms = started.elapsed().as_millis() as u64, "processed");
+            }
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.idle.notify_waiters();
+        }
+    }
+
+    async fn next_ready(&self) -> PathBuf {
+        loop {
+            let wait = {
+                let mut q = self.lock_queue();
+                let now = Instant::now();
+                match q
+                    .iter()
+                    .min_by_key(|(_, t)| **t)
+                    .map(|(p, t)| (p.clone(), *t))
+                {
+                    Some((p, t)) if t <= now => {
+                        q.remove(&p);
+                        self.in_flight.fetch_add(1, Ordering::SeqCst);
+                        return p;
+                    }
+                    Some((_, t)) => Some(t - now),
+                    None => None,
+                }
+            };
+            let woken = self.wake.notified();
+            match wait {
+                Some(d) => {
+                    let _ = tokio::time::timeout(d, woken).await;
+                }
+                None => woken.await,
+            }
+        }
+    }
+
+    fn root_of(&self, path: &Path) -> Option<&WatchRoot> {
+        self.roots
+            .iter()
+            .filter(|r| path.starts_with(&r.path))
+            .max_by_key(|r| r.path.as_os_str().len())
+    }
+
+    /// Brings the index in line with the file at `path` (which may be gone).
+    pub async fn process(&self, path: &Path) -> Result<()> {
+        let Some(root) = self.root_of(path) else {
+            return Ok(());
+        };
+        let rel = relative(&root.path, path);
+        let id = document_id(&root.collection, &rel);
+        let existing = self.store.document(&id).await?;
+        let meta = tokio::fs::metadata(path).await.ok().filter(|m| m.is_file());
+        let Some(meta) = meta else {
+            if existing.is_some() {
+                self.store.delete_document(&id).await?;
+                tracing::info!(path = %rel, collection = %root.collection, "removed");
+            }
+            return Ok(());
+        };
+        let size = meta.len();
+        let mtime_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let embedder_id = self.embedder.id().to_string();
+        let current =
+            |d: &DocumentRecord| d.state != DocState::Pending && d.embedder == embedder_id;
+        if let Some(d) = &existing
+            && current(d)
+            && d.size == size
+            && d.mtime_ms == mtime_ms
+        {
+            return Ok(());
+        }
+
+        let bytes = match tokio::fs::read(path).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Box::pin(self.process(path)).await;
+            }
+            Err(e) => {
+                let doc = self.record(root, &rel, &id, path, size, mtime_ms, String::new());
+                return self.fail(doc, format!("cannot read file: {e}")).await;
+            }
+        };
+        let hash =
+            tokio::task::spawn_blocking(move || blake3::hash(&bytes).to_hex().to_string()).await?;
+        if let Some(d) = &existing
+            && current(d)
+            && d.content_hash == hash
+        {
+            // Touched but unchanged: only the file's metadata moves.
+            let mut d = d.clone();
+            d.size = size;
+            d.mtime_ms = mtime_ms;
+            d.abs_path = path.display().to_string();
+            self.store.put_document(&d).await?;
+            return Ok(());
+        }
+
+        let mut doc = self.record(root, &rel, &id, path, size, mtime_ms, hash);
+        if let Some(d) = &existing {
+            doc.pages = d.pages;
+            doc.chunks = d.chunks;
+        }
+        self.store.put_document(&doc).await?;
+
+        let started = Instant::now();
+        let extracted = isolate::extract(path, &self.limits).await?;
+        self.stats
+            .documents_extracted
+            .fetch_add(1, Ordering::SeqCst);
+        let extracted = match extracted {
+            Ok(e) => e,
+            Err(reason) => return self.fail(doc, reason).await,
+        };
+        let extract_ms = started.elapsed().as_millis() as u64;
+
+        let embedder = Arc::clone(&self.embedder);
+        let opts = self.chunking;
+        let pages = extracted.pages.clone();
+        let drafts =
+            tokio::task::spawn_blocking(move || chunk_pages(&pages, embedder.as_ref(), &opts))
+                .await?;
+        if drafts.is_empty() {
+            return self
+                .fail(doc, "no text: the document has no words to index".into())
+                .await;
+        }
+
+        // Chunks whose text is unchanged keep their vectors.
+        let mut vectors = self.store.chunk_vectors(&id).await?;
+        let mut missing: Vec<String> = Vec::new();
+        let mut queued = HashSet::new();
+        for d in &drafts {
+            if !vectors.contains_key(&d.hash) && queued.insert(d.hash.clone()) {
+                missing.push(d.text.clone());
+            }
+        }
+        let reused = drafts.len() - missing.len();
+        for batch in missing.chunks(EMBED_BATCH) {
+            let embedder = Arc::clone(&self.embedder);
+            let texts = batch.to_vec();
+            let embedded = tokio::task::spawn_blocking(move || embedder.embed(&texts))
+                .await?
+                .context("embedding failed")?;
+            self.stats
+                .chunks_embedded
+                .fetch_add(batch.len() as u64, Ordering::SeqCst);
+            for (text, v) in batch.iter().zip(embedded) {
+                vectors.insert(blake3::hash(text.as_bytes()).to_hex().to_string(), v);
+            }
+        }
+
+        let records: Vec<ChunkRecord> = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| ChunkRecord {
+                id: format!("{id}-{i:05}"),
+                document_id: id.clone(),
+                collection: root.collection.clone(),
+                path: rel.clone(),
+                page_start: d.page_start,
+                page_end: d.page_end,
+                byte_start: d.byte_start,
+                byte_end: d.byte_end,
+                hash: d.hash.clone(),
+                text: d.text.clone(),
+                vector: vectors.get(&d.hash).cloned().unwrap_or_default(),
+            })
+            .collect();
+        self.store.replace_chunks(&id, &records).await?;
+        doc.state = DocState::Indexed;
+        doc.error = None;
+        doc.pages = extracted.pages.len() as u32;
+        doc.chunks = records.len() as u32;
+        doc.extractor = extracted.extractor;
+        doc.title = extracted.title;
+        doc.author = extracted.author;
+        doc.indexed_at_ms = now_ms();
+        self.store.put_document(&doc).await?;
+        tracing::info!(
+            path = %rel,
+            collection = %root.collection,
+            pages = doc.pages,
+            chunks = doc.chunks,
+            embedded = missing.len(),
+            reused,
+            extract_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            "indexed"
+        );
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        root: &WatchRoot,
+        rel: &str,
+        id: &str,
+        path: &Path,
+        size: u64,
+        mtime_ms: i64,
+        hash: String,
+    ) -> DocumentRecord {
+        DocumentRecord {
+            id: id.to_string(),
+            collection: root.collection.clone(),
+            path: rel.to_string(),
+            abs_path: path.display().to_string(),
+            size,
+            mtime_ms,
+            content_hash: hash,
+            state: DocState::Pending,
+            error: None,
+            pages: 0,
+            chunks: 0,
+            embedder: self.embedder.id().to_string(),
+            extractor: String::new(),
+            title: None,
+            author: None,
+            indexed_at_ms: now_ms(),
+        }
+    }
+
+    async fn fail(&self, mut doc: DocumentRecord, reason: String) -> Result<()> {
+        self.store.replace_chunks(&doc.id, &[]).await?;
+        tracing::warn!(path = %doc.path, collection = %doc.collection, reason = %reason, "failed");
+        doc.state = DocState::Failed;
+        doc.error = Some(reason);
+        doc.chunks = 0;
+        doc.indexed_at_ms = now_ms();
+        self.store.put_document(&doc).await?;
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `path` relative to `root`, with `/` separators (a root that is a file: its name).
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.is_empty() {
+        path.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    } else {
+        parts.join("/")
+    }
+}
+
+/// Hidden files and folders, office lock files and partial downloads are not
+/// documents. `path` is relative to its watched folder.
+pub fn is_ignored(path: &Path) -> bool {
+    path.components().any(|c| {
+        let name = c.as_os_str().to_string_lossy();
+        name.starts_with('.') && name != "." && name != ".."
+    }) || path.file_name().is_some_and(|n| {
+        let n = n.to_string_lossy().to_lowercase();
+        n.starts_with("~$")
+            || n.ends_with('~')
+            || [".part", ".tmp", ".crdownload", ".download", ".swp"]
+                .iter()
+                .any(|s| n.ends_with(s))
+    })
+}
+
+/// Supported files under `dir`, following symlinks without looping.
+fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut seen = HashSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(canonical) = std::fs::canonicalize(&d) else {
+            continue;
+        };
+        if !seen.insert(canonical) {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            tracing::warn!(path = %d.display(), "cannot read folder");
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            if is_ignored(p.strip_prefix(dir).unwrap_or(&p)) {
+                continue;
+            }
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_dir() => stack.push(p),
+                Ok(m) if m.is_file() && FileKind::from_path(&p).is_some() => out.push(p),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignored_names() {
+        assert!(is_ignored(Path::new("a/.hidden/x.pdf")));
+        assert!(is_ignored(Path::new("~$report.docx")));
+        assert!(is_ignored(Path::new("x.pdf.part")));
+        assert!(is_ignored(Path::new("notes.txt~")));
+        assert!(!is_ignored(Path::new("reports/q1.pdf")));
+    }
+
+    #[test]
+    fn relative_paths_use_slashes() {
+        assert_eq!(
+            relative(Path::new("/r"), Path::new("/r/a/b.pdf")),
+            "a/b.pdf"
+        );
+        assert_eq!(
+            relative(Path::new("/r/b.pdf"), Path::new("/r/b.pdf")),
+            "b.pdf"
+        );
+    }
+
+    #[test]
+    fn walk_skips_hidden_and_follows_links_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sub/.git")).unwrap();
+        std::fs::write(root.join("sub/a.pdf"), b"x").unwrap();
+        std::fs::write(root.join("sub/.git/b.md"), b"x").unwrap();
+        std::fs::write(root.join("c.exe"), b"x").unwrap();
+        std::os::unix::fs::symlink(root, root.join("sub/loop")).unwrap();
+        let mut files = Vec::new();
+        walk_files(root, &mut files);
+        assert_eq!(files, vec![root.join("sub/a.pdf")]);
+    }
+}

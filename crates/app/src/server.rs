@@ -1,0 +1,305 @@
+//! The HTTP server: the web UI, `/api/status`, `/api/chat` (SSE), `/api/search`,
+//! and the original files of indexed documents.
+
+use crate::indexer::Indexer;
+use crate::rag::{self, AnswerEvent, AskOptions, Rag};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use docchat_core::FileKind;
+use docchat_store::{DocState, SearchFilter};
+use serde::Deserialize;
+use serde_json::json;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+
+const INDEX_HTML: &str = include_str!("../../../web/index.html");
+const APP_JS: &str = include_str!("../../../web/app.js");
+const STYLE_CSS: &str = include_str!("../../../web/style.css");
+
+/// Longest accepted question, in bytes.
+const MAX_QUESTION: usize = 8 * 1024;
+/// Most passages one request may ask for.
+const MAX_TOP_K: usize = 50;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Retrieval and generation.
+    pub rag: Rag,
+    /// The indexer (status, queue).
+    pub indexer: Arc<Indexer>,
+}
+
+/// Errors of the API, each with its status.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request is wrong; the message says how.
+    BadRequest(String),
+    /// No such thing.
+    NotFound(String),
+    /// docchat failed; details go to the log, not to the client.
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Internal(e)
+    }
+}
+
+impl From<docchat_store::Error> for ApiError {
+    fn from(e: docchat_store::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            Self::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            Self::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the server log".to_string(),
+                )
+            }
+        };
+        (status, Json(json!({ "error": { "message": message } }))).into_response()
+    }
+}
+
+/// The application's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(INDEX_HTML) }))
+        .route(
+            "/app.js",
+            get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { asset(STYLE_CSS, "text/css; charset=utf-8") }),
+        )
+        .route("/api/status", get(status))
+        .route("/api/chat", post(chat))
+        .route("/api/search", post(search))
+        .route("/api/documents/{id}/file", get(document_file))
+        .with_state(state)
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let docs = state.rag.store.documents().await?;
+    let count = |s: DocState| docs.iter().filter(|d| d.state == s).count();
+    let (indexed, failed, pending) = (
+        count(DocState::Indexed),
+        count(DocState::Failed),
+        count(DocState::Pending),
+    );
+    let documents: Vec<_> = docs
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id, "path": d.path, "collection": d.collection,
+                "state": d.state, "error": d.error, "pages": d.pages, "chunks": d.chunks,
+                "title": d.title, "extractor": d.extractor, "size": d.size,
+            })
+        })
+        .collect();
+    let ix = &state.indexer;
+    Ok(Json(json!({
+        "documents": documents,
+        "counts": { "indexed": indexed, "failed": failed, "pending": pending },
+        "queue": ix.queue_len(),
+        "reconciled": ix.reconciled(),
+        "stats": {
+            "chunks_embedded": ix.stats.chunks_embedded.load(Ordering::SeqCst),
+            "documents_extracted": ix.stats.documents_extracted.load(Ordering::SeqCst),
+        },
+        "collections": ix.roots().iter().map(|r| json!({"name": r.collection, "path": r.path})).collect::<Vec<_>>(),
+        "models": {
+            "chat": state.rag.generator.id(),
+            "embedding": state.rag.embedder.id(),
+        },
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatRequest {
+    question: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    chat_id: Option<String>,
+    #[serde(default)]
+    collections: Vec<String>,
+    #[serde(default)]
+    top_k: Option<usize>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f32>,
+}
+
+fn check_question(q: &str) -> Result<(), ApiError> {
+    if q.trim().is_empty() {
+        return Err(ApiError::BadRequest("the question is empty".into()));
+    }
+    if q.len() > MAX_QUESTION {
+        return Err(ApiError::BadRequest(format!(
+            "the question is longer than {MAX_QUESTION} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_top_k(k: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    match k {
+        None => Ok(default),
+        Some(k) if (1..=MAX_TOP_K).contains(&k) => Ok(k),
+        Some(k) => Err(ApiError::BadRequest(format!(
+            "top_k must be between 1 and {MAX_TOP_K}, not {k}"
+        ))),
+    }
+}
+
+async fn chat(
+    State(state): State<AppState>,
+    Json(req): Json<ChatRequest>,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    check_question(&req.question)?;
+    let mut opts = AskOptions {
+        filter: SearchFilter {
+            collections: req.collections,
+        },
+        ..AskOptions::default()
+    };
+    opts.top_k = check_top_k(req.top_k, opts.top_k)?;
+    if let Some(m) = req.max_tokens {
+        opts.params.max_tokens = m.clamp(1, 4096);
+    }
+    if let Some(t) = req.temperature {
+        opts.params.temperature = t.clamp(0.0, 2.0);
+    }
+    let (tx, rx) = mpsc::channel(64);
+    let rag = state.rag.clone();
+    tokio::spawn(async move { rag.answer(req.question, opts, tx).await });
+    let stream = ReceiverStream::new(rx).map(|ev| Ok(sse_event(ev)));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn sse_event(ev: AnswerEvent) -> Event {
+    let (name, data) = match ev {
+        AnswerEvent::Token(text) => ("token", json!({ "text": text })),
+        AnswerEvent::Citations(c) => ("citations", json!(c)),
+        AnswerEvent::Done(s) => (
+            "done",
+            json!({
+                "tokens": s.tokens, "prompt_tokens": s.prompt_tokens, "ttft_ms": s.ttft_ms,
+                "tokens_per_s": s.tokens_per_s, "finish_reason": s.finish_reason,
+            }),
+        ),
+        AnswerEvent::Error(message) => ("error", json!({ "message": message })),
+    };
+    Event::default().event(name).data(data.to_string())
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchRequest {
+    query: String,
+    #[serde(default)]
+    top_k: Option<usize>,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    collections: Vec<String>,
+}
+
+async fn search(
+    State(state): State<AppState>,
+    Json(req): Json<SearchRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_question(&req.query)?;
+    let top_k = check_top_k(req.top_k, 10)?;
+    match req.mode.as_deref() {
+        None | Some("vector") => {}
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "search mode {other:?} is not available; use \"vector\""
+            )));
+        }
+    }
+    let filter = SearchFilter {
+        collections: req.collections,
+    };
+    let hits = rag::search(
+        &state.rag.store,
+        &state.rag.embedder,
+        &req.query,
+        top_k,
+        &filter,
+    )
+    .await?;
+    let hits: Vec<_> = hits
+        .iter()
+        .map(|h| {
+            json!({
+                "document_id": h.document_id, "collection": h.collection, "path": h.path,
+                "page_start": h.page_start, "page_end": h.page_end,
+                "byte_start": h.byte_start, "byte_end": h.byte_end,
+                "snippet": h.text, "score": h.score,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "hits": hits })))
+}
+
+/// Serves the original file of an indexed document (and nothing else: ids come
+/// from the manifest, never from a path in the request).
+async fn document_file(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let doc = state
+        .rag
+        .store
+        .document(&id)
+        .await?
+        .filter(|d| d.state == DocState::Indexed)
+        .ok_or_else(|| ApiError::NotFound(format!("no indexed document {id:?}")))?;
+    let path = std::path::PathBuf::from(&doc.abs_path);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("the file of document {id:?} is gone")))?;
+    let mime = FileKind::from_path(&path).map_or("application/octet-stream", FileKind::mime);
+    let name = path.file_name().map_or_else(
+        || "document".into(),
+        |n| n.to_string_lossy().replace('"', "'"),
+    );
+    let mut res = bytes.into_response();
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "inline; filename=\"{}\"",
+        name.replace(|c: char| !c.is_ascii() || c.is_control(), "_")
+    )) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(res)
+}

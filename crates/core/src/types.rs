@@ -1,0 +1,143 @@
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The kinds of files docchat reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// Portable Document Format.
+    Pdf,
+    /// Office Open XML word processing document.
+    Docx,
+    /// Plain text.
+    Text,
+    /// Markdown.
+    Markdown,
+    /// HTML.
+    Html,
+}
+
+impl FileKind {
+    /// The kind of a file by its extension; `None` for files docchat does not read.
+    pub fn from_path(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "pdf" => Self::Pdf,
+            "docx" => Self::Docx,
+            "txt" | "text" => Self::Text,
+            "md" | "markdown" => Self::Markdown,
+            "html" | "htm" => Self::Html,
+            _ => return None,
+        })
+    }
+
+    /// The MIME type used when serving the original file.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Pdf => "application/pdf",
+            Self::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            Self::Text => "text/plain; charset=utf-8",
+            Self::Markdown => "text/markdown; charset=utf-8",
+            Self::Html => "text/html; charset=utf-8",
+        }
+    }
+}
+
+/// One page of extracted text. Pages are numbered from 1 as a reader sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// 1-based page number.
+    pub number: u32,
+    /// The page's text.
+    pub text: String,
+}
+
+/// The result of extracting one file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Extracted {
+    /// The pages in order.
+    pub pages: Vec<Page>,
+    /// Document title from its metadata, if any.
+    pub title: Option<String>,
+    /// Document author from its metadata, if any.
+    pub author: Option<String>,
+    /// Which extractor produced the text (e.g. `pdf-extract`, `pdftotext`, `docx-rs`).
+    pub extractor: String,
+}
+
+impl Extracted {
+    /// Number of non-whitespace characters over all pages.
+    pub fn text_chars(&self) -> usize {
+        self.pages
+            .iter()
+            .map(|p| p.text.chars().filter(|c| !c.is_whitespace()).count())
+            .sum()
+    }
+}
+
+/// A chunk of a document before it is embedded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkDraft {
+    /// The chunk's text.
+    pub text: String,
+    /// First page (1-based) the chunk's text comes from.
+    pub page_start: u32,
+    /// Last page (1-based) the chunk's text comes from.
+    pub page_end: u32,
+    /// Byte offset of the chunk in the text of `page_start`.
+    pub byte_start: u32,
+    /// Byte offset one past the chunk's end in the text of `page_end`.
+    pub byte_end: u32,
+    /// BLAKE3 hash (hex) of the text: an unchanged chunk keeps its embedding.
+    pub hash: String,
+}
+
+/// The stable id of a document: derived from its collection and path, so that
+/// re-indexing the same file never creates a second document.
+pub fn document_id(collection: &str, rel_path: &str) -> String {
+    let key = format!("{collection}\0{rel_path}");
+    format!("{:016x}", fnv1a(key.as_bytes()))
+}
+
+/// FNV-1a 64: small, dependency-free and stable across releases. Ids only need to be
+/// unique within one index, not cryptographic.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_by_extension() {
+        assert_eq!(
+            FileKind::from_path(Path::new("a/B.PDF")),
+            Some(FileKind::Pdf)
+        );
+        assert_eq!(
+            FileKind::from_path(Path::new("x.docx")),
+            Some(FileKind::Docx)
+        );
+        assert_eq!(
+            FileKind::from_path(Path::new("x.md")),
+            Some(FileKind::Markdown)
+        );
+        assert_eq!(FileKind::from_path(Path::new("x.exe")), None);
+        assert_eq!(FileKind::from_path(Path::new("noext")), None);
+    }
+
+    #[test]
+    fn document_ids_are_stable_and_distinct() {
+        let a = document_id("docs", "a.pdf");
+        assert_eq!(a, document_id("docs", "a.pdf"));
+        assert_ne!(a, document_id("docs", "b.pdf"));
+        assert_ne!(a, document_id("other", "a.pdf"));
+        assert_eq!(a.len(), 16);
+    }
+}

@@ -1,0 +1,266 @@
+//! PDF: pdf-extract first; poppler's `pdftotext` when pdf-extract panics, errors,
+//! or returns far less text than the pages hold.
+
+use crate::{Error, Result, split_pages};
+use docchat_core::{Extracted, Page};
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Below this many non-whitespace characters per page, pdf-extract's output is
+/// compared with poppler's.
+const SPARSE_CHARS_PER_PAGE: usize = 200;
+/// Time limit of one poppler command.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub(crate) fn extract(path: &Path, bytes: &[u8]) -> Result<Extracted> {
+    let info = pdfinfo(path);
+    let primary = run_pdf_extract(bytes);
+    let primary_pages = match &primary {
+        Ok(pages) => Some(pages),
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "pdf-extract failed, trying pdftotext");
+            None
+        }
+    };
+    if let Some(pages) = primary_pages {
+        let chars = count_chars(pages);
+        if chars >= SPARSE_CHARS_PER_PAGE * pages.len().max(1) {
+            return Ok(with_info(pages.clone(), "pdf-extract", &info));
+        }
+    }
+    // pdf-extract failed or found little: ask poppler, and keep whichever found more.
+    match pdftotext(path) {
+        Ok(pages) => {
+            let fallback_chars = count_chars(&pages);
+            match primary_pages {
+                Some(p) if count_chars(p) >= fallback_chars => {
+                    Ok(with_info(p.clone(), "pdf-extract", &info))
+                }
+                _ => Ok(with_info(pages, "pdftotext", &info)),
+            }
+        }
+        Err(fallback_err) => match primary {
+            Ok(pages) => Ok(with_info(pages, "pdf-extract", &info)),
+            Err(primary_err) => Err(classify(&primary_err, &fallback_err, &info)),
+        },
+    }
+}
+
+/// Joins words hyphenated at a line end ("inter-\nface" becomes "interface"), so
+/// search and embeddings see whole words.
+pub(crate) fn dehyphenate(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut prev = ' ';
+    while let Some(c) = chars.next() {
+        if c == '-' && prev.is_lowercase() {
+            let mut ahead = chars.clone();
+            if ahead.next() == Some('\n') && ahead.peek().is_some_and(|n| n.is_lowercase()) {
+                chars.next();
+                continue;
+            }
+        }
+        out.push(c);
+        prev = c;
+    }
+    out
+}
+
+fn run_pdf_extract(bytes: &[u8]) -> std::result::Result<Vec<Page>, String> {
+    let outcome = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem_by_pages(bytes));
+    match outcome {
+        Ok(Ok(pages)) => Ok(pages
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| Page {
+                number: i as u32 + 1,
+                text,
+            })
+            .collect()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .map_or_else(
+                || "pdf-extract panicked".into(),
+                |m| format!("pdf-extract panicked: {m}"),
+            )),
+    }
+}
+
+fn count_chars(pages: &[Page]) -> usize {
+    pages
+        .iter()
+        .map(|p| p.text.chars().filter(|c| !c.is_whitespace()).count())
+        .sum()
+}
+
+#[derive(Debug, Default)]
+struct PdfInfo {
+    title: Option<String>,
+    author: Option<String>,
+    encrypted: bool,
+}
+
+fn with_info(pages: Vec<Page>, extractor: &str, info: &PdfInfo) -> Extracted {
+    Extracted {
+        pages: pages
+            .into_iter()
+            .map(|p| Page {
+                number: p.number,
+                text: dehyphenate(&p.text),
+            })
+            .collect(),
+        title: info.title.clone(),
+        author: info.author.clone(),
+        extractor: extractor.into(),
+    }
+}
+
+fn classify(primary: &str, fallback: &str, info: &PdfInfo) -> Error {
+    let both = format!("{primary} {fallback}").to_lowercase();
+    if info.encrypted || both.contains("password") || both.contains("encrypt") {
+        Error::Encrypted("the PDF is password-protected".into())
+    } else {
+        Error::Corrupt(format!(
+            "the PDF could not be read (pdf-extract: {}; pdftotext: {})",
+            first_line(primary),
+            first_line(fallback)
+        ))
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    let line = s
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    match line.char_indices().nth(160) {
+        Some((i, _)) => &line[..i],
+        None => line,
+    }
+}
+
+fn pdftotext(path: &Path) -> std::result::Result<Vec<Page>, String> {
+    let out = run_tool(
+        Command::new("pdftotext")
+            .args(["-q", "-enc", "UTF-8"])
+            .arg(path)
+            .arg("-"),
+        TOOL_TIMEOUT,
+    )?;
+    let mut text = String::from_utf8_lossy(&out).into_owned();
+    // pdftotext ends every page with a form feed.
+    if text.ends_with('\u{c}') {
+        text.pop();
+    }
+    Ok(split_pages(&text))
+}
+
+fn pdfinfo(path: &Path) -> PdfInfo {
+    let Ok(out) = run_tool(
+        Command::new("pdfinfo").args(["-enc", "UTF-8"]).arg(path),
+        TOOL_TIMEOUT,
+    ) else {
+        return PdfInfo::default();
+    };
+    let text = String::from_utf8_lossy(&out);
+    let mut info = PdfInfo::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "Title" if !value.is_empty() => info.title = Some(value.to_string()),
+            "Author" if !value.is_empty() => info.author = Some(value.to_string()),
+            "Encrypted" => info.encrypted = value.starts_with("yes"),
+            _ => {}
+        }
+    }
+    info
+}
+
+/// Runs a tool, returning its stdout; a non-zero exit, a missing tool or a run past
+/// `timeout` is an error (the process is killed).
+fn run_tool(cmd: &mut Command, timeout: Duration) -> std::result::Result<Vec<u8>, String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("timed out after {}s", timeout.as_secs()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    if status.success() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "exit {}: {}",
+            status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&err).trim()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_end_hyphens_are_joined() {
+        assert_eq!(
+            dehyphenate("foreign function inter-\nface (FFI)"),
+            "foreign function interface (FFI)"
+        );
+        assert_eq!(
+            dehyphenate("well-\nKnown x-\n1 a - \nb"),
+            "well-\nKnown x-\n1 a - \nb"
+        );
+    }
+
+    #[test]
+    fn reasons_are_classified() {
+        let info = PdfInfo::default();
+        assert!(matches!(
+            classify("x", "Command Line Error: Incorrect password", &info),
+            Error::Encrypted(_)
+        ));
+        let e = classify(
+            "invalid file header",
+            "exit 1: Syntax Error: Couldn't read xref",
+            &info,
+        );
+        assert!(matches!(e, Error::Corrupt(_)));
+        assert!(e.to_string().contains("xref"));
+    }
+}

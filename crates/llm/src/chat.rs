@@ -1,0 +1,443 @@
+use crate::backend::{EngineOptions, backend};
+use crate::utf8::Utf8Stream;
+use crate::{Error, Result};
+use docchat_core::{GenerationParams, GenerationStats, Generator, TokenCounter};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+use std::time::Instant;
+
+enum Event {
+    Piece(String),
+    Done(Result<GenerationStats>),
+}
+
+struct Job {
+    prompt: String,
+    params: GenerationParams,
+    events: mpsc::SyncSender<Event>,
+}
+
+/// A GGUF chat or completion model served by one worker thread.
+pub struct ChatModel {
+    id: String,
+    ctx_size: usize,
+    model: Arc<LlamaModel>,
+    template: Option<String>,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for ChatModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatModel")
+            .field("id", &self.id)
+            .field("ctx_size", &self.ctx_size)
+            .field("has_template", &self.template.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatModel {
+    /// Loads the model and starts its worker; returns once the worker has its context.
+    pub fn load(path: &Path, opts: &EngineOptions) -> Result<Self> {
+        let backend = backend()?;
+        let params = LlamaModelParams::default()
+            .with_n_gpu_layers(opts.gpu_layers)
+            .with_use_mmap(opts.mmap);
+        let model =
+            LlamaModel::load_from_file(backend, path, &params).map_err(|e| Error::Load {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let model = Arc::new(model);
+        let train = model.n_ctx_train().max(512);
+        let ctx_size = if opts.ctx_size == 0 {
+            train.min(8192)
+        } else {
+            opts.ctx_size.min(train)
+        };
+        // A model without a chat template (a base model) is prompted as plain text.
+        let template = model
+            .chat_template(None)
+            .ok()
+            .and_then(|t| t.to_string().ok());
+        let id = path
+            .file_stem()
+            .map_or_else(|| "chat".into(), |s| s.to_string_lossy().into_owned());
+
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        let worker_model = Arc::clone(&model);
+        let ctx_params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(ctx_size))
+            .with_n_batch(opts.batch_size)
+            .with_n_ubatch(opts.batch_size)
+            .with_n_threads(opts.thread_count())
+            .with_n_threads_batch(opts.thread_count());
+        let batch_size = opts.batch_size as usize;
+        std::thread::Builder::new()
+            .name("docchat-generate".into())
+            .spawn(move || worker(&worker_model, ctx_params, batch_size, &ready_tx, &rx))?;
+        ready_rx.recv().map_err(|_| Error::WorkerGone)??;
+        Ok(Self {
+            id,
+            ctx_size: ctx_size as usize,
+            model,
+            template,
+            jobs,
+        })
+    }
+}
+
+fn worker(
+    model: &LlamaModel,
+    params: LlamaContextParams,
+    batch_size: usize,
+    ready: &mpsc::Sender<Result<()>>,
+    jobs: &mpsc::Receiver<Job>,
+) {
+    let backend = match backend() {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut ctx = match model.new_context(backend, params) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(Error::Inference(format!(
+                "cannot create generation context: {e}"
+            ))));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let mut session = Session {
+        model,
+        batch: LlamaBatch::new(batch_size.max(1), 1),
+        batch_size: batch_size.max(1),
+        cached: Vec::new(),
+    };
+    while let Ok(job) = jobs.recv() {
+        let result = session.run(&mut ctx, &job);
+        let _ = job.events.send(Event::Done(result));
+    }
+}
+
+/// The worker's state between jobs: the tokens whose KV entries are in the context,
+/// so a prompt that starts like the previous one (same system prompt) skips that part.
+struct Session<'m> {
+    model: &'m LlamaModel,
+    batch: LlamaBatch<'static>,
+    batch_size: usize,
+    cached: Vec<LlamaToken>,
+}
+
+impl Session<'_> {
+    fn run(&mut self, ctx: &mut LlamaContext<'_>, job: &Job) -> Result<GenerationStats> {
+        let started = Instant::now();
+        let vocab = self.model.vocab();
+        let prompt = vocab.tokenize(job.prompt.as_bytes(), true, true);
+        let n_ctx = ctx.n_ctx() as usize;
+        let max_new = job.params.max_tokens.max(1) as usize;
+        if prompt.is_empty() {
+            return Err(Error::Inference("empty prompt".into()));
+        }
+        if prompt.len() + 1 > n_ctx {
+            return Err(Error::Inference(format!(
+                "prompt of {} tokens does not fit the context of {n_ctx}",
+                prompt.len()
+            )));
+        }
+
+        // Reuse the KV cache of the longest common prefix with the previous prompt;
+        // at least the last prompt token is decoded again to get fresh logits.
+        let common = self
+            .cached
+            .iter()
+            .zip(&prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len() - 1);
+        if !ctx
+            .clear_kv_cache_seq(Some(0), Some(common as u32), None)
+            .unwrap_or(false)
+        {
+            ctx.clear_kv_cache();
+            self.cached.clear();
+            return self.generate(ctx, &prompt, 0, max_new, job, started);
+        }
+        self.cached.truncate(common);
+        self.generate(ctx, &prompt, common, max_new, job, started)
+    }
+
+    fn generate(
+        &mut self,
+        ctx: &mut LlamaContext<'_>,
+        prompt: &[LlamaToken],
+        start: usize,
+        max_new: usize,
+        job: &Job,
+        started: Instant,
+    ) -> Result<GenerationStats> {
+        let vocab = self.model.vocab();
+        let n_ctx = ctx.n_ctx() as usize;
+        // Prompt processing, one batch at a time; logits only for the last token.
+        let mut pos = start;
+        while pos < prompt.len() {
+            let end = (pos + self.batch_size).min(prompt.len());
+            self.batch.clear();
+            for (i, tok) in prompt[pos..end].iter().enumerate() {
+                let p = pos + i;
+                self.batch
+                    .add(*tok, p as i32, &[0], p == prompt.len() - 1)
+                    .map_err(|e| Error::Inference(e.to_string()))?;
+            }
+            ctx.decode(&mut self.batch)
+                .map_err(|e| Error::Inference(format!("prompt decode: {e}")))?;
+            self.cached.extend_from_slice(&prompt[pos..end]);
+            pos = end;
+        }
+
+        let mut sampler = sampler_for(self.model, &job.params);
+        let mut stats = GenerationStats {
+            prompt_tokens: prompt.len() as u32,
+            finish_reason: "length".into(),
+            ..GenerationStats::default()
+        };
+        let mut utf8 = Utf8Stream::default();
+        let mut stops = StopFilter::new(&job.params.stop);
+        let mut first_token_at = None;
+        let mut n_past = prompt.len();
+        let mut logits_index = self.batch.n_tokens() - 1;
+        for _ in 0..max_new {
+            if n_past >= n_ctx {
+                break;
+            }
+            let token = sampler.sample(ctx, logits_index);
+            sampler.accept(token);
+            if first_token_at.is_none() {
+                first_token_at = Some(Instant::now());
+                stats.ttft_ms = started.elapsed().as_millis() as u64;
+            }
+            if vocab.is_eog(token) {
+                stats.finish_reason = "stop".into();
+                break;
+            }
+            stats.tokens += 1;
+            let piece = vocab.token_to_piece(token, false, None);
+            let text = utf8.push(&piece);
+            let (emit, stopped) = stops.feed(&text);
+            if !emit.is_empty() && job.events.send(Event::Piece(emit)).is_err() {
+                stats.finish_reason = "cancelled".into();
+                return Ok(stats);
+            }
+            if stopped {
+                stats.finish_reason = "stop".into();
+                break;
+            }
+            self.batch.clear();
+            self.batch
+                .add(token, n_past as i32, &[0], true)
+                .map_err(|e| Error::Inference(e.to_string()))?;
+            ctx.decode(&mut self.batch)
+                .map_err(|e| Error::Inference(format!("decode: {e}")))?;
+            self.cached.push(token);
+            n_past += 1;
+            logits_index = 0;
+        }
+        let rest = stops.finish(&utf8.finish());
+        if !rest.is_empty() && job.events.send(Event::Piece(rest)).is_err() {
+            stats.finish_reason = "cancelled".into();
+        }
+        if let Some(t) = first_token_at {
+            let secs = t.elapsed().as_secs_f64();
+            if stats.tokens > 1 && secs > 0.0 {
+                stats.tokens_per_s = f64::from(stats.tokens - 1) / secs;
+            }
+        }
+        Ok(stats)
+    }
+}
+
+fn sampler_for(model: &LlamaModel, p: &GenerationParams) -> LlamaSampler {
+    let mut chain = vec![LlamaSampler::penalties(
+        model.n_vocab(),
+        p.repeat_last_n,
+        p.repeat_penalty,
+        0.0,
+        0.0,
+    )];
+    if p.temperature <= 0.0 {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        if p.top_k > 0 {
+            chain.push(LlamaSampler::top_k(p.top_k));
+        }
+        chain.push(LlamaSampler::top_p(p.top_p, 1));
+        chain.push(LlamaSampler::min_p(p.min_p, 1));
+        chain.push(LlamaSampler::temp(p.temperature));
+        chain.push(LlamaSampler::dist(p.seed));
+    }
+    LlamaSampler::chain_simple(chain)
+}
+
+/// Holds back text that may be the start of a stop string, and cuts at a stop string.
+struct StopFilter<'a> {
+    stops: &'a [String],
+    held: String,
+}
+
+impl<'a> StopFilter<'a> {
+    fn new(stops: &'a [String]) -> Self {
+        Self {
+            stops,
+            held: String::new(),
+        }
+    }
+
+    /// Returns the text that is safe to emit, and whether a stop string was reached.
+    fn feed(&mut self, text: &str) -> (String, bool) {
+        self.held.push_str(text);
+        let first_stop = self
+            .stops
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min();
+        if let Some(at) = first_stop {
+            let out = self.held[..at].to_string();
+            self.held.clear();
+            return (out, true);
+        }
+        // Keep the longest suffix that is a prefix of a stop string.
+        let mut keep = 0;
+        for s in self.stops {
+            for (i, _) in self.held.char_indices() {
+                let suffix = &self.held[i..];
+                if suffix.len() > keep && s.starts_with(suffix) {
+                    keep = suffix.len();
+                }
+            }
+        }
+        let cut = self.held.len() - keep;
+        let out = self.held[..cut].to_string();
+        self.held.drain(..cut);
+        (out, false)
+    }
+
+    fn finish(&mut self, tail: &str) -> String {
+        let (mut out, stopped) = self.feed(tail);
+        if !stopped {
+            out.push_str(&self.held);
+        }
+        self.held.clear();
+        out
+    }
+}
+
+impl TokenCounter for ChatModel {
+    fn count_tokens(&self, text: &str) -> usize {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), false, true)
+            .len()
+    }
+}
+
+impl Generator for ChatModel {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn context_size(&self) -> usize {
+        self.ctx_size
+    }
+
+    fn has_chat_template(&self) -> bool {
+        self.template.is_some()
+    }
+
+    fn render_prompt(&self, system: &str, user: &str) -> String {
+        if let Some(tmpl) = &self.template {
+            let messages = [("system", system), ("user", user)]
+                .into_iter()
+                .filter(|(_, c)| !c.is_empty())
+                .map(|(r, c)| LlamaChatMessage::new(r.into(), c.into()))
+                .collect::<std::result::Result<Vec<_>, _>>();
+            let rendered = LlamaChatTemplate::new(tmpl)
+                .ok()
+                .zip(messages.ok())
+                .and_then(|(t, m)| self.model.apply_chat_template(&t, &m, true).ok());
+            if let Some(r) = rendered {
+                return r;
+            }
+        }
+        if system.is_empty() {
+            user.to_string()
+        } else {
+            format!("{system}\n\n{user}")
+        }
+    }
+
+    fn generate(
+        &self,
+        prompt: &str,
+        params: &GenerationParams,
+        sink: &mut dyn FnMut(&str) -> bool,
+    ) -> docchat_core::Result<GenerationStats> {
+        // A small buffer: the worker runs at most a few tokens ahead of the consumer.
+        let (events, rx) = mpsc::sync_channel(16);
+        self.jobs
+            .send(Job {
+                prompt: prompt.to_string(),
+                params: params.clone(),
+                events,
+            })
+            .map_err(|_| Error::WorkerGone)?;
+        loop {
+            match rx.recv() {
+                Ok(Event::Piece(text)) => {
+                    if !sink(&text) {
+                        // Dropping the receiver makes the worker's next send fail,
+                        // which stops decoding.
+                        drop(rx);
+                        return Err(docchat_core::Error::Cancelled);
+                    }
+                }
+                Ok(Event::Done(result)) => return Ok(result?),
+                Err(_) => return Err(Error::WorkerGone.into()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StopFilter;
+
+    #[test]
+    fn stop_strings_cut_and_hold_back() {
+        let stops = vec!["\nQuestion:".to_string()];
+        let mut f = StopFilter::new(&stops);
+        assert_eq!(f.feed("The answer"), ("The answer".into(), false));
+        assert_eq!(f.feed(" is 4.\nQue"), (" is 4.".into(), false));
+        assert_eq!(f.feed("stion: next"), (String::new(), true));
+    }
+
+    #[test]
+    fn held_text_is_released_at_the_end() {
+        let stops = vec!["END".to_string()];
+        let mut f = StopFilter::new(&stops);
+        assert_eq!(f.feed("abcE"), ("abc".into(), false));
+        assert_eq!(f.finish(""), "E");
+    }
+}

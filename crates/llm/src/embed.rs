@@ -1,0 +1,227 @@
+use crate::backend::{EngineOptions, backend};
+use crate::{Error, Result};
+use docchat_core::{Embedder, TokenCounter};
+use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::token::LlamaToken;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+
+/// Tokens decoded together in one batch (also the context size of the worker).
+const BATCH_TOKENS: u32 = 2048;
+/// Most sequences in one batch.
+const MAX_SEQS: u32 = 64;
+
+struct Job {
+    texts: Vec<String>,
+    reply: mpsc::Sender<Result<Vec<Vec<f32>>>>,
+}
+
+/// A GGUF embedding model served by one worker thread.
+pub struct EmbeddingModel {
+    id: String,
+    dim: usize,
+    max_tokens: usize,
+    model: Arc<LlamaModel>,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for EmbeddingModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddingModel")
+            .field("id", &self.id)
+            .field("dim", &self.dim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddingModel {
+    /// Loads the model and starts its worker; returns once the worker has its context
+    /// (a failure to create it is reported here, not later).
+    pub fn load(path: &Path, opts: &EngineOptions) -> Result<Self> {
+        let backend = backend()?;
+        let params = LlamaModelParams::default()
+            .with_n_gpu_layers(opts.gpu_layers)
+            .with_use_mmap(opts.mmap);
+        let model =
+            LlamaModel::load_from_file(backend, path, &params).map_err(|e| Error::Load {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let model = Arc::new(model);
+        let dim = usize::try_from(model.n_embd()).unwrap_or(0);
+        let max_tokens = (model.n_ctx_train() as usize).clamp(16, BATCH_TOKENS as usize);
+        let id = path
+            .file_stem()
+            .map_or_else(|| "embedding".into(), |s| s.to_string_lossy().into_owned());
+
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        let worker_model = Arc::clone(&model);
+        let threads = opts.thread_count();
+        std::thread::Builder::new()
+            .name("docchat-embed".into())
+            .spawn(move || worker(&worker_model, threads, &ready_tx, &rx))?;
+        ready_rx.recv().map_err(|_| Error::WorkerGone)??;
+        Ok(Self {
+            id,
+            dim,
+            max_tokens,
+            model,
+            jobs,
+        })
+    }
+
+    fn embed_blocking(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+        let (reply, rx) = mpsc::channel();
+        self.jobs
+            .send(Job { texts, reply })
+            .map_err(|_| Error::WorkerGone)?;
+        rx.recv().map_err(|_| Error::WorkerGone)?
+    }
+}
+
+fn context_params(threads: i32) -> LlamaContextParams {
+    LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(BATCH_TOKENS))
+        .with_n_batch(BATCH_TOKENS)
+        .with_n_ubatch(BATCH_TOKENS)
+        .with_n_seq_max(MAX_SEQS)
+        .with_embeddings(true)
+        .with_pooling_type(LlamaPoolingType::Mean)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads)
+}
+
+fn worker(
+    model: &LlamaModel,
+    threads: i32,
+    ready: &mpsc::Sender<Result<()>>,
+    jobs: &mpsc::Receiver<Job>,
+) {
+    let backend = match backend() {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut ctx = match model.new_context(backend, context_params(threads)) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(Error::Inference(format!(
+                "cannot create embedding context: {e}"
+            ))));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let max_tokens = (model.n_ctx_train() as usize).clamp(16, BATCH_TOKENS as usize);
+    let mut batch = LlamaBatch::new(BATCH_TOKENS as usize, MAX_SEQS as i32);
+    while let Ok(job) = jobs.recv() {
+        let result = embed_all(model, &mut ctx, &mut batch, &job.texts, max_tokens);
+        let _ = job.reply.send(result);
+    }
+}
+
+fn tokenize(model: &LlamaModel, text: &str, max_tokens: usize) -> Vec<LlamaToken> {
+    let mut tokens = model.vocab().tokenize(text.as_bytes(), true, false);
+    if tokens.len() > max_tokens {
+        // Keep the end-of-sequence token of models that add one.
+        let last = *tokens.last().expect("non-empty");
+        tokens.truncate(max_tokens);
+        if model.vocab().should_add_eos() {
+            tokens[max_tokens - 1] = last;
+        }
+    }
+    if tokens.is_empty() {
+        tokens.push(model.vocab().bos());
+    }
+    tokens
+}
+
+fn embed_all(
+    model: &LlamaModel,
+    ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
+    batch: &mut LlamaBatch<'_>,
+    texts: &[String],
+    max_tokens: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let tokenized: Vec<Vec<LlamaToken>> = texts
+        .iter()
+        .map(|t| tokenize(model, t, max_tokens))
+        .collect();
+    let mut out = Vec::with_capacity(texts.len());
+    let mut start = 0;
+    while start < tokenized.len() {
+        // Pack as many whole sequences as fit into one batch.
+        let mut end = start;
+        let mut used = 0;
+        while end < tokenized.len()
+            && end - start < MAX_SEQS as usize
+            && used + tokenized[end].len() <= BATCH_TOKENS as usize
+        {
+            used += tokenized[end].len();
+            end += 1;
+        }
+        batch.clear();
+        for (seq, tokens) in tokenized[start..end].iter().enumerate() {
+            batch
+                .add_sequence(tokens, seq as i32, true)
+                .map_err(|e| Error::Inference(e.to_string()))?;
+        }
+        ctx.clear_kv_cache();
+        ctx.decode(batch)
+            .map_err(|e| Error::Inference(format!("embedding decode: {e}")))?;
+        for seq in 0..(end - start) {
+            let v = ctx
+                .embeddings_seq_ith(seq as i32)
+                .map_err(|e| Error::Inference(format!("embedding output: {e}")))?;
+            out.push(normalized(v));
+        }
+        start = end;
+    }
+    Ok(out)
+}
+
+fn normalized(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter().map(|x| x / norm).collect()
+    } else {
+        v.to_vec()
+    }
+}
+
+impl TokenCounter for EmbeddingModel {
+    fn count_tokens(&self, text: &str) -> usize {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), false, false)
+            .len()
+    }
+}
+
+impl Embedder for EmbeddingModel {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    fn embed(&self, texts: &[String]) -> docchat_core::Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.embed_blocking(texts.to_vec())?)
+    }
+}

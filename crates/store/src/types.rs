@@ -1,0 +1,130 @@
+use serde::{Deserialize, Serialize};
+
+/// Where a document stands in the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocState {
+    /// Its chunks are searchable.
+    Indexed,
+    /// It could not be indexed; `error` says why.
+    Failed,
+    /// It is being (re)indexed; a crash leaves it here and the next start redoes it.
+    Pending,
+}
+
+impl DocState {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Indexed => "indexed",
+            Self::Failed => "failed",
+            Self::Pending => "pending",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "indexed" => Self::Indexed,
+            "failed" => Self::Failed,
+            "pending" => Self::Pending,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentRecord {
+    /// Stable id (from collection and path).
+    pub id: String,
+    /// Collection (a watched folder's name).
+    pub collection: String,
+    /// Path relative to the watched folder, with `/` separators.
+    pub path: String,
+    /// Absolute path on disk.
+    pub abs_path: String,
+    /// File size in bytes.
+    pub size: u64,
+    /// Modification time, milliseconds since the epoch.
+    pub mtime_ms: i64,
+    /// BLAKE3 of the file's bytes (hex).
+    pub content_hash: String,
+    /// State.
+    pub state: DocState,
+    /// Why it failed, for failed documents.
+    pub error: Option<String>,
+    /// Pages extracted.
+    pub pages: u32,
+    /// Chunks stored.
+    pub chunks: u32,
+    /// Embedding model the chunks were embedded with.
+    pub embedder: String,
+    /// Extractor that produced the text.
+    pub extractor: String,
+    /// Title from the document's metadata.
+    pub title: Option<String>,
+    /// Author from the document's metadata.
+    pub author: Option<String>,
+    /// When it was last indexed, milliseconds since the epoch.
+    pub indexed_at_ms: i64,
+}
+
+/// One chunk with its vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkRecord {
+    /// Chunk id (document id, position).
+    pub id: String,
+    /// Owning document.
+    pub document_id: String,
+    /// Collection of the document.
+    pub collection: String,
+    /// Path of the document (relative).
+    pub path: String,
+    /// First page.
+    pub page_start: u32,
+    /// Last page.
+    pub page_end: u32,
+    /// Byte offset in the text of `page_start`.
+    pub byte_start: u32,
+    /// Byte end in the text of `page_end`.
+    pub byte_end: u32,
+    /// BLAKE3 of the text.
+    pub hash: String,
+    /// The text.
+    pub text: String,
+    /// L2-normalized embedding.
+    pub vector: Vec<f32>,
+}
+
+/// Restricts a search.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    /// Only these collections (empty: all).
+    pub collections: Vec<String>,
+}
+
+/// A retrieved chunk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    /// Chunk id.
+    pub chunk_id: String,
+    /// Owning document.
+    pub document_id: String,
+    /// Collection.
+    pub collection: String,
+    /// Relative path of the document.
+    pub path: String,
+    /// First page.
+    pub page_start: u32,
+    /// Last page.
+    pub page_end: u32,
+    /// Byte offset in the page text.
+    pub byte_start: u32,
+    /// Byte end in the page text.
+    pub byte_end: u32,
+    /// The chunk's text.
+    pub text: String,
+    /// Similarity, higher is better (cosine similarity for vector search).
+    pub score: f32,
+}

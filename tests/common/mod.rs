@@ -1,0 +1,167 @@
+//! Helpers: paths of the corpus and models, a docchat server in a child process,
+//! a small SSE reader.
+
+#![allow(dead_code)]
+
+pub mod http;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The shared real-world documents.
+pub fn corpus() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    assert!(
+        dir.is_dir(),
+        "the shared corpus is missing at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// Where scripts/setup.sh put the default models.
+pub fn models_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("DOCCHAT_MODELS_DIR") {
+        return PathBuf::from(d);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache"),
+        PathBuf::from,
+    );
+    cache.join("docchat/models")
+}
+
+/// The docchat binary under test.
+pub fn docchat() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docchat"));
+    cmd.env("DOCCHAT_MODELS_DIR", models_dir())
+        .env_remove("DOCCHAT_CONFIG")
+        .env("RUST_LOG", "docchat=info,docchat_store=warn");
+    cmd
+}
+
+/// A `docchat serve` child process, killed when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl Server {
+    /// Starts a server on a free loopback port and waits for its `listening on` line.
+    pub fn start(data_dir: &Path, watch_dirs: &Path) -> Self {
+        let mut child = docchat()
+            .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--watch-dirs")
+            .arg(watch_dirs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("docchat starts");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(180))
+            .expect("the server prints its address within 3 minutes");
+        Self { child, base }
+    }
+
+    /// Kills the server at once (as a crash or `kill -9` would).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let res = http::request("GET", &self.url(path), None);
+        assert_eq!(res.status, 200, "GET {path}: {}", res.text());
+        res.json()
+    }
+
+    /// A GET whose status and body the test checks itself.
+    pub fn get_raw(&self, path: &str) -> http::Response {
+        http::request("GET", &self.url(path), None)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, String) {
+        let res = http::request("POST", &self.url(path), Some(body));
+        (res.status, res.text())
+    }
+
+    /// Polls `/api/status` until `pred` holds; panics with the last status at the deadline.
+    pub fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.get("/api/status");
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last status: {s:#}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses a `text/event-stream` body into (event, data) pairs.
+pub fn sse_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut name = "message".to_string();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(n) = line.strip_prefix("event:") {
+                    name = n.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                }
+            }
+            if data.is_empty() {
+                return None;
+            }
+            Some((
+                name,
+                serde_json::from_str(&data).expect("event data is JSON"),
+            ))
+        })
+        .collect()
+}
+
+/// The document of `status` whose path is `path`.
+pub fn doc<'a>(status: &'a Value, path: &str) -> Option<&'a Value> {
+    status["documents"]
+        .as_array()
+        .expect("documents")
+        .iter()
+        .find(|d| d["path"] == path)
+}

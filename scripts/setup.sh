@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/env.sh
 source "$here/env.sh"
 
-need_pkgs=(cmake clang libclang-dev protobuf-compiler libprotobuf-dev pkg-config poppler-utils chromium chromium-driver)
+need_pkgs=(cmake clang libclang-dev protobuf-compiler libprotobuf-dev pkg-config poppler-utils)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -161,9 +161,11 @@ impl Rag {
             .collect();
         let mut params = opts.params.clone();
         if !generator.has_chat_template() {
+            // A base model tends to go on with the prompt's pattern: a new
+            // question or a new numbered source ends the answer.
             params
                 .stop
-                .extend(["\nQuestion:".to_string(), "\n\n\n".to_string()]);
+                .extend(["\nQuestion:", "\n\n\n", "\n["].map(String::from));
         }
         let token_tx = tx.clone();
         let stats = tokio::task::spawn_blocking(move || {

@@ -291,9 +291,13 @@ fn sampler_for(model: &LlamaModel, p: &GenerationParams) -> LlamaSampler {
 }
 
 /// Holds back text that may be the start of a stop string, and cuts at a stop string.
+/// Stop strings count only once the answer has content: leading whitespace and
+/// markup before the first word never end a generation with nothing said.
 struct StopFilter<'a> {
     stops: &'a [String],
     held: String,
+    /// Byte offset in `held` where stop strings may start matching.
+    armed_at: Option<usize>,
 }
 
 impl<'a> StopFilter<'a> {
@@ -301,17 +305,24 @@ impl<'a> StopFilter<'a> {
         Self {
             stops,
             held: String::new(),
+            armed_at: None,
         }
     }
 
     /// Returns the text that is safe to emit, and whether a stop string was reached.
     fn feed(&mut self, text: &str) -> (String, bool) {
         self.held.push_str(text);
+        if self.armed_at.is_none() {
+            self.armed_at = self.held.find(|c: char| c.is_alphanumeric());
+        }
+        let Some(from) = self.armed_at else {
+            return (String::new(), false);
+        };
         let first_stop = self
             .stops
             .iter()
             .filter(|s| !s.is_empty())
-            .filter_map(|s| self.held.find(s.as_str()))
+            .filter_map(|s| self.held[from..].find(s.as_str()).map(|i| i + from))
             .min();
         if let Some(at) = first_stop {
             let out = self.held[..at].to_string();
@@ -321,7 +332,7 @@ impl<'a> StopFilter<'a> {
         // Keep the longest suffix that is a prefix of a stop string.
         let mut keep = 0;
         for s in self.stops {
-            for (i, _) in self.held.char_indices() {
+            for (i, _) in self.held.char_indices().filter(|(i, _)| *i >= from) {
                 let suffix = &self.held[i..];
                 if suffix.len() > keep && s.starts_with(suffix) {
                     keep = suffix.len();
@@ -331,6 +342,7 @@ impl<'a> StopFilter<'a> {
         let cut = self.held.len() - keep;
         let out = self.held[..cut].to_string();
         self.held.drain(..cut);
+        self.armed_at = Some(0);
         (out, false)
     }
 
@@ -431,6 +443,15 @@ mod tests {
         assert_eq!(f.feed("The answer"), ("The answer".into(), false));
         assert_eq!(f.feed(" is 4.\nQue"), (" is 4.".into(), false));
         assert_eq!(f.feed("stion: next"), (String::new(), true));
+    }
+
+    #[test]
+    fn stops_wait_for_content() {
+        let stops = vec!["\n[".to_string()];
+        let mut f = StopFilter::new(&stops);
+        assert_eq!(f.feed("\n"), (String::new(), false));
+        assert_eq!(f.feed("[1] The"), ("\n[1] The".into(), false));
+        assert_eq!(f.feed(" answer.\n[2]"), (" answer.".into(), true));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 use crate::{Error, Result};
 use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::{LogOptions, send_logs_to_tracing};
 use serde::{Deserialize, Serialize};
-use std::sync::{Mutex, OnceLock};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
 static INIT: Mutex<()> = Mutex::new(());
@@ -19,6 +22,22 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend> {
     send_logs_to_tracing(LogOptions::default());
     let b = LlamaBackend::init().map_err(|e| Error::Backend(e.to_string()))?;
     Ok(BACKEND.get_or_init(|| b))
+}
+
+/// Loads a GGUF model with the engine options; returns it with its id (the file
+/// name without extension).
+pub(crate) fn load_model(path: &Path, opts: &EngineOptions) -> Result<(Arc<LlamaModel>, String)> {
+    let params = LlamaModelParams::default()
+        .with_n_gpu_layers(opts.gpu_layers)
+        .with_use_mmap(opts.mmap);
+    let model = LlamaModel::load_from_file(backend()?, path, &params).map_err(|e| Error::Load {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let id = path
+        .file_stem()
+        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+    Ok((Arc::new(model), id))
 }
 
 /// Options of the engine, mirroring llama-server's.

@@ -1,11 +1,10 @@
-use crate::backend::{EngineOptions, backend};
+use crate::backend::{EngineOptions, backend, load_model};
 use crate::utf8::Utf8Stream;
 use crate::{Error, Result};
 use docchat_core::{GenerationParams, GenerationStats, Generator, TokenCounter};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
@@ -47,16 +46,7 @@ impl std::fmt::Debug for ChatModel {
 impl ChatModel {
     /// Loads the model and starts its worker; returns once the worker has its context.
     pub fn load(path: &Path, opts: &EngineOptions) -> Result<Self> {
-        let backend = backend()?;
-        let params = LlamaModelParams::default()
-            .with_n_gpu_layers(opts.gpu_layers)
-            .with_use_mmap(opts.mmap);
-        let model =
-            LlamaModel::load_from_file(backend, path, &params).map_err(|e| Error::Load {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        let model = Arc::new(model);
+        let (model, id) = load_model(path, opts)?;
         let train = model.n_ctx_train().max(512);
         let ctx_size = if opts.ctx_size == 0 {
             train.min(8192)
@@ -68,9 +58,6 @@ impl ChatModel {
             .chat_template(None)
             .ok()
             .and_then(|t| t.to_string().ok());
-        let id = path
-            .file_stem()
-            .map_or_else(|| "chat".into(), |s| s.to_string_lossy().into_owned());
 
         let (jobs, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();

@@ -1,10 +1,9 @@
-use crate::backend::{EngineOptions, backend};
+use crate::backend::{EngineOptions, backend, load_model};
 use crate::{Error, Result};
 use docchat_core::{Embedder, TokenCounter};
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::token::LlamaToken;
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -42,21 +41,9 @@ impl EmbeddingModel {
     /// Loads the model and starts its worker; returns once the worker has its context
     /// (a failure to create it is reported here, not later).
     pub fn load(path: &Path, opts: &EngineOptions) -> Result<Self> {
-        let backend = backend()?;
-        let params = LlamaModelParams::default()
-            .with_n_gpu_layers(opts.gpu_layers)
-            .with_use_mmap(opts.mmap);
-        let model =
-            LlamaModel::load_from_file(backend, path, &params).map_err(|e| Error::Load {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        let model = Arc::new(model);
+        let (model, id) = load_model(path, opts)?;
         let dim = usize::try_from(model.n_embd()).unwrap_or(0);
         let max_tokens = (model.n_ctx_train() as usize).clamp(16, BATCH_TOKENS as usize);
-        let id = path
-            .file_stem()
-            .map_or_else(|| "embedding".into(), |s| s.to_string_lossy().into_owned());
 
         let (jobs, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();

@@ -2,6 +2,23 @@
 
 use crate::common::{corpus, docchat};
 
+/// Runs `docchat --data-dir DATA ARGS…`; asserts success and returns stdout.
+fn run(data: &std::path::Path, args: &[&std::ffi::OsStr]) -> String {
+    let out = docchat()
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn index_status_and_ask_from_the_terminal() {
     let tmp = tempfile::tempdir().unwrap();
@@ -19,33 +36,15 @@ fn index_status_and_ask_from_the_terminal() {
     )
     .unwrap();
 
-    let out = docchat()
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("index")
-        .arg(&folder)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let index = [std::ffi::OsStr::new("index"), folder.as_os_str()];
+    let stdout = run(&data, &index);
     assert!(stdout.contains("1 indexed, 1 failed"), "{stdout}");
     assert!(
         stdout.contains("papers/broken.pdf:"),
         "failures are listed with a reason: {stdout}"
     );
 
-    let out = docchat()
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("status")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
+    let stdout = run(&data, &[std::ffi::OsStr::new("status")]);
     assert!(
         stdout.contains("2 documents: 1 indexed, 1 failed, 0 pending"),
         "{stdout}"
@@ -55,24 +54,15 @@ fn index_status_and_ask_from_the_terminal() {
         "{stdout}"
     );
 
-    let out = docchat()
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "ask",
-            "--json",
-            "--max-tokens",
-            "48",
-            "What is a trace tree in TraceMonkey?",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let ask = [
+        "ask",
+        "--json",
+        "--max-tokens",
+        "48",
+        "What is a trace tree in TraceMonkey?",
+    ]
+    .map(std::ffi::OsStr::new);
+    let v: serde_json::Value = serde_json::from_str(&run(&data, &ask)).expect("one JSON object");
     assert!(v["answer"].is_string());
     let citations = v["citations"].as_array().unwrap();
     assert!(!citations.is_empty());
@@ -84,13 +74,6 @@ fn index_status_and_ask_from_the_terminal() {
     assert!(v["stats"]["tokens"].as_u64().unwrap() <= 48);
 
     // A second index run finds nothing to do.
-    let out = docchat()
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("index")
-        .arg(&folder)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = run(&data, &index);
     assert!(stdout.contains("0 chunks embedded in this run"), "{stdout}");
 }

@@ -62,6 +62,7 @@ fn watched_folder_to_cited_answer_and_back() {
         .iter()
         .find(|(n, _)| n == "citations")
         .unwrap_or_else(|| panic!("no citations event: {body}"));
+    let citations = &citations["citations"];
     let cited: Vec<(String, u64)> = citations
         .as_array()
         .unwrap()

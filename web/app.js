@@ -43,14 +43,29 @@ function pages(c) {
   return c.page_start === c.page_end ? `p. ${c.page_start}` : `pp. ${c.page_start}–${c.page_end}`;
 }
 
-function renderCitations(box, citations) {
+// The snippet with its matched part (a byte range of the page text) in <mark>.
+function snippetWithMatch(c) {
+  const span = el("span", "snippet");
+  const bytes = new TextEncoder().encode(c.snippet);
+  const from = Math.max(0, c.match_start - c.byte_start);
+  const to = Math.min(bytes.length, c.match_end - c.byte_start);
+  const decode = (a, b) => new TextDecoder().decode(bytes.slice(a, b));
+  if (!(from < to) || (from === 0 && to === bytes.length)) {
+    span.textContent = c.snippet;
+    return span;
+  }
+  span.append(decode(0, from), el("mark", null, decode(from, to)), decode(to, bytes.length));
+  return span;
+}
+
+function renderCitations(box, sources) {
   const ul = el("ul", "citations");
-  for (const c of citations) {
-    const li = el("li");
-    const a = el("a", "citation", `[${c.n}] ${c.path}, ${pages(c)}`);
+  for (const c of sources.citations) {
+    const li = el("li", c.cited ? "cited" : "uncited");
+    const a = el("a", "citation", `[${c.n}] ${c.collection}/${c.path}, ${pages(c)}`);
     a.href = c.url;
     a.target = "_blank";
-    li.append(a, el("span", "snippet", c.snippet));
+    li.append(a, snippetWithMatch(c));
     ul.append(li);
   }
   box.append(ul);

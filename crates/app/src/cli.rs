@@ -5,13 +5,14 @@ use crate::config::{self, FileConfig, WatchRoot};
 use crate::indexer::Indexer;
 use crate::isolate::ExtractLimits;
 use crate::models::{self, ModelPaths};
-use crate::rag::{self, AnswerEvent, AskOptions, Rag};
+use crate::rag::{AnswerEvent, AskOptions, Rag};
+use crate::retrieve::{Retriever, SearchMode, SearchRequest};
 use crate::server::{self, AppState};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use docchat_core::Embedder;
 use docchat_llm::EngineOptions;
-use docchat_store::{DocState, SearchFilter, Store};
+use docchat_store::{DocState, SearchFilter, SearchTuning, Store};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,17 +79,44 @@ impl Settings {
         tokio::task::spawn_blocking(move || models::load_embedder(&paths, &opts)).await?
     }
 
-    async fn rag(&self) -> Result<Rag> {
+    /// Opens the index for vectors of `dim` dimensions, tuned as configured.
+    pub async fn store(&self, dim: usize) -> Result<Store> {
+        let tuning = SearchTuning {
+            vector_index_min_rows: self.file.retrieval.vector_index_min_rows,
+            ..SearchTuning::default()
+        };
+        Ok(Store::open(&self.index_dir(), dim)
+            .await?
+            .with_tuning(tuning))
+    }
+
+    /// The embedding model and the index.
+    pub async fn retriever(&self) -> Result<Retriever> {
         let embedder = self.embedder().await?;
+        let store = self.store(embedder.dim()).await?;
+        Ok(Retriever { store, embedder })
+    }
+
+    async fn rag(&self) -> Result<Rag> {
+        let retriever = self.retriever().await?;
         let (path, opts) = (self.models.chat.clone(), self.engine.clone());
         let generator =
             tokio::task::spawn_blocking(move || models::load_generator(&path, &opts)).await??;
-        let store = Store::open(&self.index_dir(), embedder.dim()).await?;
         Ok(Rag {
-            store,
-            embedder,
+            retriever,
             generator,
         })
+    }
+
+    /// Question defaults from the configuration.
+    pub fn ask_options(&self) -> AskOptions {
+        let r = &self.file.retrieval;
+        AskOptions {
+            top_k: r.top_k.clamp(1, 50),
+            mode: r.mode,
+            fusion: r.fusion(),
+            ..AskOptions::default()
+        }
     }
 
     fn limits(&self) -> Result<ExtractLimits> {
@@ -123,8 +151,8 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
     }
     let rag = s.rag().await?;
     let indexer = Indexer::new(
-        rag.store.clone(),
-        Arc::clone(&rag.embedder),
+        rag.retriever.store.clone(),
+        Arc::clone(&rag.retriever.embedder),
         roots,
         s.limits()?,
     );
@@ -149,7 +177,11 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
-    let app = server::router(AppState { rag, indexer });
+    let app = server::router(AppState {
+        rag,
+        indexer,
+        ask_defaults: s.ask_options(),
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
@@ -194,7 +226,7 @@ pub async fn index(s: Settings, a: IndexArgs) -> Result<ExitCode> {
         roots.push(WatchRoot { path, collection });
     }
     let embedder = s.embedder().await?;
-    let store = Store::open(&s.index_dir(), embedder.dim()).await?;
+    let store = s.store(embedder.dim()).await?;
     let indexer = Indexer::new(store.clone(), embedder, roots.clone(), s.limits()?);
     tokio::spawn(Arc::clone(&indexer).run());
     indexer.reconcile().await?;
@@ -261,12 +293,11 @@ pub struct AskArgs {
     /// Print the answer and its citations as one JSON object
     #[arg(long)]
     json: bool,
-    /// Passages to retrieve
-    #[arg(long, default_value_t = 6)]
-    top_k: usize,
-    /// Only search these collections
-    #[arg(long = "collection")]
-    collections: Vec<String>,
+    /// Passages to retrieve [default: 6, or docchat.toml's retrieval.top_k]
+    #[arg(long)]
+    top_k: Option<usize>,
+    #[command(flatten)]
+    filter: FilterArgs,
     /// Most tokens in the answer
     #[arg(long, default_value_t = 256)]
     max_tokens: u32,
@@ -277,13 +308,14 @@ pub async fn ask(s: Settings, a: AskArgs) -> Result<ExitCode> {
         bail!("the question is empty");
     }
     let rag = s.rag().await?;
-    let mut opts = AskOptions {
-        top_k: a.top_k.clamp(1, 50),
-        filter: SearchFilter {
-            collections: a.collections,
-        },
-        ..AskOptions::default()
-    };
+    let mut opts = s.ask_options();
+    if let Some(k) = a.top_k {
+        opts.top_k = k.clamp(1, 50);
+    }
+    if let Some(m) = a.filter.mode {
+        opts.mode = m;
+    }
+    opts.filter = a.filter.to_filter()?;
     opts.params.max_tokens = a.max_tokens.max(1);
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move { rag.answer(a.question, opts, tx).await });
@@ -300,7 +332,7 @@ pub async fn ask(s: Settings, a: AskArgs) -> Result<ExitCode> {
                 }
                 answer.push_str(&t);
             }
-            AnswerEvent::Citations(c) => citations = c,
+            AnswerEvent::Citations(c) => citations = c.citations,
             AnswerEvent::Done(stats) => done = Some(stats),
             AnswerEvent::Error(m) => bail!("{m}"),
         }
@@ -329,6 +361,48 @@ pub async fn ask(s: Settings, a: AskArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Restrictions shared by `ask` and `search`.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Search mode [default: hybrid, or docchat.toml's retrieval.mode]
+    #[arg(long, value_enum)]
+    mode: Option<SearchMode>,
+    /// Only search these collections
+    #[arg(long = "collection")]
+    collections: Vec<String>,
+    /// Only documents whose path (inside its folder) starts with this
+    #[arg(long)]
+    path_prefix: Option<String>,
+    /// Only documents whose path matches this glob (`*`, `?`)
+    #[arg(long)]
+    glob: Option<String>,
+    /// Only these file types, by extension (pdf, docx, md, txt, html)
+    #[arg(long = "type")]
+    types: Vec<String>,
+    /// Only documents modified on or after this day (YYYY-MM-DD, UTC)
+    #[arg(long)]
+    after: Option<String>,
+    /// Only documents modified before this day (YYYY-MM-DD, UTC)
+    #[arg(long)]
+    before: Option<String>,
+}
+
+impl FilterArgs {
+    fn to_filter(&self) -> Result<SearchFilter> {
+        let day = |d: &Option<String>| -> Result<Option<i64>> {
+            d.as_deref().map(config::parse_day_ms).transpose()
+        };
+        Ok(SearchFilter {
+            collections: self.collections.clone(),
+            path_prefix: self.path_prefix.clone(),
+            path_glob: self.glob.clone(),
+            extensions: self.types.clone(),
+            modified_after_ms: day(&self.after)?,
+            modified_before_ms: day(&self.before)?,
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// The query
@@ -336,28 +410,32 @@ pub struct SearchArgs {
     /// Passages to show
     #[arg(long, default_value_t = 10)]
     top_k: usize,
-    /// Only search these collections
-    #[arg(long = "collection")]
-    collections: Vec<String>,
+    #[command(flatten)]
+    filter: FilterArgs,
     /// Print JSON
     #[arg(long)]
     json: bool,
 }
 
 pub async fn search(s: Settings, a: SearchArgs) -> Result<ExitCode> {
-    let embedder = s.embedder().await?;
-    let store = Store::open(&s.index_dir(), embedder.dim()).await?;
-    let filter = SearchFilter {
-        collections: a.collections,
+    if a.query.trim().is_empty() {
+        bail!("the query is empty");
+    }
+    let retriever = s.retriever().await?;
+    let req = SearchRequest {
+        mode: a.filter.mode.unwrap_or(s.file.retrieval.mode),
+        filter: a.filter.to_filter()?,
+        fusion: s.file.retrieval.fusion(),
+        ..SearchRequest::new(a.query, a.top_k.clamp(1, 100))
     };
-    let hits = rag::search(&store, &embedder, &a.query, a.top_k.clamp(1, 100), &filter).await?;
+    let passages = retriever.search(&req).await?;
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "hits": hits }))?
+            serde_json::to_string_pretty(&serde_json::json!({ "hits": passages }))?
         );
     } else {
-        for (i, h) in hits.iter().enumerate() {
+        for (i, h) in passages.iter().enumerate() {
             let snippet: String = h.text.split_whitespace().collect::<Vec<_>>().join(" ");
             let short: String = snippet.chars().take(160).collect();
             println!(
@@ -371,6 +449,129 @@ pub async fn search(s: Settings, a: SearchArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Questions, one JSON object per line: {"question", "file", "page"?, "pages"?}
+    questions: PathBuf,
+    /// Modes to compare [default: vector, keyword and hybrid]
+    #[arg(long = "mode", value_enum)]
+    modes: Vec<SearchMode>,
+    /// Only search these collections
+    #[arg(long = "collection")]
+    collections: Vec<String>,
+    /// List the questions each mode missed
+    #[arg(long)]
+    verbose: bool,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn eval(s: Settings, a: EvalArgs) -> Result<ExitCode> {
+    let questions = crate::eval::read_questions(&a.questions)?;
+    let retriever = s.retriever().await?;
+    if retriever.store.count_chunks(None).await? == 0 {
+        bail!("the index is empty: index the documents first (docchat index)");
+    }
+    let modes = if a.modes.is_empty() {
+        SearchMode::ALL.to_vec()
+    } else {
+        a.modes
+    };
+    let filter = SearchFilter::collections(a.collections);
+    let reports = crate::eval::run(
+        &retriever,
+        &questions,
+        &modes,
+        s.file.retrieval.fusion(),
+        &filter,
+    )
+    .await?;
+    if a.json {
+        let out = serde_json::json!({
+            "questions": questions.len(),
+            "chunks": retriever.store.count_chunks(None).await?,
+            "modes": reports,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{} questions, {} chunks; latency excludes the query embedding\n",
+            questions.len(),
+            retriever.store.count_chunks(None).await?
+        );
+        print!("{}", crate::eval::table(&reports));
+        if a.verbose {
+            for r in &reports {
+                for q in &r.missed {
+                    println!("  {} missed: {q}", r.mode.as_str());
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Retrieval latency at 10k and 100k chunks (synthetic text and vectors),
+    /// for each search mode, exact and with the vector index.
+    Search(BenchSearchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSearchArgs {
+    /// Table sizes to measure, ascending [default: 10000 and 100000]
+    #[arg(long = "chunks", value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// Queries per measurement
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// Empty folder for the synthetic table [default: a temporary folder]
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
+    match c {
+        BenchCommand::Search(a) => {
+            let sizes = if a.sizes.is_empty() {
+                vec![10_000, 100_000]
+            } else {
+                a.sizes
+            };
+            let retriever = s.retriever().await?;
+            let tmp;
+            let dir = match a.dir {
+                Some(d) => d,
+                None => {
+                    tmp = tempfile::Builder::new()
+                        .prefix("docchat-bench-")
+                        .tempdir()?;
+                    tmp.path().to_path_buf()
+                }
+            };
+            let figures = crate::bench::search(&dir, &retriever, &sizes, a.queries, |m| {
+                eprintln!("{m}");
+            })
+            .await?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                println!(
+                    "{} queries per row; latency of the whole retrieval, query embedding excluded\n",
+                    a.queries
+                );
+                print!("{}", crate::bench::table(&figures));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,52 @@ pub struct FileConfig {
     pub gpu_layers: Option<u32>,
     pub extract_timeout_s: Option<u64>,
     pub extract_memory_mb: Option<u64>,
+    /// `[retrieval]`: how questions find passages.
+    #[serde(default)]
+    pub retrieval: RetrievalConfig,
+}
+
+/// The `[retrieval]` table of `docchat.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrievalConfig {
+    /// `hybrid`, `vector` or `keyword`.
+    pub mode: crate::retrieve::SearchMode,
+    /// Passages given to the model per question.
+    pub top_k: usize,
+    /// Weight of the vector ranking in hybrid search.
+    pub vector_weight: f32,
+    /// Weight of the keyword ranking in hybrid search.
+    pub keyword_weight: f32,
+    /// The `k` of reciprocal rank fusion.
+    pub rrf_k: f32,
+    /// Chunks from which on an ANN vector index is built (0: never).
+    pub vector_index_min_rows: usize,
+}
+
+impl Default for RetrievalConfig {
+    fn default() -> Self {
+        let fusion = crate::retrieve::Fusion::default();
+        Self {
+            mode: crate::retrieve::SearchMode::Hybrid,
+            top_k: 6,
+            vector_weight: fusion.vector_weight,
+            keyword_weight: fusion.keyword_weight,
+            rrf_k: fusion.rrf_k,
+            vector_index_min_rows: docchat_store::SearchTuning::default().vector_index_min_rows,
+        }
+    }
+}
+
+impl RetrievalConfig {
+    /// The fusion weights.
+    pub fn fusion(&self) -> crate::retrieve::Fusion {
+        crate::retrieve::Fusion {
+            vector_weight: self.vector_weight,
+            keyword_weight: self.keyword_weight,
+            rrf_k: self.rrf_k,
+        }
+    }
 }
 
 impl FileConfig {
@@ -176,5 +222,60 @@ mod tests {
     fn parent_components_are_resolved() {
         let roots = parse_watch_dirs("../x/./y", Path::new("/a/b")).unwrap();
         assert_eq!(roots[0].path, PathBuf::from("/a/x/y"));
+    }
+}
+
+/// Midnight UTC of a `YYYY-MM-DD` day, in ms since the epoch.
+pub fn parse_day_ms(day: &str) -> Result<i64> {
+    let parts: Vec<&str> = day.trim().split('-').collect();
+    let parsed = match parts.as_slice() {
+        [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2 => {
+            (y.parse::<i64>(), m.parse::<u32>(), d.parse::<u32>())
+        }
+        _ => bail!("invalid day {day:?}: expected YYYY-MM-DD"),
+    };
+    let (Ok(y), Ok(m), Ok(d)) = parsed else {
+        bail!("invalid day {day:?}: expected YYYY-MM-DD");
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d == 0 || d > days_in_month[m as usize - 1] {
+        bail!("invalid day {day:?}: no such date");
+    }
+    // Days from the civil date (proleptic Gregorian), after H. Hinnant.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Ok((era * 146_097 + doe - 719_468) * 86_400_000)
+}
+
+#[cfg(test)]
+mod day_tests {
+    use super::parse_day_ms;
+
+    #[test]
+    fn days_parse_to_utc_midnight() {
+        assert_eq!(parse_day_ms("1970-01-01").unwrap(), 0);
+        assert_eq!(parse_day_ms("2000-03-01").unwrap(), 951_868_800_000);
+        assert_eq!(parse_day_ms("2024-02-29").unwrap(), 1_709_164_800_000);
+        assert!(parse_day_ms("2023-02-29").is_err());
+        assert!(parse_day_ms("2024-13-01").is_err());
+        assert!(parse_day_ms("yesterday").is_err());
     }
 }

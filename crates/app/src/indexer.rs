@@ -45,6 +45,8 @@ pub struct Indexer {
     idle: Notify,
     in_flight: AtomicUsize,
     reconciled: AtomicBool,
+    /// Chunks were written since the search indexes were last optimized.
+    dirty: AtomicBool,
     /// Work counters.
     pub stats: Stats,
 }
@@ -69,6 +71,7 @@ impl Indexer {
             idle: Notify::new(),
             in_flight: AtomicUsize::new(0),
             reconciled: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
             stats: Stats::default(),
         })
     }
@@ -206,8 +209,27 @@ impl Indexer {
             } else {
                 tracing::debug!(path = %path.display(), ms = started.elapsed().as_millis() as u64, "processed");
             }
+            if self.lock_queue().is_empty() && self.dirty.swap(false, Ordering::SeqCst) {
+                self.optimize_indexes().await;
+            }
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             self.idle.notify_waiters();
+        }
+    }
+
+    /// Folds new chunks into the search indexes (building them when due) and
+    /// compacts the tables. Runs when the queue has drained, so it never slows
+    /// indexing down; searches are correct without it, only slower.
+    async fn optimize_indexes(&self) {
+        let started = Instant::now();
+        match self.store.optimize().await {
+            Ok(r) => tracing::info!(
+                chunks = r.rows,
+                vector_index = r.vector_index,
+                ms = started.elapsed().as_millis() as u64,
+                "search indexes optimized"
+            ),
+            Err(e) => tracing::warn!(error = %e, "optimizing the search indexes failed"),
         }
     }
 
@@ -259,6 +281,7 @@ impl Indexer {
         let Some(meta) = meta else {
             if existing.is_some() {
                 self.store.delete_document(&id).await?;
+                self.dirty.store(true, Ordering::SeqCst);
                 tracing::info!(path = %rel, collection = %root.collection, "removed");
             }
             return Ok(());
@@ -377,6 +400,7 @@ impl Indexer {
             })
             .collect();
         self.store.replace_chunks(&id, &records).await?;
+        self.dirty.store(true, Ordering::SeqCst);
         doc.state = DocState::Indexed;
         doc.error = None;
         doc.pages = extracted.pages.len() as u32;
@@ -433,6 +457,7 @@ impl Indexer {
 
     async fn fail(&self, mut doc: DocumentRecord, reason: String) -> Result<()> {
         self.store.replace_chunks(&doc.id, &[]).await?;
+        self.dirty.store(true, Ordering::SeqCst);
         tracing::warn!(path = %doc.path, collection = %doc.collection, reason = %reason, "failed");
         doc.state = DocState::Failed;
         doc.error = Some(reason);

@@ -1,11 +1,14 @@
 //! docchat: private, offline chat with your own documents.
 
+mod bench;
 mod cli;
 mod config;
+mod eval;
 mod indexer;
 mod isolate;
 mod models;
 mod rag;
+mod retrieve;
 mod server;
 mod watch;
 
@@ -63,8 +66,14 @@ enum Command {
     Ask(cli::AskArgs),
     /// Show the passages that match a query.
     Search(cli::SearchArgs),
+    /// Measure retrieval: recall@1/5/10, MRR and latency of each search mode over
+    /// a labelled question set.
+    Eval(cli::EvalArgs),
     /// List indexed documents, and failed ones with the reason.
     Status(cli::StatusArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(cli::BenchCommand),
     /// Manage models.
     #[command(subcommand)]
     Models(cli::ModelsCommand),
@@ -116,8 +125,10 @@ fn main() -> ExitCode {
             Command::Index(a) => cli::index(settings, a).await,
             Command::Ask(a) => cli::ask(settings, a).await,
             Command::Search(a) => cli::search(settings, a).await,
+            Command::Eval(a) => cli::eval(settings, a).await,
             Command::Status(a) => cli::status(settings, a).await,
             Command::Models(c) => cli::models(settings, c).await,
+            Command::Bench(c) => cli::bench(settings, c).await,
             Command::Extract { .. } => unreachable!("handled before the runtime starts"),
         }
     });

@@ -1,9 +1,10 @@
 //! Retrieval-augmented answers: retrieve passages, pack them into the prompt within
 //! the chat model's context, stream the answer, and cite the sources given.
 
-use anyhow::{Context, Result};
-use docchat_core::{Embedder, GenerationParams, GenerationStats, Generator};
-use docchat_store::{SearchFilter, SearchHit, Store};
+use crate::retrieve::{Fusion, Passage, Retriever, SearchMode, SearchRequest, cited_markers};
+use anyhow::Result;
+use docchat_core::{GenerationParams, GenerationStats, Generator};
+use docchat_store::SearchFilter;
 use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -32,31 +33,68 @@ pub struct Citation {
     pub byte_start: u32,
     /// End of that range.
     pub byte_end: u32,
+    /// The part of the snippet that matched the question, as a byte range of the
+    /// page text (inside `byte_start..byte_end`), for highlighting.
+    pub match_start: u32,
+    /// End of the matched range.
+    pub match_end: u32,
     /// The passage.
     pub snippet: String,
     /// Retrieval score.
     pub score: f32,
+    /// Whether the answer cites this source with `[n]`.
+    pub cited: bool,
     /// Opens the source at its page.
     pub url: String,
 }
 
 impl Citation {
-    fn from_hit(n: usize, hit: &SearchHit) -> Self {
+    /// The source numbered `n` in the prompt.
+    pub fn from_passage(n: usize, p: &Passage) -> Self {
         Self {
             n,
-            document_id: hit.document_id.clone(),
-            collection: hit.collection.clone(),
-            path: hit.path.clone(),
-            page_start: hit.page_start,
-            page_end: hit.page_end,
-            byte_start: hit.byte_start,
-            byte_end: hit.byte_end,
-            snippet: hit.text.clone(),
-            score: hit.score,
+            document_id: p.document_id.clone(),
+            collection: p.collection.clone(),
+            path: p.path.clone(),
+            page_start: p.page_start,
+            page_end: p.page_end,
+            byte_start: p.byte_start,
+            byte_end: p.byte_end,
+            match_start: p.match_start,
+            match_end: p.match_end,
+            snippet: p.text.clone(),
+            score: p.score,
+            cited: false,
             url: format!(
                 "/api/documents/{}/file#page={}",
-                hit.document_id, hit.page_start
+                p.document_id, p.page_start
             ),
+        }
+    }
+}
+
+/// The sources of a finished answer, with the answer's `[n]` markers mapped.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sources {
+    /// Every source given to the model, numbered as in the prompt.
+    pub citations: Vec<Citation>,
+    /// Numbers the answer cites, in order of first mention.
+    pub cited: Vec<usize>,
+    /// Numbers the answer cites that name no source (the model made them up).
+    pub unknown: Vec<usize>,
+}
+
+impl Sources {
+    /// Maps the markers of `answer` onto `citations`.
+    pub fn map(mut citations: Vec<Citation>, answer: &str) -> Self {
+        let (cited, unknown) = cited_markers(answer, citations.len());
+        for c in &mut citations {
+            c.cited = cited.contains(&c.n);
+        }
+        Self {
+            citations,
+            cited,
+            unknown,
         }
     }
 }
@@ -66,8 +104,8 @@ impl Citation {
 pub enum AnswerEvent {
     /// A piece of the answer.
     Token(String),
-    /// The sources given to the model.
-    Citations(Vec<Citation>),
+    /// The sources given to the model, mapped to the answer's markers.
+    Citations(Sources),
     /// The end, with figures.
     Done(GenerationStats),
     /// The answer failed.
@@ -77,10 +115,8 @@ pub enum AnswerEvent {
 /// Retrieval and generation over one index.
 #[derive(Clone)]
 pub struct Rag {
-    /// The index.
-    pub store: Store,
-    /// Embeds questions.
-    pub embedder: Arc<dyn Embedder>,
+    /// Finds passages.
+    pub retriever: Retriever,
     /// Writes answers.
     pub generator: Arc<dyn Generator>,
 }
@@ -90,6 +126,10 @@ pub struct Rag {
 pub struct AskOptions {
     /// Passages to retrieve.
     pub top_k: usize,
+    /// Which index finds them.
+    pub mode: SearchMode,
+    /// Fusion weights of hybrid search.
+    pub fusion: Fusion,
     /// Restriction of the search.
     pub filter: SearchFilter,
     /// Sampling.
@@ -100,27 +140,12 @@ impl Default for AskOptions {
     fn default() -> Self {
         Self {
             top_k: 6,
+            mode: SearchMode::Hybrid,
+            fusion: Fusion::default(),
             filter: SearchFilter::default(),
             params: GenerationParams::default(),
         }
     }
-}
-
-/// Embeds `query` and returns the nearest chunks.
-pub async fn search(
-    store: &Store,
-    embedder: &Arc<dyn Embedder>,
-    query: &str,
-    top_k: usize,
-    filter: &SearchFilter,
-) -> Result<Vec<SearchHit>> {
-    let e = Arc::clone(embedder);
-    let q = vec![query.to_string()];
-    let mut vectors = tokio::task::spawn_blocking(move || e.embed(&q))
-        .await?
-        .context("cannot embed the query")?;
-    let v = vectors.pop().context("the embedder returned no vector")?;
-    Ok(store.vector_search(&v, top_k, filter).await?)
 }
 
 impl Rag {
@@ -139,14 +164,17 @@ impl Rag {
         opts: AskOptions,
         tx: &mpsc::Sender<AnswerEvent>,
     ) -> Result<()> {
-        let hits = search(
-            &self.store,
-            &self.embedder,
-            &question,
-            opts.top_k,
-            &opts.filter,
-        )
-        .await?;
+        let hits = self
+            .retriever
+            .search(&SearchRequest {
+                query: question.clone(),
+                mode: opts.mode,
+                top_k: opts.top_k,
+                filter: opts.filter.clone(),
+                fusion: opts.fusion,
+                expand: true,
+            })
+            .await?;
         let generator = Arc::clone(&self.generator);
         let (prompt, used) = build_prompt(
             generator.as_ref(),
@@ -157,7 +185,7 @@ impl Rag {
         let citations: Vec<Citation> = used
             .iter()
             .enumerate()
-            .map(|(i, h)| Citation::from_hit(i + 1, h))
+            .map(|(i, h)| Citation::from_passage(i + 1, h))
             .collect();
         let mut params = opts.params.clone();
         if !generator.has_chat_template() {
@@ -168,13 +196,16 @@ impl Rag {
                 .extend(["\nQuestion:", "\n\n\n", "\n["].map(String::from));
         }
         let token_tx = tx.clone();
-        let stats = tokio::task::spawn_blocking(move || {
+        let (stats, answer) = tokio::task::spawn_blocking(move || {
+            let mut answer = String::new();
             let mut sink = |piece: &str| {
+                answer.push_str(piece);
                 token_tx
                     .blocking_send(AnswerEvent::Token(piece.to_string()))
                     .is_ok()
             };
-            generator.generate(&prompt, &params, &mut sink)
+            let stats = generator.generate(&prompt, &params, &mut sink);
+            (stats, answer)
         })
         .await?;
         let stats = match stats {
@@ -182,7 +213,8 @@ impl Rag {
             Err(docchat_core::Error::Cancelled) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        if tx.send(AnswerEvent::Citations(citations)).await.is_ok() {
+        let sources = Sources::map(citations, &answer);
+        if tx.send(AnswerEvent::Citations(sources)).await.is_ok() {
             let _ = tx.send(AnswerEvent::Done(stats)).await;
         }
         Ok(())
@@ -194,11 +226,11 @@ impl Rag {
 pub fn build_prompt<'h>(
     generator: &dyn Generator,
     question: &str,
-    hits: &'h [SearchHit],
+    hits: &'h [Passage],
     answer_tokens: usize,
-) -> (String, Vec<&'h SearchHit>) {
+) -> (String, Vec<&'h Passage>) {
     let budget = generator.context_size().saturating_sub(answer_tokens + 64);
-    let mut used: Vec<&SearchHit> = Vec::new();
+    let mut used: Vec<&Passage> = Vec::new();
     let mut prompt = render(generator, question, &used);
     for hit in hits {
         used.push(hit);
@@ -212,7 +244,7 @@ pub fn build_prompt<'h>(
     (prompt, used)
 }
 
-fn render(generator: &dyn Generator, question: &str, sources: &[&SearchHit]) -> String {
+fn render(generator: &dyn Generator, question: &str, sources: &[&Passage]) -> String {
     let mut user = String::new();
     for (i, h) in sources.iter().enumerate() {
         let pages = if h.page_start == h.page_end {
@@ -270,9 +302,8 @@ mod tests {
         }
     }
 
-    fn hit(text: &str, page: u32) -> SearchHit {
-        SearchHit {
-            chunk_id: format!("c{page}"),
+    fn hit(text: &str, page: u32) -> Passage {
+        Passage {
             document_id: "d".into(),
             collection: "c".into(),
             path: "paper.pdf".into(),
@@ -280,8 +311,11 @@ mod tests {
             page_end: page,
             byte_start: 0,
             byte_end: text.len() as u32,
+            match_start: 0,
+            match_end: text.len() as u32,
             text: text.into(),
             score: 0.5,
+            chunk_ids: vec![format!("d-{page:05}")],
         }
     }
 
@@ -304,8 +338,15 @@ mod tests {
 
     #[test]
     fn citations_link_to_the_page() {
-        let c = Citation::from_hit(3, &hit("text", 7));
-        assert_eq!(c.n, 3);
+        let c = Citation::from_passage(2, &hit("text", 7));
+        assert_eq!(c.n, 2);
         assert_eq!(c.url, "/api/documents/d/file#page=7");
+        let sources = Sources::map(
+            vec![c, Citation::from_passage(1, &hit("other", 2))],
+            "As [2] says, and [7].",
+        );
+        assert!(sources.citations[0].cited);
+        assert!(!sources.citations[1].cited);
+        assert_eq!(sources.unknown, vec![7]);
     }
 }

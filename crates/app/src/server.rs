@@ -2,7 +2,8 @@
 //! and the original files of indexed documents.
 
 use crate::indexer::Indexer;
-use crate::rag::{self, AnswerEvent, AskOptions, Rag};
+use crate::rag::{AnswerEvent, AskOptions, Rag};
+use crate::retrieve::{Fusion, SearchMode, SearchRequest as Retrieval};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -36,6 +37,8 @@ pub struct AppState {
     pub rag: Rag,
     /// The indexer (status, queue).
     pub indexer: Arc<Indexer>,
+    /// Question defaults (from the configuration).
+    pub ask_defaults: AskOptions,
 }
 
 /// Errors of the API, each with its status.
@@ -102,7 +105,7 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 }
 
 async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let docs = state.rag.store.documents().await?;
+    let docs = state.rag.retriever.store.documents().await?;
     let count = |s: DocState| docs.iter().filter(|d| d.state == s).count();
     let (indexed, failed, pending) = (
         count(DocState::Indexed),
@@ -132,7 +135,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>
         "collections": ix.roots().iter().map(|r| json!({"name": r.collection, "path": r.path})).collect::<Vec<_>>(),
         "models": {
             "chat": state.rag.generator.id(),
-            "embedding": state.rag.embedder.id(),
+            "embedding": state.rag.retriever.embedder.id(),
         },
     })))
 }
@@ -145,6 +148,10 @@ struct ChatRequest {
     chat_id: Option<String>,
     #[serde(default)]
     collections: Vec<String>,
+    #[serde(default)]
+    filter: Option<SearchFilter>,
+    #[serde(default)]
+    mode: Option<SearchMode>,
     #[serde(default)]
     top_k: Option<usize>,
     #[serde(default)]
@@ -180,12 +187,9 @@ async fn chat(
     Json(req): Json<ChatRequest>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
     check_question(&req.question)?;
-    let mut opts = AskOptions {
-        filter: SearchFilter {
-            collections: req.collections,
-        },
-        ..AskOptions::default()
-    };
+    let mut opts = state.ask_defaults.clone();
+    opts.filter = request_filter(req.filter, req.collections);
+    opts.mode = req.mode.unwrap_or(opts.mode);
     opts.top_k = check_top_k(req.top_k, opts.top_k)?;
     if let Some(m) = req.max_tokens {
         opts.params.max_tokens = m.clamp(1, 4096);
@@ -216,54 +220,72 @@ fn sse_event(ev: AnswerEvent) -> Event {
     Event::default().event(name).data(data.to_string())
 }
 
+/// The filter of a request: `filter`, with the older top-level `collections`
+/// folded in.
+fn request_filter(filter: Option<SearchFilter>, collections: Vec<String>) -> SearchFilter {
+    let mut f = filter.unwrap_or_default();
+    for c in collections {
+        if !f.collections.contains(&c) {
+            f.collections.push(c);
+        }
+    }
+    f
+}
+
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SearchRequest {
     query: String,
     #[serde(default)]
     top_k: Option<usize>,
     #[serde(default)]
-    mode: Option<String>,
+    mode: Option<SearchMode>,
     #[serde(default)]
     collections: Vec<String>,
+    #[serde(default)]
+    filter: Option<SearchFilter>,
+    #[serde(default)]
+    fusion: Option<Fusion>,
+    #[serde(default)]
+    expand: Option<bool>,
 }
 
+/// `POST /api/search`: passages only, no generation.
 async fn search(
     State(state): State<AppState>,
     Json(req): Json<SearchRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_question(&req.query)?;
     let top_k = check_top_k(req.top_k, 10)?;
-    match req.mode.as_deref() {
-        None | Some("vector") => {}
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "search mode {other:?} is not available; use \"vector\""
-            )));
-        }
-    }
-    let filter = SearchFilter {
-        collections: req.collections,
-    };
-    let hits = rag::search(
-        &state.rag.store,
-        &state.rag.embedder,
-        &req.query,
+    let defaults = &state.ask_defaults;
+    let retrieval = Retrieval {
+        query: req.query,
+        mode: req.mode.unwrap_or(defaults.mode),
         top_k,
-        &filter,
-    )
-    .await?;
-    let hits: Vec<_> = hits
+        filter: request_filter(req.filter, req.collections),
+        fusion: req.fusion.unwrap_or(defaults.fusion),
+        expand: req.expand.unwrap_or(true),
+    };
+    let started = std::time::Instant::now();
+    let passages = state.rag.retriever.search(&retrieval).await?;
+    let hits: Vec<_> = passages
         .iter()
-        .map(|h| {
+        .map(|p| {
             json!({
-                "document_id": h.document_id, "collection": h.collection, "path": h.path,
-                "page_start": h.page_start, "page_end": h.page_end,
-                "byte_start": h.byte_start, "byte_end": h.byte_end,
-                "snippet": h.text, "score": h.score,
+                "document_id": p.document_id, "collection": p.collection, "path": p.path,
+                "page_start": p.page_start, "page_end": p.page_end,
+                "byte_start": p.byte_start, "byte_end": p.byte_end,
+                "match_start": p.match_start, "match_end": p.match_end,
+                "snippet": p.text, "score": p.score,
+                "url": format!("/api/documents/{}/file#page={}", p.document_id, p.page_start),
             })
         })
         .collect();
-    Ok(Json(json!({ "hits": hits })))
+    Ok(Json(json!({
+        "mode": retrieval.mode,
+        "hits": hits,
+        "took_ms": started.elapsed().as_secs_f64() * 1000.0,
+    })))
 }
 
 /// Serves the original file of an indexed document (and nothing else: ids come
@@ -274,6 +296,7 @@ async fn document_file(
 ) -> Result<Response, ApiError> {
     let doc = state
         .rag
+        .retriever
         .store
         .document(&id)
         .await?

@@ -255,6 +255,16 @@ pub(crate) fn hits_from(
     score_column: &str,
     score: impl Fn(f32) -> f32,
 ) -> Result<Vec<SearchHit>> {
+    let raw = Columns::new(batch, "chunks").f32(score_column)?;
+    hits_with(batch, |i| score(raw.value(i)))
+}
+
+/// Rows of a chunks batch without a score column (score 0).
+pub(crate) fn hits_from_plain(batch: &RecordBatch) -> Result<Vec<SearchHit>> {
+    hits_with(batch, |_| 0.0)
+}
+
+fn hits_with(batch: &RecordBatch, score: impl Fn(usize) -> f32) -> Result<Vec<SearchHit>> {
     let c = Columns::new(batch, "chunks");
     let (id, doc, collection, path) = (
         c.str("id")?,
@@ -268,7 +278,7 @@ pub(crate) fn hits_from(
         c.u32("byte_start")?,
         c.u32("byte_end")?,
     );
-    let (text, raw) = (c.str("text")?, c.f32(score_column)?);
+    let text = c.str("text")?;
     Ok((0..batch.num_rows())
         .map(|i| SearchHit {
             chunk_id: id.value(i).to_string(),
@@ -280,7 +290,7 @@ pub(crate) fn hits_from(
             byte_start: bs.value(i),
             byte_end: be.value(i),
             text: text.value(i).to_string(),
-            score: score(raw.value(i)),
+            score: score(i),
         })
         .collect())
 }

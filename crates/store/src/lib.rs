@@ -13,4 +13,7 @@ mod types;
 
 pub use error::{Error, Result};
 pub use store::Store;
-pub use types::{ChunkRecord, DocState, DocumentRecord, SearchFilter, SearchHit};
+pub use store::{IndexReport, SearchTuning};
+pub use types::{
+    ChunkRecord, DocState, DocumentRecord, SearchFilter, SearchHit, chunk_id, chunk_ordinal,
+};

@@ -1,3 +1,4 @@
+use crate::arrow_rows::hits_from_plain;
 use crate::arrow_rows::{
     Columns, chunks_batch, chunks_schema, documents_batch, documents_from, documents_schema,
     hits_from, vector_dim,
@@ -5,10 +6,16 @@ use crate::arrow_rows::{
 use crate::{ChunkRecord, DocumentRecord, Error, Result, SearchFilter, SearchHit};
 use arrow_array::{RecordBatch, RecordBatchIterator};
 use futures::TryStreamExt;
+use lancedb::index::Index;
+use lancedb::index::scalar::{FtsIndexBuilder, FullTextSearchQuery};
+use lancedb::index::vector::IvfHnswSqIndexBuilder;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
+use lancedb::table::{CompactionOptions, OptimizeAction, OptimizeOptions};
 use lancedb::{Connection, DistanceType, Table};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const DOCUMENTS: &str = "documents";
 const CHUNKS: &str = "chunks";
@@ -33,6 +40,8 @@ pub struct Store {
     documents: Table,
     chunks: Table,
     dim: usize,
+    tuning: SearchTuning,
+    indexes: Arc<Indexes>,
 }
 
 impl std::fmt::Debug for Store {
@@ -76,7 +85,15 @@ impl Store {
             documents,
             chunks,
             dim,
+            tuning: SearchTuning::default(),
+            indexes: Arc::default(),
         })
+    }
+
+    /// The same store with other search tuning.
+    pub fn with_tuning(mut self, tuning: SearchTuning) -> Self {
+        self.tuning = tuning;
+        self
     }
 
     /// Vector dimension of the chunks table.
@@ -222,7 +239,10 @@ impl Store {
         Ok(removed)
     }
 
-    /// The `k` chunks nearest to `vector` (cosine), best first.
+    /// The `k` chunks nearest to `vector` (cosine), best first. Below
+    /// [`SearchTuning::vector_index_min_rows`] the search is exact; above it the
+    /// ANN index answers, its candidates re-ranked by exact distance, and rows not
+    /// yet in the index are searched exactly.
     pub async fn vector_search(
         &self,
         vector: &[f32],
@@ -234,9 +254,11 @@ impl Store {
             .query()
             .nearest_to(vector)?
             .distance_type(DistanceType::Cosine)
+            .nprobes(self.tuning.nprobes)?
+            .refine_factor(self.tuning.refine_factor)
             .select(Select::columns(&HIT_COLUMNS))
             .limit(k.max(1));
-        if let Some(f) = filter_sql(filter) {
+        if let Some(f) = self.filter_sql(filter).await? {
             query = query.only_if(f);
         }
         let batches = collect(query.execute().await?).await?;
@@ -247,14 +269,322 @@ impl Store {
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         Ok(hits)
     }
+
+    /// The `k` chunks that best match `query` by BM25 over their words (stemmed,
+    /// stop words removed), best first. Rows written since the full-text index was
+    /// last updated are searched too.
+    pub async fn keyword_search(
+        &self,
+        query: &str,
+        k: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<SearchHit>> {
+        if query.trim().is_empty() || !self.ensure_fts_index().await? {
+            return Ok(Vec::new());
+        }
+        let fts = FullTextSearchQuery::new(query.to_string()).limit(Some(k.max(1) as i64));
+        let mut q = self
+            .chunks
+            .query()
+            .full_text_search(fts)
+            .select(Select::columns(&HIT_COLUMNS))
+            .limit(k.max(1));
+        if let Some(f) = self.filter_sql(filter).await? {
+            q = q.only_if(f);
+        }
+        let batches = collect(q.execute().await?).await?;
+        let mut hits = Vec::new();
+        for b in &batches {
+            hits.extend(hits_from(b, "_score", |s| s)?);
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(hits)
+    }
+
+    /// Chunks by id (for neighbour expansion), with score 0; missing ids are
+    /// skipped.
+    pub async fn chunks_by_id(&self, ids: &[String]) -> Result<Vec<SearchHit>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = ids.iter().map(|id| quote(id)).collect();
+        let batches = collect(
+            self.chunks
+                .query()
+                .only_if(format!("id IN ({})", list.join(", ")))
+                .select(Select::columns(&HIT_COLUMNS))
+                .execute()
+                .await?,
+        )
+        .await?;
+        let mut out = Vec::new();
+        for b in &batches {
+            out.extend(hits_from_plain(b)?);
+        }
+        Ok(out)
+    }
+
+    /// Creates the full-text index when it is missing and there is text to index.
+    /// Returns whether it exists.
+    async fn ensure_fts_index(&self) -> Result<bool> {
+        if self.indexes.fts.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let _guard = self.indexes.building.lock().await;
+        if self.indexes.fts.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        if !self.has_index(FTS_INDEX).await? {
+            if self.chunks.count_rows(None).await? == 0 {
+                return Ok(false);
+            }
+            self.chunks
+                .create_index(&["text"], Index::FTS(FtsIndexBuilder::default()))
+                .name(FTS_INDEX.to_string())
+                .execute()
+                .await?;
+            tracing::info!("full-text index created");
+        }
+        self.indexes.fts.store(true, Ordering::Release);
+        Ok(true)
+    }
+
+    async fn has_index(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .chunks
+            .list_indices()
+            .await?
+            .iter()
+            .any(|i| i.name == name))
+    }
+
+    /// Brings the search indexes up to date: creates the full-text index, creates
+    /// the vector index once the table is large enough, folds new rows into both,
+    /// compacts small fragments and drops old versions. Meant for the background,
+    /// when indexing is idle; searches are correct without it, only slower.
+    pub async fn optimize(&self) -> Result<IndexReport> {
+        self.ensure_fts_index().await?;
+        let _guard = self.indexes.building.lock().await;
+        let rows = self.chunks.count_rows(None).await?;
+        let mut report = IndexReport {
+            rows,
+            ..IndexReport::default()
+        };
+        let min_rows = self.tuning.vector_index_min_rows;
+        if min_rows > 0 && rows >= min_rows && !self.has_index(VECTOR_INDEX).await? {
+            self.create_vector_index().await?;
+            report.vector_index_built = true;
+        }
+        for table in [&self.chunks, &self.documents] {
+            table
+                .optimize(OptimizeAction::Compact {
+                    options: CompactionOptions::default(),
+                    remap_options: None,
+                })
+                .await?;
+            table
+                .optimize(OptimizeAction::Prune {
+                    older_than: Some(chrono::Duration::minutes(10)),
+                    delete_unverified: None,
+                    error_if_tagged_old_versions: None,
+                })
+                .await?;
+        }
+        self.chunks
+            .optimize(OptimizeAction::Index(OptimizeOptions::default()))
+            .await?;
+        report.fts_index = self.has_index(FTS_INDEX).await?;
+        report.vector_index = self.has_index(VECTOR_INDEX).await?;
+        Ok(report)
+    }
+
+    /// Builds the ANN vector index now, whatever the table's size (replacing one
+    /// that exists). [`Store::optimize`] does this once the table is large enough.
+    pub async fn build_vector_index(&self) -> Result<()> {
+        let _guard = self.indexes.building.lock().await;
+        self.create_vector_index().await
+    }
+
+    async fn create_vector_index(&self) -> Result<()> {
+        let started = std::time::Instant::now();
+        self.chunks
+            .create_index(
+                &["vector"],
+                Index::IvfHnswSq(
+                    IvfHnswSqIndexBuilder::default().distance_type(DistanceType::Cosine),
+                ),
+            )
+            .name(VECTOR_INDEX.to_string())
+            .replace(true)
+            .execute()
+            .await?;
+        let rows = self.chunks.count_rows(None).await?;
+        let ms = started.elapsed().as_millis() as u64;
+        tracing::info!(rows, ms, "vector index built");
+        Ok(())
+    }
+
+    /// Drops the ANN vector index (searches become exact), if there is one.
+    pub async fn drop_vector_index(&self) -> Result<()> {
+        let _guard = self.indexes.building.lock().await;
+        if self.has_index(VECTOR_INDEX).await? {
+            self.chunks.drop_index(VECTOR_INDEX).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends chunks in one commit (bulk loads; [`Store::replace_chunks`] is the
+    /// per-document path).
+    pub async fn append_chunks(&self, chunks: &[ChunkRecord]) -> Result<()> {
+        if !chunks.is_empty() {
+            let batch = chunks_batch(chunks, self.dim)?;
+            self.chunks.add(batch).execute().await?;
+        }
+        Ok(())
+    }
+
+    /// The SQL condition of `filter`, if it restricts anything.
+    async fn filter_sql(&self, filter: &SearchFilter) -> Result<Option<String>> {
+        let documents = if filter.has_dates() {
+            let after = filter.modified_after_ms.unwrap_or(i64::MIN);
+            let before = filter.modified_before_ms.unwrap_or(i64::MAX);
+            let batches = collect(
+                self.documents
+                    .query()
+                    .only_if(format!("mtime_ms >= {after} AND mtime_ms < {before}"))
+                    .select(Select::columns(&["id"]))
+                    .execute()
+                    .await?,
+            )
+            .await?;
+            let mut ids = Vec::new();
+            for b in &batches {
+                let c = Columns::new(b, DOCUMENTS).str("id")?;
+                ids.extend((0..b.num_rows()).map(|i| c.value(i).to_string()));
+            }
+            Some(ids)
+        } else {
+            None
+        };
+        Ok(filter_sql(filter, documents.as_deref()))
+    }
 }
 
-fn filter_sql(filter: &SearchFilter) -> Option<String> {
-    if filter.collections.is_empty() {
-        return None;
+/// Index names.
+const FTS_INDEX: &str = "text_fts";
+const VECTOR_INDEX: &str = "vector_ann";
+
+/// How searches use the indexes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchTuning {
+    /// The vector index is built once the chunk table has this many rows (0:
+    /// never); below it exact search is fast enough. See BENCHMARKS.md.
+    pub vector_index_min_rows: usize,
+    /// IVF partitions probed per query.
+    pub nprobes: usize,
+    /// ANN candidates re-ranked by exact distance, as a multiple of `k`.
+    pub refine_factor: u32,
+}
+
+impl Default for SearchTuning {
+    fn default() -> Self {
+        Self {
+            vector_index_min_rows: 50_000,
+            nprobes: 20,
+            refine_factor: 4,
+        }
     }
-    let list: Vec<String> = filter.collections.iter().map(|c| quote(c)).collect();
-    Some(format!("collection IN ({})", list.join(", ")))
+}
+
+/// What [`Store::optimize`] found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexReport {
+    /// Chunks in the table.
+    pub rows: usize,
+    /// Whether the full-text index exists.
+    pub fts_index: bool,
+    /// Whether the vector index exists.
+    pub vector_index: bool,
+    /// Whether this call built the vector index.
+    pub vector_index_built: bool,
+}
+
+/// Index state shared by the clones of a store.
+#[derive(Debug, Default)]
+struct Indexes {
+    fts: AtomicBool,
+    building: tokio::sync::Mutex<()>,
+}
+
+/// Escapes a literal for a SQL `LIKE` pattern (with `\` as the escape character).
+fn like_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Turns a glob into a `LIKE` pattern: `*` is `%`, `?` is `_`.
+fn glob_like(glob: &str) -> String {
+    let mut out = String::with_capacity(glob.len());
+    for c in glob.chars() {
+        match c {
+            '*' => {
+                if !out.ends_with('%') || out.ends_with("\\%") {
+                    out.push('%');
+                }
+            }
+            '?' => out.push('_'),
+            c => out.push_str(&like_literal(&c.to_string())),
+        }
+    }
+    out
+}
+
+/// The SQL condition of `filter`; `documents` is the set of document ids allowed
+/// by its dates, when it has any.
+fn filter_sql(filter: &SearchFilter, documents: Option<&[String]>) -> Option<String> {
+    let mut parts = Vec::new();
+    if !filter.collections.is_empty() {
+        let list: Vec<String> = filter.collections.iter().map(|c| quote(c)).collect();
+        parts.push(format!("collection IN ({})", list.join(", ")));
+    }
+    if let Some(prefix) = filter.path_prefix.as_deref().filter(|p| !p.is_empty()) {
+        parts.push(format!(
+            "path LIKE {} ESCAPE '\\'",
+            quote(&format!("{}%", like_literal(prefix)))
+        ));
+    }
+    if let Some(glob) = filter.path_glob.as_deref().filter(|g| !g.is_empty()) {
+        parts.push(format!("path LIKE {} ESCAPE '\\'", quote(&glob_like(glob))));
+    }
+    if !filter.extensions.is_empty() {
+        let ors: Vec<String> = filter
+            .extensions
+            .iter()
+            .map(|e| {
+                let e = e.trim_start_matches('.').to_lowercase();
+                format!(
+                    "lower(path) LIKE {} ESCAPE '\\'",
+                    quote(&format!("%.{}", like_literal(&e)))
+                )
+            })
+            .collect();
+        parts.push(format!("({})", ors.join(" OR ")));
+    }
+    if let Some(ids) = documents {
+        if ids.is_empty() {
+            parts.push("false".into());
+        } else {
+            let list: Vec<String> = ids.iter().map(|id| quote(id)).collect();
+            parts.push(format!("document_id IN ({})", list.join(", ")));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(" AND "))
 }
 
 async fn open_or_create(
@@ -277,11 +607,31 @@ mod tests {
     #[test]
     fn filters_quote_values() {
         assert_eq!(quote("it's"), "'it''s'");
+        let f = SearchFilter::collections(vec!["a".into(), "b'c".into()]);
+        assert_eq!(filter_sql(&f, None).unwrap(), "collection IN ('a', 'b''c')");
+        assert_eq!(filter_sql(&SearchFilter::default(), None), None);
+    }
+
+    #[test]
+    fn filters_combine_paths_types_and_dates() {
         let f = SearchFilter {
-            collections: vec!["a".into(), "b'c".into()],
+            path_prefix: Some("cases/2024_".into()),
+            path_glob: Some("*/*.pdf".into()),
+            extensions: vec![".PDF".into(), "docx".into()],
+            ..SearchFilter::default()
         };
-        assert_eq!(filter_sql(&f).unwrap(), "collection IN ('a', 'b''c')");
-        assert_eq!(filter_sql(&SearchFilter::default()), None);
+        assert_eq!(
+            filter_sql(&f, Some(&["d1".into()])).unwrap(),
+            "path LIKE 'cases/2024\\_%' ESCAPE '\\' AND path LIKE '%/%.pdf' ESCAPE '\\' \
+             AND (lower(path) LIKE '%.pdf' ESCAPE '\\' OR lower(path) LIKE '%.docx' ESCAPE '\\') \
+             AND document_id IN ('d1')"
+        );
+        assert_eq!(
+            filter_sql(&SearchFilter::default(), Some(&[])).unwrap(),
+            "false"
+        );
+        assert_eq!(glob_like("a**b?"), "a%b_");
+        assert_eq!(glob_like("100%*"), "100\\%%");
     }
 }
 
@@ -364,9 +714,7 @@ mod lance_tests {
         assert_eq!(hits[0].chunk_id, "a-0");
         assert!((hits[0].score - 1.0).abs() < 1e-5);
         assert_eq!(hits[1].chunk_id, "b-0");
-        let only_two = SearchFilter {
-            collections: vec!["two".into()],
-        };
+        let only_two = SearchFilter::collections(vec!["two".into()]);
         let hits = store
             .vector_search(&[1.0, 0.0, 0.0], 5, &only_two)
             .await
@@ -405,5 +753,160 @@ mod lance_tests {
                 found: 3
             })
         ));
+    }
+
+    fn text_chunk(doc: &str, path: &str, i: u32, text: &str, v: [f32; 3]) -> ChunkRecord {
+        ChunkRecord {
+            path: path.into(),
+            text: text.into(),
+            hash: format!("{doc}{i}{text}"),
+            ..chunk(doc, "one", i, v)
+        }
+    }
+
+    #[tokio::test]
+    async fn keyword_search_filters_and_fresh_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 3).await.unwrap();
+        // Nothing indexed yet: keyword search answers empty, not an error.
+        let none = store
+            .keyword_search("anything", 5, &SearchFilter::default())
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        let mut a = doc("a", "one");
+        a.path = "cases/2024_q1/brief.pdf".into();
+        a.mtime_ms = 1_000;
+        let mut b = doc("b", "one");
+        b.path = "notes/memo.docx".into();
+        b.mtime_ms = 5_000;
+        store.put_document(&a).await.unwrap();
+        store.put_document(&b).await.unwrap();
+        store
+            .replace_chunks(
+                "a",
+                &[
+                    text_chunk(
+                        "a",
+                        &a.path,
+                        0,
+                        "The indemnification clause survives termination.",
+                        [1.0, 0.0, 0.0],
+                    ),
+                    text_chunk(
+                        "a",
+                        &a.path,
+                        1,
+                        "Payment is due within thirty days.",
+                        [0.0, 1.0, 0.0],
+                    ),
+                ],
+            )
+            .await
+            .unwrap();
+        store
+            .replace_chunks(
+                "b",
+                &[text_chunk(
+                    "b",
+                    &b.path,
+                    0,
+                    "Memo about the termination of the lease.",
+                    [0.0, 0.0, 1.0],
+                )],
+            )
+            .await
+            .unwrap();
+        let all = SearchFilter::default();
+        let hits = store.keyword_search("terminated", 5, &all).await.unwrap();
+        let ids: Vec<&str> = hits.iter().map(|h| h.chunk_id.as_str()).collect();
+        assert_eq!(ids.len(), 2, "stemming matches both: {ids:?}");
+        assert!(hits[0].score > 0.0);
+        let hits = store
+            .keyword_search("indemnification", 5, &all)
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].chunk_id, "a-0");
+
+        // Filters: path prefix (with a LIKE wildcard character in it), glob, type, date.
+        let prefix = SearchFilter {
+            path_prefix: Some("cases/2024_".into()),
+            ..SearchFilter::default()
+        };
+        let hits = store
+            .keyword_search("termination", 5, &prefix)
+            .await
+            .unwrap();
+        assert!(hits.iter().all(|h| h.document_id == "a") && !hits.is_empty());
+        let underscore_is_literal = SearchFilter {
+            path_prefix: Some("cases/2024x".into()),
+            ..SearchFilter::default()
+        };
+        assert!(
+            store
+                .keyword_search("termination", 5, &underscore_is_literal)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let glob = SearchFilter {
+            path_glob: Some("notes/*.docx".into()),
+            ..SearchFilter::default()
+        };
+        let hits = store.keyword_search("termination", 5, &glob).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].document_id, "b");
+        let pdf_only = SearchFilter {
+            extensions: vec!["PDF".into()],
+            ..SearchFilter::default()
+        };
+        let hits = store
+            .vector_search(&[0.0, 0.0, 1.0], 5, &pdf_only)
+            .await
+            .unwrap();
+        assert!(!hits.is_empty() && hits.iter().all(|h| h.document_id == "a"));
+        let recent = SearchFilter {
+            modified_after_ms: Some(2_000),
+            ..SearchFilter::default()
+        };
+        let hits = store
+            .vector_search(&[1.0, 0.0, 0.0], 5, &recent)
+            .await
+            .unwrap();
+        assert!(!hits.is_empty() && hits.iter().all(|h| h.document_id == "b"));
+
+        // After optimizing, rows written later are found at once, and deleted
+        // ones are gone.
+        let report = store.optimize().await.unwrap();
+        assert!(report.fts_index);
+        assert_eq!(report.rows, 3);
+        store
+            .replace_chunks(
+                "b",
+                &[text_chunk(
+                    "b",
+                    &b.path,
+                    0,
+                    "A novel arbitration provision.",
+                    [0.0, 0.0, 1.0],
+                )],
+            )
+            .await
+            .unwrap();
+        let hits = store.keyword_search("arbitration", 5, &all).await.unwrap();
+        assert_eq!(
+            hits.len(),
+            1,
+            "a fresh row is searchable before the index catches up"
+        );
+        let hits = store.keyword_search("lease", 5, &all).await.unwrap();
+        assert!(hits.is_empty(), "the replaced row is gone: {hits:?}");
+        let by_id = store
+            .chunks_by_id(&["a-1".to_string(), "missing".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(by_id.len(), 1);
+        assert_eq!(by_id[0].text, "Payment is due within thirty days.");
     }
 }

@@ -97,11 +97,40 @@ pub struct ChunkRecord {
     pub vector: Vec<f32>,
 }
 
-/// Restricts a search.
-#[derive(Debug, Clone, Default)]
+/// Restricts a search. All set conditions must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SearchFilter {
     /// Only these collections (empty: all).
     pub collections: Vec<String>,
+    /// Only documents whose relative path starts with this.
+    pub path_prefix: Option<String>,
+    /// Only documents whose relative path matches this glob: `*` is any run of
+    /// characters (`/` included), `?` one character.
+    pub path_glob: Option<String>,
+    /// Only these file extensions, without the dot (`pdf`, `docx`, `md` …; empty:
+    /// all).
+    pub extensions: Vec<String>,
+    /// Only documents modified at or after this time (ms since the epoch).
+    pub modified_after_ms: Option<i64>,
+    /// Only documents modified before this time (ms since the epoch).
+    pub modified_before_ms: Option<i64>,
+}
+
+impl SearchFilter {
+    /// A filter on collections only.
+    pub fn collections(collections: Vec<String>) -> Self {
+        Self {
+            collections,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the filter restricts by modification time (which needs the
+    /// manifest).
+    pub fn has_dates(&self) -> bool {
+        self.modified_after_ms.is_some() || self.modified_before_ms.is_some()
+    }
 }
 
 /// A retrieved chunk.
@@ -125,6 +154,24 @@ pub struct SearchHit {
     pub byte_end: u32,
     /// The chunk's text.
     pub text: String,
-    /// Similarity, higher is better (cosine similarity for vector search).
+    /// Similarity, higher is better: cosine similarity for vector search, BM25 for
+    /// keyword search, the fused score for hybrid search.
     pub score: f32,
+}
+
+impl SearchHit {
+    /// Position of the chunk in its document (chunk ids end in `-NNNNN`).
+    pub fn ordinal(&self) -> Option<u32> {
+        chunk_ordinal(&self.chunk_id)
+    }
+}
+
+/// The position part of a chunk id.
+pub fn chunk_ordinal(chunk_id: &str) -> Option<u32> {
+    chunk_id.rsplit_once('-')?.1.parse().ok()
+}
+
+/// The id of a document's chunk at `ordinal`.
+pub fn chunk_id(document_id: &str, ordinal: u32) -> String {
+    format!("{document_id}-{ordinal:05}")
 }

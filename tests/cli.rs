@@ -1,23 +1,6 @@
 //! The command line: one-shot indexing, status with reasons, asking with `--json`.
 
-use crate::common::{corpus, docchat};
-
-/// Runs `docchat --data-dir DATA ARGS…`; asserts success and returns stdout.
-fn run(data: &std::path::Path, args: &[&std::ffi::OsStr]) -> String {
-    let out = docchat()
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use crate::common::{corpus, run};
 
 #[test]
 fn index_status_and_ask_from_the_terminal() {

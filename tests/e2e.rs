@@ -1,21 +1,13 @@
 //! A watched folder becomes a streamed, cited answer; deletions and restarts keep
 //! the index right.
 
-use crate::common::{Server, corpus, doc, sse_events};
+use crate::common::{Server, corpus, doc, settled, sse_events};
 use serde_json::json;
 use std::time::Duration;
 
 const PDF: &str = "tracemonkey.pdf";
 const DOCX: &str = "fixtures_line_spacing_line_spacing.docx";
 const BROKEN: &str = "issue9105_other.pdf";
-
-fn settled(s: &serde_json::Value) -> bool {
-    s["reconciled"] == true
-        && s["queue"] == 0
-        && s["documents"]
-            .as_array()
-            .is_some_and(|d| d.iter().all(|d| d["state"] != "pending"))
-}
 
 #[test]
 fn watched_folder_to_cited_answer_and_back() {

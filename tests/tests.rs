@@ -7,3 +7,5 @@ mod common;
 mod e2e;
 mod embedding;
 mod extract;
+mod retrieval;
+mod watch;

@@ -157,6 +157,15 @@ pub fn sse_events(body: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Whether the indexer is idle: startup scan done, queue empty, nothing pending.
+pub fn settled(s: &Value) -> bool {
+    s["reconciled"] == true
+        && s["queue"] == 0
+        && s["documents"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|d| d["state"] != "pending"))
+}
+
 /// The document of `status` whose path is `path`.
 pub fn doc<'a>(status: &'a Value, path: &str) -> Option<&'a Value> {
     status["documents"]
@@ -164,4 +173,21 @@ pub fn doc<'a>(status: &'a Value, path: &str) -> Option<&'a Value> {
         .expect("documents")
         .iter()
         .find(|d| d["path"] == path)
+}
+
+/// Runs `docchat --data-dir DATA ARGS…`; asserts success and returns stdout.
+pub fn run<S: AsRef<std::ffi::OsStr>>(data: &Path, args: &[S]) -> String {
+    let out = docchat()
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }

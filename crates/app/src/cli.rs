@@ -575,6 +575,38 @@ pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
 }
 
 #[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The collection whose documents leave the index
+    collection: String,
+}
+
+/// Removes a collection's documents and chunks from the index (its files are not
+/// touched). This is how the index of a folder that is gone for good is dropped:
+/// docchat never does it on its own.
+pub async fn forget(s: Settings, a: ForgetArgs) -> Result<ExitCode> {
+    let embedder = s.embedder().await?;
+    let store = s.store(embedder.dim()).await?;
+    let docs: Vec<_> = store
+        .documents()
+        .await?
+        .into_iter()
+        .filter(|d| d.collection == a.collection)
+        .collect();
+    if docs.is_empty() {
+        bail!("no documents in collection {:?}", a.collection);
+    }
+    for d in &docs {
+        store.delete_document(&d.id).await?;
+    }
+    println!(
+        "forgot {} documents of collection {}",
+        docs.len(),
+        a.collection
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print JSON
     #[arg(long)]

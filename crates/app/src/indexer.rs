@@ -22,6 +22,8 @@ use tokio::sync::Notify;
 
 /// Texts per embedding call.
 const EMBED_BATCH: usize = 64;
+/// A file modified less than this long ago may still be being written.
+const SETTLE_MS: i64 = 1_000;
 
 /// Work done since the process started.
 #[derive(Debug, Default)]
@@ -30,6 +32,8 @@ pub struct Stats {
     pub chunks_embedded: AtomicU64,
     /// Documents run through an extractor.
     pub documents_extracted: AtomicU64,
+    /// Documents renamed or moved without extracting or embedding.
+    pub documents_moved: AtomicU64,
 }
 
 /// The indexer of one data directory.
@@ -47,6 +51,10 @@ pub struct Indexer {
     reconciled: AtomicBool,
     /// Chunks were written since the search indexes were last optimized.
     dirty: AtomicBool,
+    /// Gone paths whose removal waits for the rest of the queue: a file renamed or
+    /// moved shows up as a new path, and that one is processed first, so the
+    /// document moves instead of being removed and indexed again.
+    deferred: Mutex<HashSet<PathBuf>>,
     /// Work counters.
     pub stats: Stats,
 }
@@ -72,6 +80,7 @@ impl Indexer {
             in_flight: AtomicUsize::new(0),
             reconciled: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
+            deferred: Mutex::new(HashSet::new()),
             stats: Stats::default(),
         })
     }
@@ -280,6 +289,15 @@ impl Indexer {
         let meta = tokio::fs::metadata(path).await.ok().filter(|m| m.is_file());
         let Some(meta) = meta else {
             if existing.is_some() {
+                if !root.path.exists() {
+                    // The whole watched folder is gone (an unplugged disk, an
+                    // unmounted share): keep its documents until it is back or
+                    // the user forgets it.
+                    return Ok(());
+                }
+                if self.defer_removal(path) {
+                    return Ok(());
+                }
                 self.store.delete_document(&id).await?;
                 self.dirty.store(true, Ordering::SeqCst);
                 tracing::info!(path = %rel, collection = %root.collection, "removed");
@@ -292,6 +310,14 @@ impl Indexer {
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as i64);
+        // A file written within the settle time may still be being copied: look
+        // again once it has been quiet that long.
+        let age_ms = now_ms() - mtime_ms;
+        if (0..SETTLE_MS).contains(&age_ms) {
+            let wait = Duration::from_millis((SETTLE_MS - age_ms) as u64 + 50);
+            self.enqueue_at(path.to_path_buf(), Instant::now() + wait);
+            return Ok(());
+        }
         let embedder_id = self.embedder.id().to_string();
         let current =
             |d: &DocumentRecord| d.state != DocState::Pending && d.embedder == embedder_id;
@@ -313,6 +339,7 @@ impl Indexer {
                 return self.fail(doc, format!("cannot read file: {e}")).await;
             }
         };
+        let bytes_len = bytes.len() as u64;
         let hash =
             tokio::task::spawn_blocking(move || blake3::hash(&bytes).to_hex().to_string()).await?;
         if let Some(d) = &existing
@@ -326,6 +353,19 @@ impl Indexer {
             d.abs_path = path.display().to_string();
             self.store.put_document(&d).await?;
             return Ok(());
+        }
+
+        if bytes_len != size {
+            // Changed while being read: read it again when it settles.
+            self.enqueue(path.to_path_buf());
+            return Ok(());
+        }
+        if existing.is_none()
+            && let Some(from) = self.moved_from(&hash).await?
+        {
+            return self
+                .move_document(from, root, &rel, &id, path, size, mtime_ms)
+                .await;
         }
 
         let mut doc = self.record(root, &rel, &id, path, size, mtime_ms, hash);
@@ -420,6 +460,105 @@ impl Indexer {
             extract_ms,
             total_ms = started.elapsed().as_millis() as u64,
             "indexed"
+        );
+        Ok(())
+    }
+
+    /// Whether the removal of gone `path` waits: it does while other work is
+    /// queued (once per burst: a path already deferred is not deferred again until
+    /// the rest has been done).
+    fn defer_removal(&self, path: &Path) -> bool {
+        let mut deferred = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+        let others = {
+            let q = self.lock_queue();
+            q.keys().any(|p| !deferred.contains(p))
+        };
+        if others {
+            deferred.insert(path.to_path_buf());
+            let last = self.lock_queue().values().max().copied();
+            let ready = last.map_or_else(Instant::now, |t| t + Duration::from_millis(1));
+            drop(deferred);
+            self.lock_queue().insert(path.to_path_buf(), ready);
+            self.wake.notify_one();
+            return true;
+        }
+        deferred.remove(path);
+        false
+    }
+
+    /// An indexed document with this content whose file is gone: the file was
+    /// renamed or moved.
+    async fn moved_from(&self, hash: &str) -> Result<Option<DocumentRecord>> {
+        let embedder_id = self.embedder.id();
+        for d in self.store.documents_with_hash(hash).await? {
+            if d.state == DocState::Indexed
+                && d.embedder == embedder_id
+                && !Path::new(&d.abs_path).exists()
+            {
+                return Ok(Some(d));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves document `from` to a new path (and maybe collection) without
+    /// extracting or embedding: its chunks are copied under the new id, then the
+    /// old document is removed. A crash in between leaves the new row pending
+    /// (redone on restart) or the old one with a gone file (removed on restart).
+    #[allow(clippy::too_many_arguments)]
+    async fn move_document(
+        &self,
+        from: DocumentRecord,
+        root: &WatchRoot,
+        rel: &str,
+        id: &str,
+        path: &Path,
+        size: u64,
+        mtime_ms: i64,
+    ) -> Result<()> {
+        let mut doc = self.record(
+            root,
+            rel,
+            id,
+            path,
+            size,
+            mtime_ms,
+            from.content_hash.clone(),
+        );
+        self.store.put_document(&doc).await?;
+        let chunks: Vec<ChunkRecord> = self
+            .store
+            .document_chunks(&from.id)
+            .await?
+            .into_iter()
+            .map(|c| {
+                let ordinal = docchat_store::chunk_ordinal(&c.id).unwrap_or(0);
+                ChunkRecord {
+                    id: docchat_store::chunk_id(id, ordinal),
+                    document_id: id.to_string(),
+                    collection: root.collection.clone(),
+                    path: rel.to_string(),
+                    ..c
+                }
+            })
+            .collect();
+        self.store.replace_chunks(id, &chunks).await?;
+        doc.state = DocState::Indexed;
+        doc.pages = from.pages;
+        doc.chunks = chunks.len() as u32;
+        doc.extractor = from.extractor.clone();
+        doc.title = from.title.clone();
+        doc.author = from.author.clone();
+        doc.indexed_at_ms = now_ms();
+        self.store.put_document(&doc).await?;
+        self.store.delete_document(&from.id).await?;
+        self.dirty.store(true, Ordering::SeqCst);
+        self.stats.documents_moved.fetch_add(1, Ordering::SeqCst);
+        tracing::info!(
+            from = %format!("{}/{}", from.collection, from.path),
+            to = %format!("{}/{}", root.collection, rel),
+            chunks = doc.chunks,
+            "moved"
         );
         Ok(())
     }

@@ -71,6 +71,8 @@ enum Command {
     Eval(cli::EvalArgs),
     /// List indexed documents, and failed ones with the reason.
     Status(cli::StatusArgs),
+    /// Remove a collection's documents from the index (the files stay).
+    Forget(cli::ForgetArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(cli::BenchCommand),
@@ -129,6 +131,7 @@ fn main() -> ExitCode {
             Command::Status(a) => cli::status(settings, a).await,
             Command::Models(c) => cli::models(settings, c).await,
             Command::Bench(c) => cli::bench(settings, c).await,
+            Command::Forget(a) => cli::forget(settings, a).await,
             Command::Extract { .. } => unreachable!("handled before the runtime starts"),
         }
     });

@@ -131,6 +131,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>
         "stats": {
             "chunks_embedded": ix.stats.chunks_embedded.load(Ordering::SeqCst),
             "documents_extracted": ix.stats.documents_extracted.load(Ordering::SeqCst),
+            "documents_moved": ix.stats.documents_moved.load(Ordering::SeqCst),
         },
         "collections": ix.roots().iter().map(|r| json!({"name": r.collection, "path": r.path})).collect::<Vec<_>>(),
         "models": {

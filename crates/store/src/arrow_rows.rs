@@ -259,6 +259,43 @@ pub(crate) fn hits_from(
     hits_with(batch, |i| score(raw.value(i)))
 }
 
+/// Full chunk rows (vectors included).
+pub(crate) fn chunks_from(batch: &RecordBatch) -> Result<Vec<ChunkRecord>> {
+    let hits = hits_with(batch, |_| 0.0)?;
+    let c = Columns::new(batch, "chunks");
+    let hashes = c.str("hash")?;
+    let vectors = c.vectors("vector")?;
+    let values = vectors
+        .values()
+        .as_any()
+        .downcast_ref::<Float32Array>()
+        .ok_or_else(|| Error::Schema {
+            table: "chunks",
+            detail: "vector items are not f32".into(),
+        })?;
+    let dim = vectors.value_length() as usize;
+    Ok(hits
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let start = vectors.value_offset(i) as usize;
+            ChunkRecord {
+                id: h.chunk_id,
+                document_id: h.document_id,
+                collection: h.collection,
+                path: h.path,
+                page_start: h.page_start,
+                page_end: h.page_end,
+                byte_start: h.byte_start,
+                byte_end: h.byte_end,
+                hash: hashes.value(i).to_string(),
+                text: h.text,
+                vector: values.values()[start..start + dim].to_vec(),
+            }
+        })
+        .collect())
+}
+
 /// Rows of a chunks batch without a score column (score 0).
 pub(crate) fn hits_from_plain(batch: &RecordBatch) -> Result<Vec<SearchHit>> {
     hits_with(batch, |_| 0.0)

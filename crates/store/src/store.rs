@@ -1,8 +1,8 @@
-use crate::arrow_rows::hits_from_plain;
 use crate::arrow_rows::{
     Columns, chunks_batch, chunks_schema, documents_batch, documents_from, documents_schema,
     hits_from, vector_dim,
 };
+use crate::arrow_rows::{chunks_from, hits_from_plain};
 use crate::{ChunkRecord, DocumentRecord, Error, Result, SearchFilter, SearchHit};
 use arrow_array::{RecordBatch, RecordBatchIterator};
 use futures::TryStreamExt;
@@ -188,6 +188,41 @@ impl Store {
                     values.values()[start..start + dim].to_vec(),
                 );
             }
+        }
+        Ok(out)
+    }
+
+    /// All chunks of a document, vectors included, in order.
+    pub async fn document_chunks(&self, document_id: &str) -> Result<Vec<ChunkRecord>> {
+        let batches = collect(
+            self.chunks
+                .query()
+                .only_if(format!("document_id = {}", quote(document_id)))
+                .execute()
+                .await?,
+        )
+        .await?;
+        let mut out = Vec::new();
+        for b in &batches {
+            out.extend(chunks_from(b)?);
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Manifest rows whose file has this content hash.
+    pub async fn documents_with_hash(&self, content_hash: &str) -> Result<Vec<DocumentRecord>> {
+        let batches = collect(
+            self.documents
+                .query()
+                .only_if(format!("content_hash = {}", quote(content_hash)))
+                .execute()
+                .await?,
+        )
+        .await?;
+        let mut out = Vec::new();
+        for b in &batches {
+            out.extend(documents_from(b)?);
         }
         Ok(out)
     }
@@ -489,7 +524,7 @@ pub struct SearchTuning {
 impl Default for SearchTuning {
     fn default() -> Self {
         Self {
-            vector_index_min_rows: 50_000,
+            vector_index_min_rows: 10_000,
             nprobes: 20,
             refine_factor: 4,
         }

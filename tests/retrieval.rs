@@ -1,0 +1,108 @@
+//! Retrieval over real documents: the labelled question set in `tests/eval/`
+//! scored in every search mode, and the filters of `docchat search`.
+
+use crate::common::{corpus, run};
+use serde_json::Value;
+use std::path::Path;
+
+fn recall_at_5(report: &Value, mode: &str, level: &str) -> f64 {
+    let modes = report["modes"].as_array().unwrap();
+    let m = modes
+        .iter()
+        .find(|m| m["mode"] == mode)
+        .unwrap_or_else(|| panic!("no {mode} figures: {report:#}"));
+    m[level]["recall_at_5"].as_f64().unwrap()
+}
+
+#[test]
+fn hybrid_search_finds_the_page_better_than_either_mode_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let c = corpus();
+    let stdout = run(
+        &data,
+        &[
+            "index".as_ref(),
+            c.join("manuals").as_os_str(),
+            c.join("pdf-wild/tracemonkey.pdf").as_os_str(),
+            c.join("docx-wild").as_os_str(),
+        ],
+    );
+    assert!(stdout.contains("chunks embedded"), "{stdout}");
+
+    let questions = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/eval/qa.jsonl");
+    let out = run(
+        &data,
+        &["eval".as_ref(), questions.as_os_str(), "--json".as_ref()],
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let n = report["questions"].as_u64().unwrap();
+    assert!(n >= 60, "the labelled set has {n} questions");
+    println!("{out}");
+
+    let (vector, keyword, hybrid) = (
+        recall_at_5(&report, "vector", "page"),
+        recall_at_5(&report, "keyword", "page"),
+        recall_at_5(&report, "hybrid", "page"),
+    );
+    assert!(
+        hybrid > vector && hybrid > keyword,
+        "page recall@5: hybrid {hybrid}, vector {vector}, keyword {keyword}"
+    );
+    assert!(
+        recall_at_5(&report, "hybrid", "file")
+            >= recall_at_5(&report, "vector", "file").max(recall_at_5(&report, "keyword", "file")),
+        "{report:#}"
+    );
+    for m in report["modes"].as_array().unwrap() {
+        let p95 = m["latency"]["p95_ms"].as_f64().unwrap();
+        assert!(p95 > 0.0 && p95.is_finite(), "{m}");
+    }
+
+    // `docchat search`: type and path filters, modes, exact snippets.
+    let search = |extra: &[&str]| -> Value {
+        let mut args = vec!["search", "--json", "--top-k", "5"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&run(&data, &args)).unwrap()
+    };
+    let hits = search(&["native routines registration", "--type", "docx"]);
+    let hits = hits["hits"].as_array().unwrap();
+    assert!(
+        hits.iter()
+            .all(|h| h["path"].as_str().unwrap().ends_with(".docx")),
+        "{hits:?}"
+    );
+    let hits = search(&[
+        "garbage collection of external pointers",
+        "--path-prefix",
+        "R-ints",
+    ]);
+    let hits = hits["hits"].as_array().unwrap();
+    assert!(!hits.is_empty());
+    assert!(hits.iter().all(|h| h["path"] == "R-ints.pdf"), "{hits:?}");
+    let hits = search(&["trace trees", "--glob", "*monkey*", "--mode", "keyword"]);
+    let hits = hits["hits"].as_array().unwrap();
+    assert!(!hits.is_empty());
+    assert!(
+        hits.iter().all(|h| h["path"] == "tracemonkey.pdf"),
+        "{hits:?}"
+    );
+    let none = search(&["trace trees", "--after", "2999-01-01"]);
+    assert!(none["hits"].as_array().unwrap().is_empty(), "{none}");
+
+    // Each passage is an exact slice of its page with the matched chunk inside.
+    let hits = search(&["How do I register native routines with R?"]);
+    for h in hits["hits"].as_array().unwrap() {
+        let (bs, be) = (
+            h["byte_start"].as_u64().unwrap(),
+            h["byte_end"].as_u64().unwrap(),
+        );
+        let (ms, me) = (
+            h["match_start"].as_u64().unwrap(),
+            h["match_end"].as_u64().unwrap(),
+        );
+        assert!(bs <= ms && ms < me && me <= be, "{h}");
+        let text = h["text"].as_str().unwrap();
+        assert_eq!(text.len() as u64, be - bs, "{h}");
+    }
+}

@@ -7,5 +7,6 @@ mod common;
 mod e2e;
 mod embedding;
 mod extract;
+mod progress;
 mod retrieval;
 mod watch;

@@ -100,3 +100,48 @@ pub fn request(method: &str, url: &str, body: Option<&serde_json::Value>) -> Res
         body,
     }
 }
+
+/// Reads the Server-Sent Events of `GET url`, calling `on_event(name, data)` for
+/// each until it returns `false`; panics if `timeout` passes first.
+pub fn read_events(
+    url: &str,
+    timeout: Duration,
+    mut on_event: impl FnMut(&str, &serde_json::Value) -> bool,
+) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = TcpStream::connect(authority).expect("connect");
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut reader = BufReader::new(stream);
+    let mut name = String::from("message");
+    let mut line = String::new();
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out reading events from {url}"
+        );
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .expect("the event stream stays open");
+        assert!(n > 0, "the event stream ended");
+        let l = line.trim_end();
+        if let Some(n) = l.strip_prefix("event:") {
+            name = n.trim().to_string();
+        } else if let Some(d) = l.strip_prefix("data:") {
+            // Lines are whole within a chunk of the chunked body; a data line
+            // that is not JSON would be a server bug.
+            let data: serde_json::Value =
+                serde_json::from_str(d.trim()).unwrap_or_else(|e| panic!("{e}: {d}"));
+            if !on_event(&name, &data) {
+                return;
+            }
+        }
+    }
+}

@@ -575,6 +575,40 @@ pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
 }
 
 #[derive(Debug, Args)]
+pub struct CollectionActionArgs {
+    /// The collection (a watched folder's name)
+    collection: String,
+    /// The running server [default: http://HOST:PORT from the configuration,
+    /// else http://127.0.0.1:8080]
+    #[arg(long, env = "DOCCHAT_SERVER")]
+    server: Option<String>,
+}
+
+/// Pauses, resumes or cancels the indexing of a collection in the running server.
+pub async fn collection_action(
+    s: Settings,
+    action: &'static str,
+    a: CollectionActionArgs,
+) -> Result<ExitCode> {
+    let base = a.server.unwrap_or_else(|| {
+        format!(
+            "http://{}:{}",
+            s.file.host.as_deref().unwrap_or("127.0.0.1"),
+            s.file.port.unwrap_or(8080)
+        )
+    });
+    let path = format!("/api/collections/{}/{action}", a.collection);
+    let body = tokio::task::spawn_blocking(move || crate::client::post(&base, &path)).await??;
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    let p = &v["progress"];
+    println!(
+        "{action}: {} ({} files dropped); queue {}, paused: {}",
+        a.collection, v["dropped"], p["queued"], p["paused"]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
 pub struct ForgetArgs {
     /// The collection whose documents leave the index
     collection: String,

@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 
+use crate::progress::{Change, DocumentEvent, IndexEvent, Progress, Tracker};
+
 /// Texts per embedding call.
 const EMBED_BATCH: usize = 64;
 /// A file modified less than this long ago may still be being written.
@@ -55,6 +57,12 @@ pub struct Indexer {
     /// moved shows up as a new path, and that one is processed first, so the
     /// document moves instead of being removed and indexed again.
     deferred: Mutex<HashSet<PathBuf>>,
+    /// The path in hand went back to the queue (not done yet).
+    requeued: AtomicBool,
+    /// Collections whose queued files wait.
+    paused: Mutex<HashSet<String>>,
+    /// Progress and per-document events.
+    pub events: Tracker,
     /// Work counters.
     pub stats: Stats,
 }
@@ -81,6 +89,9 @@ impl Indexer {
             reconciled: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             deferred: Mutex::new(HashSet::new()),
+            requeued: AtomicBool::new(false),
+            paused: Mutex::new(HashSet::new()),
+            events: Tracker::default(),
             stats: Stats::default(),
         })
     }
@@ -117,8 +128,89 @@ impl Indexer {
             Some(root) if !is_ignored(path.strip_prefix(&root.path).unwrap_or(&path)) => {}
             _ => return,
         }
-        self.lock_queue().insert(path, ready);
+        if self.lock_queue().insert(path, ready).is_none() {
+            self.events
+                .added(1, self.stats.chunks_embedded.load(Ordering::SeqCst));
+        }
         self.wake.notify_one();
+    }
+
+    /// Puts the path in hand back in the queue, to be handled at `ready`.
+    fn requeue(&self, path: &Path, ready: Instant) {
+        self.requeued.store(true, Ordering::SeqCst);
+        self.lock_queue().insert(path.to_path_buf(), ready);
+        self.wake.notify_one();
+    }
+
+    fn lock_paused(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.paused.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Collections whose indexing is paused, sorted.
+    pub fn paused(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.lock_paused().iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Whether `collection` is watched.
+    pub fn has_collection(&self, collection: &str) -> bool {
+        self.roots.iter().any(|r| r.collection == collection)
+    }
+
+    /// Holds the queued files of `collection` until [`Indexer::resume`] (the file in
+    /// hand finishes).
+    pub fn pause(&self, collection: &str) {
+        self.lock_paused().insert(collection.to_string());
+        self.publish_progress();
+    }
+
+    /// Lets the queued files of `collection` go on.
+    pub fn resume(&self, collection: &str) {
+        self.lock_paused().remove(collection);
+        self.wake.notify_one();
+        self.publish_progress();
+    }
+
+    /// Drops the queued files of `collection`: they are picked up again by the next
+    /// change to them or the next start. Returns how many were dropped.
+    pub fn cancel(&self, collection: &str) -> usize {
+        let dropped = {
+            let mut q = self.lock_queue();
+            let before = q.len();
+            q.retain(|p, _| self.root_of(p).is_none_or(|r| r.collection != collection));
+            before - q.len()
+        };
+        self.events.finished(dropped as u64);
+        self.idle.notify_waiters();
+        self.publish_progress();
+        dropped
+    }
+
+    /// The progress figures now.
+    pub fn progress(&self) -> Progress {
+        self.events.progress(
+            self.queue_len(),
+            self.stats.chunks_embedded.load(Ordering::SeqCst),
+            self.paused(),
+        )
+    }
+
+    fn publish_progress(&self) {
+        self.events.send(IndexEvent::Progress(self.progress()));
+    }
+
+    fn publish(&self, doc: &DocumentRecord, state: Change, from: Option<String>) {
+        self.events.send(IndexEvent::Document(DocumentEvent {
+            id: doc.id.clone(),
+            collection: doc.collection.clone(),
+            path: doc.path.clone(),
+            state,
+            error: doc.error.clone(),
+            pages: doc.pages,
+            chunks: doc.chunks,
+            from,
+        }));
     }
 
     /// Waits until the queue is empty and nothing is being worked on.
@@ -218,10 +310,18 @@ impl Indexer {
             } else {
                 tracing::debug!(path = %path.display(), ms = started.elapsed().as_millis() as u64, "processed");
             }
-            if self.lock_queue().is_empty() && self.dirty.swap(false, Ordering::SeqCst) {
+            if !self.requeued.swap(false, Ordering::SeqCst) {
+                self.events.finished(1);
+            }
+            let drained = self.lock_queue().is_empty();
+            if drained && self.dirty.swap(false, Ordering::SeqCst) {
                 self.optimize_indexes().await;
             }
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.publish_progress();
+            if self.queue_len() == 0 {
+                self.events.idle();
+            }
             self.idle.notify_waiters();
         }
     }
@@ -245,10 +345,17 @@ impl Indexer {
     async fn next_ready(&self) -> PathBuf {
         loop {
             let wait = {
+                let paused = self.lock_paused().clone();
                 let mut q = self.lock_queue();
                 let now = Instant::now();
                 match q
                     .iter()
+                    .filter(|(p, _)| {
+                        paused.is_empty()
+                            || self
+                                .root_of(p)
+                                .is_none_or(|r| !paused.contains(&r.collection))
+                    })
                     .min_by_key(|(_, t)| **t)
                     .map(|(p, t)| (p.clone(), *t))
                 {
@@ -300,6 +407,9 @@ impl Indexer {
                 }
                 self.store.delete_document(&id).await?;
                 self.dirty.store(true, Ordering::SeqCst);
+                if let Some(d) = &existing {
+                    self.publish(d, Change::Removed, None);
+                }
                 tracing::info!(path = %rel, collection = %root.collection, "removed");
             }
             return Ok(());
@@ -315,7 +425,7 @@ impl Indexer {
         let age_ms = now_ms() - mtime_ms;
         if (0..SETTLE_MS).contains(&age_ms) {
             let wait = Duration::from_millis((SETTLE_MS - age_ms) as u64 + 50);
-            self.enqueue_at(path.to_path_buf(), Instant::now() + wait);
+            self.requeue(path, Instant::now() + wait);
             return Ok(());
         }
         let embedder_id = self.embedder.id().to_string();
@@ -357,7 +467,7 @@ impl Indexer {
 
         if bytes_len != size {
             // Changed while being read: read it again when it settles.
-            self.enqueue(path.to_path_buf());
+            self.requeue(path, Instant::now() + self.debounce);
             return Ok(());
         }
         if existing.is_none()
@@ -374,6 +484,7 @@ impl Indexer {
             doc.chunks = d.chunks;
         }
         self.store.put_document(&doc).await?;
+        self.publish(&doc, Change::Pending, None);
 
         let started = Instant::now();
         let extracted = isolate::extract(path, &self.limits).await?;
@@ -450,6 +561,7 @@ impl Indexer {
         doc.author = extracted.author;
         doc.indexed_at_ms = now_ms();
         self.store.put_document(&doc).await?;
+        self.publish(&doc, Change::Indexed, None);
         tracing::info!(
             path = %rel,
             collection = %root.collection,
@@ -478,8 +590,7 @@ impl Indexer {
             let last = self.lock_queue().values().max().copied();
             let ready = last.map_or_else(Instant::now, |t| t + Duration::from_millis(1));
             drop(deferred);
-            self.lock_queue().insert(path.to_path_buf(), ready);
-            self.wake.notify_one();
+            self.requeue(path, ready);
             return true;
         }
         deferred.remove(path);
@@ -554,6 +665,11 @@ impl Indexer {
         self.store.delete_document(&from.id).await?;
         self.dirty.store(true, Ordering::SeqCst);
         self.stats.documents_moved.fetch_add(1, Ordering::SeqCst);
+        self.publish(
+            &doc,
+            Change::Moved,
+            Some(format!("{}/{}", from.collection, from.path)),
+        );
         tracing::info!(
             from = %format!("{}/{}", from.collection, from.path),
             to = %format!("{}/{}", root.collection, rel),
@@ -603,6 +719,7 @@ impl Indexer {
         doc.chunks = 0;
         doc.indexed_at_ms = now_ms();
         self.store.put_document(&doc).await?;
+        self.publish(&doc, Change::Failed, None);
         Ok(())
     }
 }

@@ -2,11 +2,13 @@
 
 mod bench;
 mod cli;
+mod client;
 mod config;
 mod eval;
 mod indexer;
 mod isolate;
 mod models;
+mod progress;
 mod rag;
 mod retrieve;
 mod server;
@@ -71,6 +73,12 @@ enum Command {
     Eval(cli::EvalArgs),
     /// List indexed documents, and failed ones with the reason.
     Status(cli::StatusArgs),
+    /// Pause the indexing of a collection in the running server.
+    Pause(cli::CollectionActionArgs),
+    /// Resume the indexing of a collection in the running server.
+    Resume(cli::CollectionActionArgs),
+    /// Drop the queued files of a collection in the running server.
+    Cancel(cli::CollectionActionArgs),
     /// Remove a collection's documents from the index (the files stay).
     Forget(cli::ForgetArgs),
     /// Benchmarks.
@@ -132,6 +140,9 @@ fn main() -> ExitCode {
             Command::Models(c) => cli::models(settings, c).await,
             Command::Bench(c) => cli::bench(settings, c).await,
             Command::Forget(a) => cli::forget(settings, a).await,
+            Command::Pause(a) => cli::collection_action(settings, "pause", a).await,
+            Command::Resume(a) => cli::collection_action(settings, "resume", a).await,
+            Command::Cancel(a) => cli::collection_action(settings, "cancel", a).await,
             Command::Extract { .. } => unreachable!("handled before the runtime starts"),
         }
     });

@@ -97,6 +97,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/chat", post(chat))
         .route("/api/search", post(search))
         .route("/api/documents/{id}/file", get(document_file))
+        .route("/api/events", get(events))
+        .route("/api/collections/{name}/{action}", post(collection_action))
         .with_state(state)
 }
 
@@ -128,6 +130,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>
         "counts": { "indexed": indexed, "failed": failed, "pending": pending },
         "queue": ix.queue_len(),
         "reconciled": ix.reconciled(),
+        "progress": ix.progress(),
         "stats": {
             "chunks_embedded": ix.stats.chunks_embedded.load(Ordering::SeqCst),
             "documents_extracted": ix.stats.documents_extracted.load(Ordering::SeqCst),
@@ -286,6 +289,55 @@ async fn search(
         "mode": retrieval.mode,
         "hits": hits,
         "took_ms": started.elapsed().as_secs_f64() * 1000.0,
+    })))
+}
+
+/// `GET /api/events`: indexing progress as Server-Sent Events — `progress` now and
+/// after every file, `document` on every state change.
+async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
+    use tokio_stream::wrappers::BroadcastStream;
+    let ix = &state.indexer;
+    let rx = ix.events.subscribe();
+    let first = crate::progress::IndexEvent::Progress(ix.progress());
+    let stream = tokio_stream::once(first)
+        .chain(BroadcastStream::new(rx).filter_map(Result::ok))
+        .map(|ev| {
+            Ok(Event::default()
+                .event(ev.name())
+                .data(json!(ev).to_string()))
+        });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// `POST /api/collections/{name}/pause|resume|cancel`.
+async fn collection_action(
+    State(state): State<AppState>,
+    UrlPath((name, action)): UrlPath<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let ix = &state.indexer;
+    if !ix.has_collection(&name) {
+        return Err(ApiError::NotFound(format!(
+            "no watched collection {name:?}"
+        )));
+    }
+    let mut dropped = 0;
+    match action.as_str() {
+        "pause" => ix.pause(&name),
+        "resume" => ix.resume(&name),
+        "cancel" => dropped = ix.cancel(&name),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown action {other:?}: use pause, resume or cancel"
+            )));
+        }
+    }
+    Ok(Json(json!({
+        "collection": name,
+        "action": action,
+        "dropped": dropped,
+        "progress": ix.progress(),
     })))
 }
 

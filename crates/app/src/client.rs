@@ -1,0 +1,80 @@
+//! A minimal HTTP/1.1 client for the CLI commands that talk to a running
+//! `docchat serve` on this machine (pause, resume, cancel).
+
+use anyhow::{Context, Result, bail};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Sends `POST {base}{path}` with an empty body; returns the response body, or an
+/// error with the server's message for a non-2xx status.
+pub fn post(base: &str, path: &str) -> Result<String> {
+    let rest = base
+        .strip_prefix("http://")
+        .with_context(|| format!("the server address {base:?} must start with http://"))?;
+    let host = rest.trim_end_matches('/');
+    let mut stream = TcpStream::connect(host)
+        .with_context(|| format!("cannot reach docchat at {base} (is `docchat serve` running?)"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("the server sent no HTTP response")?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("the server sent no HTTP status")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        unchunk(body)
+    } else {
+        body.to_string()
+    };
+    if !(200..300).contains(&status) {
+        bail!("the server answered {status}: {}", body.trim());
+    }
+    Ok(body)
+}
+
+/// Joins a chunked transfer-encoded body.
+fn unchunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_are_joined() {
+        assert_eq!(
+            unchunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
+    }
+
+    #[test]
+    fn only_http_addresses() {
+        assert!(post("https://127.0.0.1:1", "/x").is_err());
+    }
+}

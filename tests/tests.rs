@@ -4,6 +4,8 @@
 
 mod cli;
 mod common;
+mod corpus;
+mod crash;
 mod e2e;
 mod embedding;
 mod extract;

@@ -208,12 +208,14 @@ pub struct IndexArgs {
     collection: Option<String>,
 }
 
-pub async fn index(s: Settings, a: IndexArgs) -> Result<ExitCode> {
+/// Watch roots for the paths given on the command line: each folder (or a file's
+/// folder) names its collection unless `collection` is given.
+fn roots_of(paths: &[PathBuf], collection: Option<&str>) -> Result<Vec<WatchRoot>> {
     let mut roots = Vec::new();
-    for p in &a.paths {
+    for p in paths {
         let path =
             std::fs::canonicalize(p).with_context(|| format!("{} does not exist", p.display()))?;
-        let collection = a.collection.clone().unwrap_or_else(|| {
+        let collection = collection.map(str::to_string).unwrap_or_else(|| {
             let named = if path.is_dir() {
                 Some(path.as_path())
             } else {
@@ -225,6 +227,11 @@ pub async fn index(s: Settings, a: IndexArgs) -> Result<ExitCode> {
         });
         roots.push(WatchRoot { path, collection });
     }
+    Ok(roots)
+}
+
+pub async fn index(s: Settings, a: IndexArgs) -> Result<ExitCode> {
+    let roots = roots_of(&a.paths, a.collection.as_deref())?;
     let embedder = s.embedder().await?;
     let store = s.store(embedder.dim()).await?;
     let indexer = Indexer::new(store.clone(), embedder, roots.clone(), s.limits()?);
@@ -519,6 +526,22 @@ pub enum BenchCommand {
     /// Retrieval latency at 10k and 100k chunks (synthetic text and vectors),
     /// for each search mode, exact and with the vector index.
     Search(BenchSearchArgs),
+    /// Index folders into a fresh index and report pages/s, chunks/s and the share
+    /// of wall time spent embedding.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// Files or folders to index
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Also run with extraction and embedding one after the other, for comparison
+    #[arg(long)]
+    compare_sequential: bool,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -539,6 +562,37 @@ pub struct BenchSearchArgs {
 
 pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
     match c {
+        BenchCommand::Ingest(a) => {
+            let roots = roots_of(&a.paths, None)?;
+            let embedder = s.embedder().await?;
+            let mut figures = Vec::new();
+            let modes: &[bool] = if a.compare_sequential {
+                &[false, true]
+            } else {
+                &[true]
+            };
+            for &pipelined in modes {
+                let tmp = tempfile::Builder::new()
+                    .prefix("docchat-bench-")
+                    .tempdir()?;
+                let f = crate::bench::ingest(
+                    tmp.path(),
+                    Arc::clone(&embedder),
+                    roots.clone(),
+                    s.limits()?,
+                    pipelined,
+                )
+                .await?;
+                eprintln!("{} run: {:.1} s", f.mode, f.wall_s);
+                figures.push(f);
+            }
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                print!("{}", crate::bench::ingest_table(&figures));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Search(a) => {
             let sizes = if a.sizes.is_empty() {
                 vec![10_000, 100_000]
@@ -652,9 +706,12 @@ pub async fn status(s: Settings, a: StatusArgs) -> Result<ExitCode> {
     let store = Store::open(&s.index_dir(), embedder.dim()).await?;
     let docs = store.documents().await?;
     if a.json {
+        let integrity = store.integrity().await?;
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "documents": docs }))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "documents": docs, "integrity": integrity })
+            )?
         );
         return Ok(ExitCode::SUCCESS);
     }

@@ -36,6 +36,34 @@ pub struct Stats {
     pub documents_extracted: AtomicU64,
     /// Documents renamed or moved without extracting or embedding.
     pub documents_moved: AtomicU64,
+    /// Time spent in embedding calls, µs.
+    pub embed_us: AtomicU64,
+    /// Time spent extracting (child processes included), µs.
+    pub extract_us: AtomicU64,
+    /// Pages of documents indexed.
+    pub pages_indexed: AtomicU64,
+}
+
+/// A document extracted and chunked, waiting for its embeddings.
+struct Work {
+    root: WatchRoot,
+    rel: String,
+    id: String,
+    doc: DocumentRecord,
+    extracted: docchat_core::Extracted,
+    drafts: Vec<docchat_core::ChunkDraft>,
+    started: Instant,
+    extract_ms: u64,
+}
+
+/// What [`Indexer::prepare`] left to do.
+enum Step {
+    /// Nothing: the path is handled.
+    Done,
+    /// The path went back to the queue.
+    Requeued,
+    /// Embed and write.
+    Embed(Box<Work>),
 }
 
 /// The indexer of one data directory.
@@ -57,8 +85,8 @@ pub struct Indexer {
     /// moved shows up as a new path, and that one is processed first, so the
     /// document moves instead of being removed and indexed again.
     deferred: Mutex<HashSet<PathBuf>>,
-    /// The path in hand went back to the queue (not done yet).
-    requeued: AtomicBool,
+    /// Extract the next file while the current one is embedded.
+    pipeline: AtomicBool,
     /// Collections whose queued files wait.
     paused: Mutex<HashSet<String>>,
     /// Progress and per-document events.
@@ -89,7 +117,7 @@ impl Indexer {
             reconciled: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             deferred: Mutex::new(HashSet::new()),
-            requeued: AtomicBool::new(false),
+            pipeline: AtomicBool::new(true),
             paused: Mutex::new(HashSet::new()),
             events: Tracker::default(),
             stats: Stats::default(),
@@ -137,7 +165,6 @@ impl Indexer {
 
     /// Puts the path in hand back in the queue, to be handled at `ready`.
     fn requeue(&self, path: &Path, ready: Instant) {
-        self.requeued.store(true, Ordering::SeqCst);
         self.lock_queue().insert(path.to_path_buf(), ready);
         self.wake.notify_one();
     }
@@ -300,30 +327,62 @@ impl Indexer {
         Ok(())
     }
 
-    /// The worker: processes queued paths one at a time, forever.
+    /// Whether extraction of the next file overlaps the embedding of the current
+    /// one (the default); off, files are handled strictly one after the other.
+    pub fn set_pipeline(&self, on: bool) {
+        self.pipeline.store(on, Ordering::SeqCst);
+    }
+
+    /// The worker, forever: one task takes queued paths and extracts and chunks
+    /// them; a second embeds and writes, so the embedding model never waits for
+    /// an extraction (at most one extracted document waits for it).
     pub async fn run(self: Arc<Self>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(PathBuf, Box<Work>)>(1);
+        let me = Arc::clone(&self);
+        tokio::spawn(async move {
+            while let Some((path, work)) = rx.recv().await {
+                let result = me.finish(*work).await;
+                me.handled(&path, result, true).await;
+            }
+        });
         loop {
             let path = self.next_ready().await;
-            let started = Instant::now();
-            if let Err(e) = self.process(&path).await {
-                tracing::error!(path = %path.display(), error = format!("{e:#}"), "indexing failed");
-            } else {
-                tracing::debug!(path = %path.display(), ms = started.elapsed().as_millis() as u64, "processed");
+            match self.prepare(&path).await {
+                Ok(Step::Embed(work)) if self.pipeline.load(Ordering::SeqCst) => {
+                    if tx.send((path, work)).await.is_err() {
+                        tracing::error!("the embedding task has stopped");
+                        return;
+                    }
+                }
+                Ok(Step::Embed(work)) => {
+                    let result = self.finish(*work).await;
+                    self.handled(&path, result, true).await;
+                }
+                Ok(Step::Done) => self.handled(&path, Ok(()), true).await,
+                Ok(Step::Requeued) => self.handled(&path, Ok(()), false).await,
+                Err(e) => self.handled(&path, Err(e), true).await,
             }
-            if !self.requeued.swap(false, Ordering::SeqCst) {
-                self.events.finished(1);
-            }
-            let drained = self.lock_queue().is_empty();
-            if drained && self.dirty.swap(false, Ordering::SeqCst) {
-                self.optimize_indexes().await;
-            }
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            self.publish_progress();
-            if self.queue_len() == 0 {
-                self.events.idle();
-            }
-            self.idle.notify_waiters();
         }
+    }
+
+    /// Bookkeeping once a path in hand is handled (`counted`) or back in the queue.
+    async fn handled(&self, path: &Path, result: Result<()>, counted: bool) {
+        if let Err(e) = result {
+            tracing::error!(path = %path.display(), error = format!("{e:#}"), "indexing failed");
+        }
+        if counted {
+            self.events.finished(1);
+        }
+        let last = self.lock_queue().is_empty() && self.in_flight.load(Ordering::SeqCst) == 1;
+        if last && self.dirty.swap(false, Ordering::SeqCst) {
+            self.optimize_indexes().await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.publish_progress();
+        if self.queue_len() == 0 {
+            self.events.idle();
+        }
+        self.idle.notify_waiters();
     }
 
     /// Folds new chunks into the search indexes (building them when due) and
@@ -385,10 +444,11 @@ impl Indexer {
             .max_by_key(|r| r.path.as_os_str().len())
     }
 
-    /// Brings the index in line with the file at `path` (which may be gone).
-    pub async fn process(&self, path: &Path) -> Result<()> {
+    /// Everything up to the chunks of `path`: what needs no embedding (unchanged,
+    /// removed, moved, failed, not settled yet) is done here.
+    async fn prepare(&self, path: &Path) -> Result<Step> {
         let Some(root) = self.root_of(path) else {
-            return Ok(());
+            return Ok(Step::Done);
         };
         let rel = relative(&root.path, path);
         let id = document_id(&root.collection, &rel);
@@ -400,10 +460,10 @@ impl Indexer {
                     // The whole watched folder is gone (an unplugged disk, an
                     // unmounted share): keep its documents until it is back or
                     // the user forgets it.
-                    return Ok(());
+                    return Ok(Step::Done);
                 }
                 if self.defer_removal(path) {
-                    return Ok(());
+                    return Ok(Step::Requeued);
                 }
                 self.store.delete_document(&id).await?;
                 self.dirty.store(true, Ordering::SeqCst);
@@ -412,7 +472,7 @@ impl Indexer {
                 }
                 tracing::info!(path = %rel, collection = %root.collection, "removed");
             }
-            return Ok(());
+            return Ok(Step::Done);
         };
         let size = meta.len();
         let mtime_ms = meta
@@ -426,7 +486,7 @@ impl Indexer {
         if (0..SETTLE_MS).contains(&age_ms) {
             let wait = Duration::from_millis((SETTLE_MS - age_ms) as u64 + 50);
             self.requeue(path, Instant::now() + wait);
-            return Ok(());
+            return Ok(Step::Requeued);
         }
         let embedder_id = self.embedder.id().to_string();
         let current =
@@ -436,17 +496,20 @@ impl Indexer {
             && d.size == size
             && d.mtime_ms == mtime_ms
         {
-            return Ok(());
+            return Ok(Step::Done);
         }
 
         let bytes = match tokio::fs::read(path).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Box::pin(self.process(path)).await;
+                return Box::pin(self.prepare(path)).await;
             }
             Err(e) => {
                 let doc = self.record(root, &rel, &id, path, size, mtime_ms, String::new());
-                return self.fail(doc, format!("cannot read file: {e}")).await;
+                return self
+                    .fail(doc, format!("cannot read file: {e}"))
+                    .await
+                    .map(|()| Step::Done);
             }
         };
         let bytes_len = bytes.len() as u64;
@@ -462,38 +525,46 @@ impl Indexer {
             d.mtime_ms = mtime_ms;
             d.abs_path = path.display().to_string();
             self.store.put_document(&d).await?;
-            return Ok(());
+            return Ok(Step::Done);
         }
 
         if bytes_len != size {
             // Changed while being read: read it again when it settles.
             self.requeue(path, Instant::now() + self.debounce);
-            return Ok(());
+            return Ok(Step::Requeued);
         }
         if existing.is_none()
             && let Some(from) = self.moved_from(&hash).await?
         {
             return self
                 .move_document(from, root, &rel, &id, path, size, mtime_ms)
-                .await;
+                .await
+                .map(|()| Step::Done);
         }
 
         let mut doc = self.record(root, &rel, &id, path, size, mtime_ms, hash);
         if let Some(d) = &existing {
+            // A document indexed before is marked pending while it is redone: a
+            // crash leaves it pending, and the next start redoes it. A new one
+            // needs no row yet: a crash before its row is written leaves only
+            // orphan chunks, which the next start removes before indexing it.
             doc.pages = d.pages;
             doc.chunks = d.chunks;
+            self.store.put_document(&doc).await?;
         }
-        self.store.put_document(&doc).await?;
         self.publish(&doc, Change::Pending, None);
 
         let started = Instant::now();
         let extracted = isolate::extract(path, &self.limits).await?;
         self.stats
+            .extract_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::SeqCst);
+        self.stats
             .documents_extracted
             .fetch_add(1, Ordering::SeqCst);
         let extracted = match extracted {
             Ok(e) => e,
-            Err(reason) => return self.fail(doc, reason).await,
+            Err(reason) => return self.fail(doc, reason).await.map(|()| Step::Done),
         };
         let extract_ms = started.elapsed().as_millis() as u64;
 
@@ -506,9 +577,35 @@ impl Indexer {
         if drafts.is_empty() {
             return self
                 .fail(doc, "no text: the document has no words to index".into())
-                .await;
+                .await
+                .map(|()| Step::Done);
         }
+        Ok(Step::Embed(Box::new(Work {
+            root: root.clone(),
+            rel,
+            id,
+            doc,
+            extracted,
+            drafts,
+            started,
+            extract_ms,
+        })))
+    }
 
+    /// Embeds the chunks of prepared `work` that have no vector yet and writes the
+    /// document.
+    async fn finish(&self, work: Work) -> Result<()> {
+        let Work {
+            root,
+            rel,
+            id,
+            mut doc,
+            extracted,
+            drafts,
+            started,
+            extract_ms,
+        } = work;
+        let root = &root;
         // Chunks whose text is unchanged keep their vectors.
         let mut vectors = self.store.chunk_vectors(&id).await?;
         let mut missing: Vec<String> = Vec::new();
@@ -522,9 +619,13 @@ impl Indexer {
         for batch in missing.chunks(EMBED_BATCH) {
             let embedder = Arc::clone(&self.embedder);
             let texts = batch.to_vec();
+            let t = Instant::now();
             let embedded = tokio::task::spawn_blocking(move || embedder.embed(&texts))
                 .await?
                 .context("embedding failed")?;
+            self.stats
+                .embed_us
+                .fetch_add(t.elapsed().as_micros() as u64, Ordering::SeqCst);
             self.stats
                 .chunks_embedded
                 .fetch_add(batch.len() as u64, Ordering::SeqCst);
@@ -550,12 +651,20 @@ impl Indexer {
                 vector: vectors.get(&d.hash).cloned().unwrap_or_default(),
             })
             .collect();
-        self.store.replace_chunks(&id, &records).await?;
+        if self.store.document(&id).await?.is_some() {
+            self.store.replace_chunks(&id, &records).await?;
+        } else {
+            // Nothing of this document is stored: one commit, no delete.
+            self.store.append_chunks(&records).await?;
+        }
         self.dirty.store(true, Ordering::SeqCst);
         doc.state = DocState::Indexed;
         doc.error = None;
         doc.pages = extracted.pages.len() as u32;
         doc.chunks = records.len() as u32;
+        self.stats
+            .pages_indexed
+            .fetch_add(u64::from(doc.pages), Ordering::SeqCst);
         doc.extractor = extracted.extractor;
         doc.title = extracted.title;
         doc.author = extracted.author;
@@ -711,7 +820,9 @@ impl Indexer {
     }
 
     async fn fail(&self, mut doc: DocumentRecord, reason: String) -> Result<()> {
-        self.store.replace_chunks(&doc.id, &[]).await?;
+        if self.store.document(&doc.id).await?.is_some() {
+            self.store.replace_chunks(&doc.id, &[]).await?;
+        }
         self.dirty.store(true, Ordering::SeqCst);
         tracing::warn!(path = %doc.path, collection = %doc.collection, reason = %reason, "failed");
         doc.state = DocState::Failed;

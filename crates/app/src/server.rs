@@ -120,7 +120,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>
             json!({
                 "id": d.id, "path": d.path, "collection": d.collection,
                 "state": d.state, "error": d.error, "pages": d.pages, "chunks": d.chunks,
-                "title": d.title, "extractor": d.extractor, "size": d.size,
+                "title": d.title, "author": d.author, "extractor": d.extractor, "size": d.size,
             })
         })
         .collect();

@@ -13,7 +13,7 @@ mod types;
 
 pub use error::{Error, Result};
 pub use store::Store;
-pub use store::{IndexReport, SearchTuning};
+pub use store::{IndexReport, Integrity, SearchTuning};
 pub use types::{
     ChunkRecord, DocState, DocumentRecord, SearchFilter, SearchHit, chunk_id, chunk_ordinal,
 };

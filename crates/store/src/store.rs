@@ -3,7 +3,7 @@ use crate::arrow_rows::{
     hits_from, vector_dim,
 };
 use crate::arrow_rows::{chunks_from, hits_from_plain};
-use crate::{ChunkRecord, DocumentRecord, Error, Result, SearchFilter, SearchHit};
+use crate::{ChunkRecord, DocState, DocumentRecord, Error, Result, SearchFilter, SearchHit};
 use arrow_array::{RecordBatch, RecordBatchIterator};
 use futures::TryStreamExt;
 use lancedb::index::Index;
@@ -243,6 +243,56 @@ impl Store {
     pub async fn count_chunks(&self, document_id: Option<&str>) -> Result<usize> {
         let filter = document_id.map(|id| format!("document_id = {}", quote(id)));
         Ok(self.chunks.count_rows(filter).await?)
+    }
+
+    /// Checks that chunks and manifest agree: what a crash must never leave behind.
+    pub async fn integrity(&self) -> Result<Integrity> {
+        let docs = self.documents().await?;
+        let expected: HashMap<&str, u32> = docs
+            .iter()
+            .map(|d| {
+                (
+                    d.id.as_str(),
+                    if d.state == DocState::Indexed {
+                        d.chunks
+                    } else {
+                        0
+                    },
+                )
+            })
+            .collect();
+        let batches = collect(
+            self.chunks
+                .query()
+                .select(Select::columns(&["id", "document_id"]))
+                .execute()
+                .await?,
+        )
+        .await?;
+        let mut ids = HashSet::new();
+        let mut per_doc: HashMap<String, u32> = HashMap::new();
+        let mut report = Integrity::default();
+        for b in &batches {
+            let c = Columns::new(b, CHUNKS);
+            let (id, doc) = (c.str("id")?, c.str("document_id")?);
+            for i in 0..b.num_rows() {
+                report.chunks += 1;
+                if !ids.insert(id.value(i).to_string()) {
+                    report.duplicate_chunk_ids += 1;
+                }
+                if expected.contains_key(doc.value(i)) {
+                    *per_doc.entry(doc.value(i).to_string()).or_default() += 1;
+                } else {
+                    report.orphan_chunks += 1;
+                }
+            }
+        }
+        report.pending_documents = docs.iter().filter(|d| d.state == DocState::Pending).count();
+        report.mismatched_documents = expected
+            .iter()
+            .filter(|(id, n)| per_doc.get(**id).copied().unwrap_or(0) != **n)
+            .count();
+        Ok(report)
     }
 
     /// Deletes chunks whose document is not in the manifest (left by a crash).
@@ -531,6 +581,22 @@ impl Default for SearchTuning {
     }
 }
 
+/// What [`Store::integrity`] found; all zero but `chunks` in a healthy index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Integrity {
+    /// Chunk rows.
+    pub chunks: usize,
+    /// Rows whose chunk id another row has too.
+    pub duplicate_chunk_ids: usize,
+    /// Rows whose document is not in the manifest.
+    pub orphan_chunks: usize,
+    /// Documents left `pending`.
+    pub pending_documents: usize,
+    /// Documents whose stored chunk count differs from their rows (failed and
+    /// pending documents should have none).
+    pub mismatched_documents: usize,
+}
+
 /// What [`Store::optimize`] found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexReport {
@@ -673,7 +739,6 @@ mod tests {
 #[cfg(test)]
 mod lance_tests {
     use super::*;
-    use crate::DocState;
 
     fn doc(id: &str, collection: &str) -> DocumentRecord {
         DocumentRecord {
@@ -774,7 +839,15 @@ mod lance_tests {
             .replace_chunks("ghost", &[chunk("ghost", "one", 0, [1.0, 1.0, 0.0])])
             .await
             .unwrap();
+        let damaged = store.integrity().await.unwrap();
+        assert_eq!(damaged.orphan_chunks, 1, "{damaged:?}");
         assert_eq!(store.remove_orphan_chunks().await.unwrap(), 1);
+        let healthy = store.integrity().await.unwrap();
+        assert_eq!(
+            (healthy.orphan_chunks, healthy.duplicate_chunk_ids),
+            (0, 0),
+            "{healthy:?}"
+        );
         assert_eq!(store.count_chunks(None).await.unwrap(), 1);
 
         // Reopening keeps everything; another dimension is refused.

@@ -1,0 +1,195 @@
+//! The regression net for extraction: every file of `pdf-wild/` and `docx-wild/`
+//! indexed in one run by a live server. Each ends `indexed` or `failed` with a
+//! reason, nothing hangs or crashes, memory stays bounded, the server keeps
+//! answering, and docchat finds text in (at least) 98 % of the PDFs where poppler's
+//! `pdftotext` does.
+
+use crate::common::{Server, corpus, settled};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Reasons a file may fail with, as the user reads them.
+const REASONS: [&str; 7] = [
+    "encrypted:",
+    "no text:",
+    "corrupt:",
+    "timeout:",
+    "too large:",
+    "unsupported:",
+    "cannot read file:",
+];
+
+fn files(dir: &Path, ext: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.to_lowercase().ends_with(ext) && !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Whether pdftotext finds words in the PDF (20 letters or digits at least).
+fn poppler_finds_text(pdf: &Path) -> bool {
+    let out = Command::new("pdftotext")
+        .args(["-q"])
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils, installed by scripts/setup.sh) runs");
+    String::from_utf8_lossy(&out.stdout)
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .count()
+        >= 20
+}
+
+/// Peak resident memory of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn every_wild_file_ends_indexed_or_failed_with_a_reason() {
+    let c = corpus();
+    let (pdf_dir, docx_dir) = (c.join("pdf-wild"), c.join("docx-wild"));
+    let pdfs = files(&pdf_dir, ".pdf");
+    let docxs = files(&docx_dir, ".docx");
+    let total = pdfs.len() + docxs.len();
+    assert!(
+        pdfs.len() > 400 && docxs.len() > 40,
+        "{} PDFs, {} DOCX",
+        pdfs.len(),
+        docxs.len()
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let watch = tmp.path().join("watch-dirs");
+    std::fs::write(
+        &watch,
+        format!(
+            "{} = pdf\n{} = docx\n",
+            pdf_dir.display(),
+            docx_dir.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&tmp.path().join("data"), &watch);
+
+    // The server answers while it indexes; the run ends within the limit.
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut polls = 0;
+    let status = loop {
+        let t = Instant::now();
+        let s = server.get("/api/status");
+        let (code, body) = server.post(
+            "/api/search",
+            &json!({ "query": "font encoding", "top_k": 3 }),
+        );
+        assert_eq!(code, 200, "{body}");
+        slowest = slowest.max(t.elapsed());
+        polls += 1;
+        if settled(&s) && s["documents"].as_array().unwrap().len() == total {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1_500),
+            "the run did not finish in 25 minutes: {}",
+            s["progress"]
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let rss_mib = peak_rss_kib(server.pid()) / 1024;
+
+    let docs = status["documents"].as_array().unwrap();
+    let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
+    let mut indexed = 0;
+    for d in docs {
+        match d["state"].as_str().unwrap() {
+            "indexed" => {
+                indexed += 1;
+                assert!(d["chunks"].as_u64().unwrap() > 0, "{d}");
+            }
+            "failed" => {
+                let reason = d["error"].as_str().unwrap_or_default();
+                let kind = REASONS
+                    .iter()
+                    .find(|r| reason.starts_with(**r))
+                    .unwrap_or_else(|| panic!("a failure reason the user can read: {d}"));
+                assert!(
+                    reason.len() > kind.len() + 5,
+                    "the reason says more than its kind: {d}"
+                );
+                *by_reason
+                    .entry(kind.trim_end_matches(':').to_string())
+                    .or_default() += 1;
+            }
+            other => panic!("document left {other}: {d}"),
+        }
+    }
+    println!(
+        "{total} files in {:.0} s: {indexed} indexed, failed by reason: {by_reason:?}; \
+         status and search answered {polls} polls, slowest {slowest:?}; peak server memory {rss_mib} MiB",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        slowest < Duration::from_secs(10),
+        "the server kept answering: slowest {slowest:?}"
+    );
+    assert!(
+        rss_mib < 4_096,
+        "server memory stays bounded: {rss_mib} MiB"
+    );
+
+    // Text recall against poppler.
+    let state: BTreeMap<&str, &Value> = docs
+        .iter()
+        .filter(|d| d["collection"] == "pdf")
+        .map(|d| (d["path"].as_str().unwrap(), d))
+        .collect();
+    // Metadata and the extractor used are stored with each document.
+    let basic = state["basicapi.pdf"];
+    assert_eq!(basic["title"], "Basic API Test", "{basic}");
+    let extractors: BTreeMap<&str, usize> = state.values().fold(BTreeMap::new(), |mut m, d| {
+        if d["state"] == "indexed" {
+            *m.entry(d["extractor"].as_str().unwrap()).or_default() += 1;
+        }
+        m
+    });
+    println!("extractors of the indexed PDFs: {extractors:?}");
+    assert!(extractors.keys().all(|e| !e.is_empty()), "{extractors:?}");
+
+    let with_text: Vec<&String> = pdfs
+        .iter()
+        .filter(|p| poppler_finds_text(&pdf_dir.join(p)))
+        .collect();
+    let missed: Vec<&&String> = with_text
+        .iter()
+        .filter(|p| {
+            state
+                .get(p.as_str())
+                .is_none_or(|d| d["state"] != "indexed")
+        })
+        .collect();
+    let recall = 1.0 - missed.len() as f64 / with_text.len() as f64;
+    println!(
+        "text recall vs pdftotext: {} of {} PDFs ({:.1} %); missed: {missed:?}",
+        with_text.len() - missed.len(),
+        with_text.len(),
+        recall * 100.0
+    );
+    assert!(
+        recall >= 0.98,
+        "text found in {:.1} % of the PDFs poppler reads",
+        recall * 100.0
+    );
+}

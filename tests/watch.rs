@@ -204,6 +204,28 @@ fn edits_renames_moves_and_ignores() {
         body.contains("Version 7 of the minutes"),
         "the last write is indexed: {body}"
     );
+
+    // A PDF copied slowly (pauses longer than the debounce) is read once, whole.
+    let extracted = stat(&s, "documents_extracted");
+    let pdf = std::fs::read(crate::common::corpus().join("pdf-wild/tracemonkey.pdf")).unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(a.join("paper.pdf")).unwrap();
+        for part in pdf.chunks(pdf.len() / 3 + 1) {
+            f.write_all(part).unwrap();
+            f.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(900));
+        }
+    }
+    let s = server.wait_status("the slow copy", WAIT, |s| settled(s) && paths(s).len() == 4);
+    let paper = doc(&s, "paper.pdf").unwrap();
+    assert_eq!(paper["state"], "indexed", "{paper:#}");
+    assert_eq!(paper["pages"], 14, "{paper:#}");
+    assert_eq!(
+        stat(&s, "documents_extracted"),
+        extracted + 1,
+        "read once, when complete: {s:#}"
+    );
     server.kill();
 
     // The watched folder disappears (an unplugged disk) while docchat is off, then
@@ -212,7 +234,7 @@ fn edits_renames_moves_and_ignores() {
     std::fs::rename(&a, &unplugged).unwrap();
     let server = Server::start(&data, &watch);
     let s = server.wait_status("the restart", WAIT, settled);
-    assert_eq!(paths(&s).len(), 3, "{s:#}");
+    assert_eq!(paths(&s).len(), 4, "{s:#}");
     std::fs::rename(&unplugged, &a).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     std::fs::rename(&a, &unplugged).unwrap();
@@ -220,14 +242,14 @@ fn edits_renames_moves_and_ignores() {
     let s = server.wait_status("the unplug", WAIT, settled);
     assert_eq!(
         paths(&s).len(),
-        3,
+        4,
         "documents of a missing folder are kept: {s:#}"
     );
     server.kill();
 
     // The user says so: forgetting the collection removes it.
     let out = run(&data, &["forget", "alpha"]);
-    assert!(out.contains("3 documents"), "{out}");
+    assert!(out.contains("forgot 4 documents"), "{out}");
     let out = run(&data, &["status", "--json"]);
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(

@@ -241,7 +241,7 @@ pub async fn index(s: Settings, a: IndexArgs) -> Result<ExitCode> {
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} files  {elapsed_precise}  {msg}",
+            "{bar:40} {pos}/{len} files  {elapsed_precise}, eta {eta}  {msg}",
         )
         .expect("valid template"),
     );

@@ -22,8 +22,12 @@ use tokio::sync::Notify;
 
 use crate::progress::{Change, DocumentEvent, IndexEvent, Progress, Tracker};
 
-/// Texts per embedding call.
-const EMBED_BATCH: usize = 64;
+/// Texts per embedding call: the embedding model serves one call at a time, so a
+/// question's embedding waits for at most one of these (under a second on 2
+/// cores); the model batches tokens internally either way.
+const EMBED_BATCH: usize = 16;
+/// Documents written between compactions during a long run.
+const COMPACT_EVERY: u64 = 40;
 /// A file modified less than this long ago may still be being written.
 const SETTLE_MS: i64 = 1_000;
 
@@ -64,6 +68,9 @@ enum Step {
     Requeued,
     /// Embed and write.
     Embed(Box<Work>),
+    /// Record the failure (written by the same task as the embedded documents,
+    /// so the manifest writes of one document never race).
+    Fail(Box<DocumentRecord>, String),
 }
 
 /// The indexer of one data directory.
@@ -85,6 +92,8 @@ pub struct Indexer {
     /// moved shows up as a new path, and that one is processed first, so the
     /// document moves instead of being removed and indexed again.
     deferred: Mutex<HashSet<PathBuf>>,
+    /// Documents written (for compaction during long runs).
+    writes: AtomicU64,
     /// Extract the next file while the current one is embedded.
     pipeline: AtomicBool,
     /// Collections whose queued files wait.
@@ -118,6 +127,7 @@ impl Indexer {
             dirty: AtomicBool::new(false),
             deferred: Mutex::new(HashSet::new()),
             pipeline: AtomicBool::new(true),
+            writes: AtomicU64::new(0),
             paused: Mutex::new(HashSet::new()),
             events: Tracker::default(),
             stats: Stats::default(),
@@ -337,31 +347,42 @@ impl Indexer {
     /// them; a second embeds and writes, so the embedding model never waits for
     /// an extraction (at most one extracted document waits for it).
     pub async fn run(self: Arc<Self>) {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(PathBuf, Box<Work>)>(1);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(PathBuf, Step)>(1);
         let me = Arc::clone(&self);
         tokio::spawn(async move {
-            while let Some((path, work)) = rx.recv().await {
-                let result = me.finish(*work).await;
+            while let Some((path, step)) = rx.recv().await {
+                let result = me.write(step).await;
                 me.handled(&path, result, true).await;
             }
         });
         loop {
             let path = self.next_ready().await;
             match self.prepare(&path).await {
-                Ok(Step::Embed(work)) if self.pipeline.load(Ordering::SeqCst) => {
-                    if tx.send((path, work)).await.is_err() {
+                Ok(step @ (Step::Embed(_) | Step::Fail(..)))
+                    if self.pipeline.load(Ordering::SeqCst) =>
+                {
+                    if tx.send((path, step)).await.is_err() {
                         tracing::error!("the embedding task has stopped");
                         return;
                     }
                 }
-                Ok(Step::Embed(work)) => {
-                    let result = self.finish(*work).await;
+                Ok(step @ (Step::Embed(_) | Step::Fail(..))) => {
+                    let result = self.write(step).await;
                     self.handled(&path, result, true).await;
                 }
                 Ok(Step::Done) => self.handled(&path, Ok(()), true).await,
                 Ok(Step::Requeued) => self.handled(&path, Ok(()), false).await,
                 Err(e) => self.handled(&path, Err(e), true).await,
             }
+        }
+    }
+
+    /// The writing half of a prepared step.
+    async fn write(&self, step: Step) -> Result<()> {
+        match step {
+            Step::Embed(work) => self.finish(*work).await,
+            Step::Fail(doc, reason) => self.fail(*doc, reason).await,
+            Step::Done | Step::Requeued => Ok(()),
         }
     }
 
@@ -506,10 +527,7 @@ impl Indexer {
             }
             Err(e) => {
                 let doc = self.record(root, &rel, &id, path, size, mtime_ms, String::new());
-                return self
-                    .fail(doc, format!("cannot read file: {e}"))
-                    .await
-                    .map(|()| Step::Done);
+                return Ok(Step::Fail(Box::new(doc), format!("cannot read file: {e}")));
             }
         };
         let bytes_len = bytes.len() as u64;
@@ -564,7 +582,7 @@ impl Indexer {
             .fetch_add(1, Ordering::SeqCst);
         let extracted = match extracted {
             Ok(e) => e,
-            Err(reason) => return self.fail(doc, reason).await.map(|()| Step::Done),
+            Err(reason) => return Ok(Step::Fail(Box::new(doc), reason)),
         };
         let extract_ms = started.elapsed().as_millis() as u64;
 
@@ -575,10 +593,10 @@ impl Indexer {
             tokio::task::spawn_blocking(move || chunk_pages(&pages, embedder.as_ref(), &opts))
                 .await?;
         if drafts.is_empty() {
-            return self
-                .fail(doc, "no text: the document has no words to index".into())
-                .await
-                .map(|()| Step::Done);
+            return Ok(Step::Fail(
+                Box::new(doc),
+                "no text: the document has no words to index".into(),
+            ));
         }
         Ok(Step::Embed(Box::new(Work {
             root: root.clone(),
@@ -606,8 +624,14 @@ impl Indexer {
             extract_ms,
         } = work;
         let root = &root;
-        // Chunks whose text is unchanged keep their vectors.
-        let mut vectors = self.store.chunk_vectors(&id).await?;
+        // Chunks whose text is unchanged keep their vectors (a document with no
+        // manifest row has no chunks stored).
+        let stored = self.store.document(&id).await?.is_some();
+        let mut vectors = if stored {
+            self.store.chunk_vectors(&id).await?
+        } else {
+            HashMap::new()
+        };
         let mut missing: Vec<String> = Vec::new();
         let mut queued = HashSet::new();
         for d in &drafts {
@@ -651,13 +675,20 @@ impl Indexer {
                 vector: vectors.get(&d.hash).cloned().unwrap_or_default(),
             })
             .collect();
-        if self.store.document(&id).await?.is_some() {
+        if stored {
             self.store.replace_chunks(&id, &records).await?;
         } else {
             // Nothing of this document is stored: one commit, no delete.
             self.store.append_chunks(&records).await?;
         }
         self.dirty.store(true, Ordering::SeqCst);
+        // Every write adds a small fragment; many of them slow every query down,
+        // so a long run compacts as it goes.
+        if self.writes.fetch_add(1, Ordering::SeqCst) % COMPACT_EVERY == COMPACT_EVERY - 1 {
+            if let Err(e) = self.store.compact().await {
+                tracing::warn!(error = %e, "compaction failed");
+            }
+        }
         doc.state = DocState::Indexed;
         doc.error = None;
         doc.pages = extracted.pages.len() as u32;
@@ -669,7 +700,11 @@ impl Indexer {
         doc.title = extracted.title;
         doc.author = extracted.author;
         doc.indexed_at_ms = now_ms();
-        self.store.put_document(&doc).await?;
+        if stored {
+            self.store.put_document(&doc).await?;
+        } else {
+            self.store.insert_document(&doc).await?;
+        }
         self.publish(&doc, Change::Indexed, None);
         tracing::info!(
             path = %rel,
@@ -820,7 +855,8 @@ impl Indexer {
     }
 
     async fn fail(&self, mut doc: DocumentRecord, reason: String) -> Result<()> {
-        if self.store.document(&doc.id).await?.is_some() {
+        let stored = self.store.document(&doc.id).await?.is_some();
+        if stored {
             self.store.replace_chunks(&doc.id, &[]).await?;
         }
         self.dirty.store(true, Ordering::SeqCst);
@@ -829,7 +865,11 @@ impl Indexer {
         doc.error = Some(reason);
         doc.chunks = 0;
         doc.indexed_at_ms = now_ms();
-        self.store.put_document(&doc).await?;
+        if stored {
+            self.store.put_document(&doc).await?;
+        } else {
+            self.store.insert_document(&doc).await?;
+        }
         self.publish(&doc, Change::Failed, None);
         Ok(())
     }

@@ -143,6 +143,14 @@ impl Store {
         Ok(())
     }
 
+    /// Appends the manifest row of a document that has none (one cheap commit;
+    /// [`Store::put_document`] is the upsert).
+    pub async fn insert_document(&self, doc: &DocumentRecord) -> Result<()> {
+        let batch = documents_batch(std::slice::from_ref(doc))?;
+        self.documents.add(batch).execute().await?;
+        Ok(())
+    }
+
     /// Removes a document: the manifest row first, then its chunks. A crash in
     /// between leaves orphan chunks, which [`Store::remove_orphan_chunks`] clears.
     pub async fn delete_document(&self, id: &str) -> Result<()> {
@@ -460,13 +468,8 @@ impl Store {
             self.create_vector_index().await?;
             report.vector_index_built = true;
         }
+        self.compact().await?;
         for table in [&self.chunks, &self.documents] {
-            table
-                .optimize(OptimizeAction::Compact {
-                    options: CompactionOptions::default(),
-                    remap_options: None,
-                })
-                .await?;
             table
                 .optimize(OptimizeAction::Prune {
                     older_than: Some(chrono::Duration::minutes(10)),
@@ -481,6 +484,20 @@ impl Store {
         report.fts_index = self.has_index(FTS_INDEX).await?;
         report.vector_index = self.has_index(VECTOR_INDEX).await?;
         Ok(report)
+    }
+
+    /// Merges the small fragments that per-document writes leave (both tables);
+    /// indexes are remapped, not rebuilt.
+    pub async fn compact(&self) -> Result<()> {
+        for table in [&self.chunks, &self.documents] {
+            table
+                .optimize(OptimizeAction::Compact {
+                    options: CompactionOptions::default(),
+                    remap_options: None,
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     /// Builds the ANN vector index now, whatever the table's size (replacing one

@@ -8,4 +8,5 @@ source "$here/env.sh"
 bash "$here/setup.sh"
 bash "$here/build.sh"
 cd "$here/.."
-cargo test --locked --workspace -- --test-threads "${DOCCHAT_TEST_THREADS:-2}"
+# --show-output: the corpus, crash and retrieval tests print their counts and figures.
+cargo test --locked --workspace -- --test-threads "${DOCCHAT_TEST_THREADS:-2}" --show-output

@@ -26,6 +26,9 @@ use crate::progress::{Change, DocumentEvent, IndexEvent, Progress, Tracker};
 /// question's embedding waits for at most one of these (under a second on 2
 /// cores); the model batches tokens internally either way.
 const EMBED_BATCH: usize = 16;
+/// Extracted documents that may wait for the writing task, and the most it
+/// writes in one go.
+const WRITE_BATCH: usize = 8;
 /// Documents written between compactions during a long run.
 const COMPACT_EVERY: u64 = 40;
 /// A file modified less than this long ago may still be being written.
@@ -58,6 +61,23 @@ struct Work {
     drafts: Vec<docchat_core::ChunkDraft>,
     started: Instant,
     extract_ms: u64,
+}
+
+/// A document embedded, ready to be written.
+struct Embedded {
+    doc: DocumentRecord,
+    records: Vec<ChunkRecord>,
+    /// Whether the document has a manifest row (and maybe chunks) already.
+    stored: bool,
+}
+
+/// The manifest row of a document that failed.
+fn failed_row(mut doc: DocumentRecord, reason: String) -> DocumentRecord {
+    doc.state = DocState::Failed;
+    doc.error = Some(reason);
+    doc.chunks = 0;
+    doc.indexed_at_ms = now_ms();
+    doc
 }
 
 /// What [`Indexer::prepare`] left to do.
@@ -347,12 +367,18 @@ impl Indexer {
     /// them; a second embeds and writes, so the embedding model never waits for
     /// an extraction (at most one extracted document waits for it).
     pub async fn run(self: Arc<Self>) {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(PathBuf, Step)>(1);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(PathBuf, Step)>(WRITE_BATCH);
         let me = Arc::clone(&self);
         tokio::spawn(async move {
-            while let Some((path, step)) = rx.recv().await {
-                let result = me.write(step).await;
-                me.handled(&path, result, true).await;
+            while let Some(first) = rx.recv().await {
+                let mut jobs = vec![first];
+                while jobs.len() < WRITE_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                me.write_batch(jobs).await;
             }
         });
         loop {
@@ -613,6 +639,12 @@ impl Indexer {
     /// Embeds the chunks of prepared `work` that have no vector yet and writes the
     /// document.
     async fn finish(&self, work: Work) -> Result<()> {
+        let embedded = self.embed_work(work).await?;
+        self.store_embedded(embedded).await
+    }
+
+    /// Embeds the chunks of `work` that have no vector yet; nothing is written.
+    async fn embed_work(&self, work: Work) -> Result<Embedded> {
         let Work {
             root,
             rel,
@@ -675,20 +707,6 @@ impl Indexer {
                 vector: vectors.get(&d.hash).cloned().unwrap_or_default(),
             })
             .collect();
-        if stored {
-            self.store.replace_chunks(&id, &records).await?;
-        } else {
-            // Nothing of this document is stored: one commit, no delete.
-            self.store.append_chunks(&records).await?;
-        }
-        self.dirty.store(true, Ordering::SeqCst);
-        // Every write adds a small fragment; many of them slow every query down,
-        // so a long run compacts as it goes.
-        if self.writes.fetch_add(1, Ordering::SeqCst) % COMPACT_EVERY == COMPACT_EVERY - 1 {
-            if let Err(e) = self.store.compact().await {
-                tracing::warn!(error = %e, "compaction failed");
-            }
-        }
         doc.state = DocState::Indexed;
         doc.error = None;
         doc.pages = extracted.pages.len() as u32;
@@ -700,13 +718,7 @@ impl Indexer {
         doc.title = extracted.title;
         doc.author = extracted.author;
         doc.indexed_at_ms = now_ms();
-        if stored {
-            self.store.put_document(&doc).await?;
-        } else {
-            self.store.insert_document(&doc).await?;
-        }
-        self.publish(&doc, Change::Indexed, None);
-        tracing::info!(
+        tracing::debug!(
             path = %rel,
             collection = %root.collection,
             pages = doc.pages,
@@ -715,9 +727,79 @@ impl Indexer {
             reused,
             extract_ms,
             total_ms = started.elapsed().as_millis() as u64,
-            "indexed"
+            "embedded"
         );
+        Ok(Embedded {
+            doc,
+            records,
+            stored,
+        })
+    }
+
+    /// Writes one embedded document: its chunks replace any stored ones, then its
+    /// manifest row.
+    async fn store_embedded(&self, e: Embedded) -> Result<()> {
+        let Embedded {
+            doc,
+            records,
+            stored,
+        } = e;
+        if stored {
+            self.store.replace_chunks(&doc.id, &records).await?;
+            self.store.put_document(&doc).await?;
+        } else {
+            // Nothing of this document is stored: one append each, no delete.
+            self.store.append_chunks(&records).await?;
+            self.store.insert_document(&doc).await?;
+        }
+        self.written(&[(doc, Change::Indexed)]).await;
         Ok(())
+    }
+
+    /// Writes new documents (no manifest row yet) together: all their chunks in
+    /// one append, then all their rows in one. A crash in between leaves orphan
+    /// chunks only, removed at the next start.
+    async fn store_new(
+        &self,
+        chunks: &[ChunkRecord],
+        rows: Vec<(DocumentRecord, Change)>,
+    ) -> Result<()> {
+        self.store.append_chunks(chunks).await?;
+        let docs: Vec<DocumentRecord> = rows.iter().map(|(d, _)| d.clone()).collect();
+        self.store.insert_documents(&docs).await?;
+        self.written(&rows).await;
+        Ok(())
+    }
+
+    /// After documents are written: events, logs, compaction during long runs.
+    async fn written(&self, rows: &[(DocumentRecord, Change)]) {
+        self.dirty.store(true, Ordering::SeqCst);
+        for (doc, change) in rows {
+            self.publish(doc, *change, None);
+            match change {
+                Change::Failed => tracing::warn!(
+                    path = %doc.path,
+                    collection = %doc.collection,
+                    reason = doc.error.as_deref().unwrap_or(""),
+                    "failed"
+                ),
+                _ => tracing::info!(
+                    path = %doc.path,
+                    collection = %doc.collection,
+                    pages = doc.pages,
+                    chunks = doc.chunks,
+                    "indexed"
+                ),
+            }
+        }
+        // Every commit adds a small fragment; many of them slow every query down,
+        // so a long run compacts as it goes.
+        let before = self.writes.fetch_add(rows.len() as u64, Ordering::SeqCst);
+        if before / COMPACT_EVERY != (before + rows.len() as u64) / COMPACT_EVERY {
+            if let Err(e) = self.store.compact().await {
+                tracing::warn!(error = %e, "compaction failed");
+            }
+        }
     }
 
     /// Whether the removal of gone `path` waits: it does while other work is
@@ -854,24 +936,81 @@ impl Indexer {
         }
     }
 
-    async fn fail(&self, mut doc: DocumentRecord, reason: String) -> Result<()> {
-        let stored = self.store.document(&doc.id).await?.is_some();
-        if stored {
+    async fn fail(&self, doc: DocumentRecord, reason: String) -> Result<()> {
+        let doc = failed_row(doc, reason);
+        if self.store.document(&doc.id).await?.is_some() {
             self.store.replace_chunks(&doc.id, &[]).await?;
-        }
-        self.dirty.store(true, Ordering::SeqCst);
-        tracing::warn!(path = %doc.path, collection = %doc.collection, reason = %reason, "failed");
-        doc.state = DocState::Failed;
-        doc.error = Some(reason);
-        doc.chunks = 0;
-        doc.indexed_at_ms = now_ms();
-        if stored {
             self.store.put_document(&doc).await?;
         } else {
             self.store.insert_document(&doc).await?;
         }
-        self.publish(&doc, Change::Failed, None);
+        self.written(&[(doc, Change::Failed)]).await;
         Ok(())
+    }
+
+    /// The writing task: takes what is ready (up to [`WRITE_BATCH`] documents)
+    /// and writes the new documents among them in one go.
+    async fn write_batch(&self, jobs: Vec<(PathBuf, Step)>) {
+        let mut chunks: Vec<ChunkRecord> = Vec::new();
+        let mut rows: Vec<(DocumentRecord, Change)> = Vec::new();
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for (path, step) in jobs {
+            // A second version of a document of this batch waits for the first
+            // to be written.
+            let id = match &step {
+                Step::Embed(w) => Some(w.id.clone()),
+                Step::Fail(d, _) => Some(d.id.clone()),
+                _ => None,
+            };
+            if id.is_some_and(|id| rows.iter().any(|(d, _)| d.id == id)) {
+                self.flush_new(&mut chunks, &mut rows, &mut paths).await;
+            }
+            let result = match step {
+                Step::Embed(work) => match self.embed_work(*work).await {
+                    Ok(e) if !e.stored => {
+                        chunks.extend(e.records);
+                        rows.push((e.doc, Change::Indexed));
+                        paths.push(path);
+                        continue;
+                    }
+                    Ok(e) => self.store_embedded(e).await,
+                    Err(e) => Err(e),
+                },
+                Step::Fail(doc, reason) => match self.store.document(&doc.id).await {
+                    Ok(None) => {
+                        rows.push((failed_row(*doc, reason), Change::Failed));
+                        paths.push(path);
+                        continue;
+                    }
+                    Ok(Some(_)) => self.fail(*doc, reason).await,
+                    Err(e) => Err(e.into()),
+                },
+                Step::Done | Step::Requeued => Ok(()),
+            };
+            self.handled(&path, result, true).await;
+        }
+        self.flush_new(&mut chunks, &mut rows, &mut paths).await;
+    }
+
+    async fn flush_new(
+        &self,
+        chunks: &mut Vec<ChunkRecord>,
+        rows: &mut Vec<(DocumentRecord, Change)>,
+        paths: &mut Vec<PathBuf>,
+    ) {
+        if rows.is_empty() {
+            return;
+        }
+        let result = self.store_new(chunks, std::mem::take(rows)).await;
+        chunks.clear();
+        let error = result.err().map(|e| format!("{e:#}"));
+        for path in paths.drain(..) {
+            let r = match &error {
+                Some(e) => Err(anyhow::anyhow!("writing a batch of documents failed: {e}")),
+                None => Ok(()),
+            };
+            self.handled(&path, r, true).await;
+        }
     }
 }
 

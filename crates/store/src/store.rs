@@ -146,8 +146,15 @@ impl Store {
     /// Appends the manifest row of a document that has none (one cheap commit;
     /// [`Store::put_document`] is the upsert).
     pub async fn insert_document(&self, doc: &DocumentRecord) -> Result<()> {
-        let batch = documents_batch(std::slice::from_ref(doc))?;
-        self.documents.add(batch).execute().await?;
+        self.insert_documents(std::slice::from_ref(doc)).await
+    }
+
+    /// Appends the manifest rows of documents that have none, in one commit.
+    pub async fn insert_documents(&self, docs: &[DocumentRecord]) -> Result<()> {
+        if !docs.is_empty() {
+            let batch = documents_batch(docs)?;
+            self.documents.add(batch).execute().await?;
+        }
         Ok(())
     }
 

@@ -54,6 +54,20 @@ fn watched_folder_to_cited_answer_and_back() {
         .iter()
         .find(|(n, _)| n == "citations")
         .unwrap_or_else(|| panic!("no citations event: {body}"));
+    // The answer's [n] markers are mapped onto the sources given.
+    let cited = citations["cited"].as_array().expect("cited numbers");
+    let unknown = citations["unknown"].as_array().expect("unknown markers");
+    let given = citations["citations"].as_array().unwrap().len() as u64;
+    assert!(
+        cited
+            .iter()
+            .all(|n| (1..=given).contains(&n.as_u64().unwrap())),
+        "{citations}"
+    );
+    assert!(
+        unknown.iter().all(|n| n.as_u64().unwrap() > given),
+        "{citations}"
+    );
     let citations = &citations["citations"];
     let cited: Vec<(String, u64)> = citations
         .as_array()

@@ -360,8 +360,13 @@ pub async fn ask(s: Settings, a: AskArgs) -> Result<ExitCode> {
                 format!("pp. {}-{}", c.page_start, c.page_end)
             };
             println!(
-                "  [{}] {}/{} {}  (score {:.3})",
-                c.n, c.collection, c.path, pages, c.score
+                "  [{}] {}/{} {}  (score {:.3}){}",
+                c.n,
+                c.collection,
+                c.path,
+                pages,
+                c.score,
+                if c.cited { "  cited" } else { "" }
             );
         }
     }

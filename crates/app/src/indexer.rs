@@ -29,6 +29,9 @@ const EMBED_BATCH: usize = 16;
 /// Extracted documents that may wait for the writing task, and the most it
 /// writes in one go.
 const WRITE_BATCH: usize = 8;
+/// Chunks after which the new documents gathered by the writing task are written
+/// without waiting for the rest of its batch.
+const FLUSH_CHUNKS: usize = 64;
 /// Documents written between compactions during a long run.
 const COMPACT_EVERY: u64 = 40;
 /// A file modified less than this long ago may still be being written.
@@ -971,6 +974,11 @@ impl Indexer {
                         chunks.extend(e.records);
                         rows.push((e.doc, Change::Indexed));
                         paths.push(path);
+                        // Small documents share a commit; one with many chunks
+                        // is searchable as soon as it is embedded.
+                        if chunks.len() >= FLUSH_CHUNKS {
+                            self.flush_new(&mut chunks, &mut rows, &mut paths).await;
+                        }
                         continue;
                     }
                     Ok(e) => self.store_embedded(e).await,

@@ -57,6 +57,28 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// The rows of `table` that match `filter` (all rows without one), with only
+/// `columns` (all without), converted batch by batch.
+async fn select<T>(
+    table: &Table,
+    filter: Option<String>,
+    columns: Option<&[&str]>,
+    convert: impl Fn(&RecordBatch) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let mut query = table.query();
+    if let Some(f) = filter {
+        query = query.only_if(f);
+    }
+    if let Some(c) = columns {
+        query = query.select(Select::columns(c));
+    }
+    let mut out = Vec::new();
+    for b in &collect(query.execute().await?).await? {
+        out.extend(convert(b)?);
+    }
+    Ok(out)
+}
+
 async fn collect(stream: lancedb::arrow::SendableRecordBatchStream) -> Result<Vec<RecordBatch>> {
     Ok(stream.try_collect::<Vec<_>>().await?)
 }
@@ -103,31 +125,16 @@ impl Store {
 
     /// All manifest rows.
     pub async fn documents(&self) -> Result<Vec<DocumentRecord>> {
-        let batches = collect(self.documents.query().execute().await?).await?;
-        let mut out = Vec::new();
-        for b in &batches {
-            out.extend(documents_from(b)?);
-        }
+        let mut out = select(&self.documents, None, None, documents_from).await?;
         out.sort_by(|a, b| (&a.collection, &a.path).cmp(&(&b.collection, &b.path)));
         Ok(out)
     }
 
     /// One manifest row.
     pub async fn document(&self, id: &str) -> Result<Option<DocumentRecord>> {
-        let batches = collect(
-            self.documents
-                .query()
-                .only_if(format!("id = {}", quote(id)))
-                .execute()
-                .await?,
-        )
-        .await?;
-        for b in &batches {
-            if let Some(d) = documents_from(b)?.into_iter().next() {
-                return Ok(Some(d));
-            }
-        }
-        Ok(None)
+        let filter = format!("id = {}", quote(id));
+        let rows = select(&self.documents, Some(filter), None, documents_from).await?;
+        Ok(rows.into_iter().next())
     }
 
     /// Inserts or replaces a manifest row (one commit).
@@ -209,37 +216,16 @@ impl Store {
 
     /// All chunks of a document, vectors included, in order.
     pub async fn document_chunks(&self, document_id: &str) -> Result<Vec<ChunkRecord>> {
-        let batches = collect(
-            self.chunks
-                .query()
-                .only_if(format!("document_id = {}", quote(document_id)))
-                .execute()
-                .await?,
-        )
-        .await?;
-        let mut out = Vec::new();
-        for b in &batches {
-            out.extend(chunks_from(b)?);
-        }
+        let filter = format!("document_id = {}", quote(document_id));
+        let mut out = select(&self.chunks, Some(filter), None, chunks_from).await?;
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
 
     /// Manifest rows whose file has this content hash.
     pub async fn documents_with_hash(&self, content_hash: &str) -> Result<Vec<DocumentRecord>> {
-        let batches = collect(
-            self.documents
-                .query()
-                .only_if(format!("content_hash = {}", quote(content_hash)))
-                .execute()
-                .await?,
-        )
-        .await?;
-        let mut out = Vec::new();
-        for b in &batches {
-            out.extend(documents_from(b)?);
-        }
-        Ok(out)
+        let filter = format!("content_hash = {}", quote(content_hash));
+        select(&self.documents, Some(filter), None, documents_from).await
     }
 
     /// Replaces all chunks of a document with `chunks`.
@@ -408,20 +394,14 @@ impl Store {
             return Ok(Vec::new());
         }
         let list: Vec<String> = ids.iter().map(|id| quote(id)).collect();
-        let batches = collect(
-            self.chunks
-                .query()
-                .only_if(format!("id IN ({})", list.join(", ")))
-                .select(Select::columns(&HIT_COLUMNS))
-                .execute()
-                .await?,
+        let filter = format!("id IN ({})", list.join(", "));
+        select(
+            &self.chunks,
+            Some(filter),
+            Some(&HIT_COLUMNS),
+            hits_from_plain,
         )
-        .await?;
-        let mut out = Vec::new();
-        for b in &batches {
-            out.extend(hits_from_plain(b)?);
-        }
-        Ok(out)
+        .await
     }
 
     /// Creates the full-text index when it is missing and there is text to index.

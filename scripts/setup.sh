@@ -20,4 +20,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The official OpenAI Python client, for the API tests, in a venv outside the repo.
+openai_version="3.54.0"
+venv="$DOCCHAT_CACHE/venv"
+if ! "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$openai_version')" 2>/dev/null; then
+  echo "setup: installing the openai Python client $openai_version into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "openai==$openai_version"
+fi
+
 bash "$here/models.sh"

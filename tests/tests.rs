@@ -9,6 +9,7 @@ mod crash;
 mod e2e;
 mod embedding;
 mod extract;
+mod openai;
 mod progress;
 mod retrieval;
 mod watch;

@@ -34,6 +34,19 @@ pub fn models_dir() -> PathBuf {
     cache.join("docchat/models")
 }
 
+/// The Python with the official `openai` client, installed by scripts/setup.sh.
+pub fn python() -> PathBuf {
+    let cache =
+        std::env::var_os("DOCCHAT_CACHE").map_or_else(|| models_dir().join(".."), PathBuf::from);
+    let python = cache.join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "no Python with the openai client at {} (run scripts/setup.sh)",
+        python.display()
+    );
+    python
+}
+
 /// The docchat binary under test.
 pub fn docchat() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_docchat"));
@@ -53,12 +66,18 @@ pub struct Server {
 impl Server {
     /// Starts a server on a free loopback port and waits for its `listening on` line.
     pub fn start(data_dir: &Path, watch_dirs: &Path) -> Self {
+        Self::start_with(data_dir, watch_dirs, &[])
+    }
+
+    /// Starts a server with extra `serve` flags.
+    pub fn start_with(data_dir: &Path, watch_dirs: &Path, extra: &[&str]) -> Self {
         let mut child = docchat()
             .args(["serve", "--host", "127.0.0.1", "--port", "0"])
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--watch-dirs")
             .arg(watch_dirs)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

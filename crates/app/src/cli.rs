@@ -135,6 +135,10 @@ pub struct ServeArgs {
     /// Port (0 picks a free one) [default: 8080]
     #[arg(long, env = "DOCCHAT_PORT")]
     port: Option<u16>,
+    /// Requests that may wait for the chat model (and for the embedding model)
+    /// while one runs; past that, requests get 503 with Retry-After [default: 8]
+    #[arg(long, env = "DOCCHAT_MAX_QUEUE")]
+    max_queue: Option<usize>,
 }
 
 pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
@@ -177,10 +181,16 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
+    let queue = a.max_queue.or(s.file.max_queue).unwrap_or(8);
     let app = server::router(AppState {
         rag,
         indexer,
         ask_defaults: s.ask_options(),
+        chat_slots: crate::admission::Admission::new(queue),
+        embed_slots: crate::admission::Admission::new(queue),
+        started_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -325,7 +335,7 @@ pub async fn ask(s: Settings, a: AskArgs) -> Result<ExitCode> {
     opts.filter = a.filter.to_filter()?;
     opts.params.max_tokens = a.max_tokens.max(1);
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move { rag.answer(a.question, opts, tx).await });
+    tokio::spawn(async move { rag.answer(a.question, Vec::new(), opts, tx).await });
     let mut answer = String::new();
     let mut citations = Vec::new();
     let mut done = None;

@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub gpu_layers: Option<u32>,
     pub extract_timeout_s: Option<u64>,
     pub extract_memory_mb: Option<u64>,
+    /// Requests that may wait for a model while one runs (then 503).
+    pub max_queue: Option<usize>,
     /// `[retrieval]`: how questions find passages.
     #[serde(default)]
     pub retrieval: RetrievalConfig,

@@ -1,5 +1,6 @@
 //! docchat: private, offline chat with your own documents.
 
+mod admission;
 mod bench;
 mod cli;
 mod client;
@@ -8,6 +9,7 @@ mod eval;
 mod indexer;
 mod isolate;
 mod models;
+mod openai;
 mod progress;
 mod rag;
 mod retrieve;

@@ -3,7 +3,7 @@
 
 use crate::retrieve::{Fusion, Passage, Retriever, SearchMode, SearchRequest, cited_markers};
 use anyhow::Result;
-use docchat_core::{GenerationParams, GenerationStats, Generator};
+use docchat_core::{ChatTurn, GenerationParams, GenerationStats, Generator, Role};
 use docchat_store::SearchFilter;
 use serde::Serialize;
 use std::sync::Arc;
@@ -149,25 +149,52 @@ impl Default for AskOptions {
 }
 
 impl Rag {
-    /// Answers `question`, sending events to `tx` until done; stops early when the
-    /// receiver is dropped.
-    pub async fn answer(&self, question: String, opts: AskOptions, tx: mpsc::Sender<AnswerEvent>) {
-        if let Err(e) = self.answer_inner(question, opts, &tx).await {
+    /// Answers `question` (a follow-up of `history` when that is not empty), sending
+    /// events to `tx` until done; stops early when the receiver is dropped.
+    pub async fn answer(
+        &self,
+        question: String,
+        history: Vec<ChatTurn>,
+        opts: AskOptions,
+        tx: mpsc::Sender<AnswerEvent>,
+    ) {
+        if let Err(e) = self.answer_inner(question, &history, opts, &tx).await {
             tracing::error!(error = format!("{e:#}"), "answer failed");
             let _ = tx.send(AnswerEvent::Error(format!("{e:#}"))).await;
+        }
+    }
+
+    /// Generates a continuation of `prompt` without retrieval: `Token`s, then `Done`
+    /// (or `Error`).
+    pub async fn complete(
+        &self,
+        prompt: String,
+        params: GenerationParams,
+        tx: mpsc::Sender<AnswerEvent>,
+    ) {
+        match generate(Arc::clone(&self.generator), prompt, params, &tx).await {
+            Ok(Some((stats, _))) => {
+                let _ = tx.send(AnswerEvent::Done(stats)).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "generation failed");
+                let _ = tx.send(AnswerEvent::Error(format!("{e:#}"))).await;
+            }
         }
     }
 
     async fn answer_inner(
         &self,
         question: String,
+        history: &[ChatTurn],
         opts: AskOptions,
         tx: &mpsc::Sender<AnswerEvent>,
     ) -> Result<()> {
         let hits = self
             .retriever
             .search(&SearchRequest {
-                query: question.clone(),
+                query: retrieval_query(&question, history),
                 mode: opts.mode,
                 top_k: opts.top_k,
                 filter: opts.filter.clone(),
@@ -179,6 +206,7 @@ impl Rag {
         let (prompt, used) = build_prompt(
             generator.as_ref(),
             &question,
+            history,
             &hits,
             opts.params.max_tokens as usize,
         );
@@ -195,23 +223,8 @@ impl Rag {
                 .stop
                 .extend(["\nQuestion:", "\n\n\n", "\n["].map(String::from));
         }
-        let token_tx = tx.clone();
-        let (stats, answer) = tokio::task::spawn_blocking(move || {
-            let mut answer = String::new();
-            let mut sink = |piece: &str| {
-                answer.push_str(piece);
-                token_tx
-                    .blocking_send(AnswerEvent::Token(piece.to_string()))
-                    .is_ok()
-            };
-            let stats = generator.generate(&prompt, &params, &mut sink);
-            (stats, answer)
-        })
-        .await?;
-        let stats = match stats {
-            Ok(s) => s,
-            Err(docchat_core::Error::Cancelled) => return Ok(()),
-            Err(e) => return Err(e.into()),
+        let Some((stats, answer)) = generate(generator, prompt, params, tx).await? else {
+            return Ok(());
         };
         let sources = Sources::map(citations, &answer);
         if tx.send(AnswerEvent::Citations(sources)).await.is_ok() {
@@ -221,20 +234,78 @@ impl Rag {
     }
 }
 
-/// Renders the prompt with as many passages as fit the context (best first) and
+/// Runs one generation off the runtime, sending each piece as a `Token`; returns the
+/// figures and the whole text, or `None` when the receiver went away.
+async fn generate(
+    generator: Arc<dyn Generator>,
+    prompt: String,
+    params: GenerationParams,
+    tx: &mpsc::Sender<AnswerEvent>,
+) -> Result<Option<(GenerationStats, String)>> {
+    let token_tx = tx.clone();
+    let (stats, answer) = tokio::task::spawn_blocking(move || {
+        let mut answer = String::new();
+        let mut sink = |piece: &str| {
+            answer.push_str(piece);
+            token_tx
+                .blocking_send(AnswerEvent::Token(piece.to_string()))
+                .is_ok()
+        };
+        let stats = generator.generate(&prompt, &params, &mut sink);
+        (stats, answer)
+    })
+    .await?;
+    match stats {
+        Ok(s) => Ok(Some((s, answer))),
+        Err(docchat_core::Error::Cancelled) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Words below which a follow-up question is searched together with the previous
+/// question ("and its second argument?" means little on its own).
+const SHORT_FOLLOW_UP_WORDS: usize = 8;
+
+/// What retrieval searches for: the question, and for a short follow-up also the
+/// user's previous question.
+pub fn retrieval_query(question: &str, history: &[ChatTurn]) -> String {
+    let previous = history.iter().rev().find(|t| t.role == Role::User);
+    match previous {
+        Some(p) if question.split_whitespace().count() < SHORT_FOLLOW_UP_WORDS => {
+            format!("{} {}", p.content.trim(), question.trim())
+        }
+        _ => question.to_string(),
+    }
+}
+
+/// Renders the prompt with as much of the conversation (newest turns first, up to a
+/// quarter of the budget) and as many passages (best first) as fit the context, and
 /// returns it with the passages used, numbered in that order.
 pub fn build_prompt<'h>(
     generator: &dyn Generator,
     question: &str,
+    history: &[ChatTurn],
     hits: &'h [Passage],
     answer_tokens: usize,
 ) -> (String, Vec<&'h Passage>) {
     let budget = generator.context_size().saturating_sub(answer_tokens + 64);
+    let mut earlier = String::new();
+    for turn in history.iter().rev().filter(|t| t.role != Role::System) {
+        let line = match turn.role {
+            Role::User => format!("Question: {}\n", turn.content.trim()),
+            _ => format!("Answer: {}\n", turn.content.trim()),
+        };
+        let candidate = format!("{line}{earlier}");
+        if generator.count_tokens(&candidate) > budget / 4 {
+            break;
+        }
+        earlier = candidate;
+    }
     let mut used: Vec<&Passage> = Vec::new();
-    let mut prompt = render(generator, question, &used);
+    let mut prompt = render(generator, question, &earlier, &used);
     for hit in hits {
         used.push(hit);
-        let candidate = render(generator, question, &used);
+        let candidate = render(generator, question, &earlier, &used);
         if generator.count_tokens(&candidate) > budget {
             used.pop();
             break;
@@ -244,8 +315,18 @@ pub fn build_prompt<'h>(
     (prompt, used)
 }
 
-fn render(generator: &dyn Generator, question: &str, sources: &[&Passage]) -> String {
+fn render(
+    generator: &dyn Generator,
+    question: &str,
+    earlier: &str,
+    sources: &[&Passage],
+) -> String {
     let mut user = String::new();
+    if !earlier.is_empty() {
+        user.push_str("Earlier in this conversation:\n");
+        user.push_str(earlier);
+        user.push('\n');
+    }
     for (i, h) in sources.iter().enumerate() {
         let pages = if h.page_start == h.page_end {
             format!("page {}", h.page_start)
@@ -289,8 +370,8 @@ mod tests {
         fn has_chat_template(&self) -> bool {
             false
         }
-        fn render_prompt(&self, system: &str, user: &str) -> String {
-            format!("{system}\n\n{user}")
+        fn render_chat(&self, turns: &[ChatTurn]) -> String {
+            docchat_core::plain_prompt(turns)
         }
         fn generate(
             &self,
@@ -327,13 +408,45 @@ mod tests {
             hit(&"c".repeat(300), 9),
         ];
         let g = Bytes(SYSTEM.len() + 1000 + 100 + 64);
-        let (prompt, used) = build_prompt(&g, "What?", &hits, 100);
+        let (prompt, used) = build_prompt(&g, "What?", &[], &hits, 100);
         assert_eq!(used.len(), 2, "the third passage does not fit");
         assert!(prompt.contains("[1] (paper.pdf, page 2)"));
         assert!(prompt.contains("[2] (paper.pdf, page 5)"));
         assert!(!prompt.contains("[3]"));
         assert!(prompt.ends_with("Question: What?\nAnswer:"));
         assert!(g.count_tokens(&prompt) <= g.context_size() - 164);
+    }
+
+    #[test]
+    fn follow_ups_carry_the_conversation() {
+        let history = vec![
+            ChatTurn::new(Role::User, "How is .Call used to call C code?"),
+            ChatTurn::new(Role::Assistant, "With registered routines [1]."),
+        ];
+        let q = retrieval_query("And its arguments?", &history);
+        assert_eq!(q, "How is .Call used to call C code? And its arguments?");
+        let long = "What does the manual say about registering native routines?";
+        assert_eq!(retrieval_query(long, &history), long);
+
+        let hits = vec![hit("x", 1)];
+        let g = Bytes(4000);
+        let (prompt, _) = build_prompt(&g, "And its arguments?", &history, &hits, 100);
+        assert!(prompt.contains("Earlier in this conversation:\nQuestion: How is .Call"));
+        assert!(prompt.contains("Answer: With registered routines [1].\n"));
+        assert!(prompt.ends_with("Question: And its arguments?\nAnswer:"));
+
+        // A conversation longer than a quarter of the budget keeps its newest turns.
+        let long_history: Vec<ChatTurn> = (0..50)
+            .map(|i| {
+                ChatTurn::new(
+                    Role::User,
+                    format!("question number {i:02} {}", "w".repeat(40)),
+                )
+            })
+            .collect();
+        let (prompt, _) = build_prompt(&g, "Q?", &long_history, &hits, 100);
+        assert!(prompt.contains("question number 49"));
+        assert!(!prompt.contains("question number 00"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The HTTP server: the web UI, `/api/status`, `/api/chat` (SSE), `/api/search`,
 //! and the original files of indexed documents.
 
+use crate::admission::{Admission, Busy};
 use crate::indexer::Indexer;
 use crate::rag::{AnswerEvent, AskOptions, Rag};
 use crate::retrieve::{Fusion, SearchMode, SearchRequest as Retrieval};
@@ -10,7 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use docchat_core::FileKind;
+use docchat_core::{ChatTurn, FileKind};
 use docchat_store::{DocState, SearchFilter};
 use serde::Deserialize;
 use serde_json::json;
@@ -39,6 +40,12 @@ pub struct AppState {
     pub indexer: Arc<Indexer>,
     /// Question defaults (from the configuration).
     pub ask_defaults: AskOptions,
+    /// Places in line for the chat model.
+    pub chat_slots: Arc<Admission>,
+    /// Places in line for the embedding model (API requests).
+    pub embed_slots: Arc<Admission>,
+    /// When the server started (Unix seconds).
+    pub started_unix: u64,
 }
 
 /// Errors of the API, each with its status.
@@ -48,6 +55,8 @@ pub enum ApiError {
     BadRequest(String),
     /// No such thing.
     NotFound(String),
+    /// Too many requests wait for the model.
+    Busy(Busy),
     /// docchat failed; details go to the log, not to the client.
     Internal(anyhow::Error),
 }
@@ -64,9 +73,26 @@ impl From<docchat_store::Error> for ApiError {
     }
 }
 
+impl From<Busy> for ApiError {
+    fn from(b: Busy) -> Self {
+        Self::Busy(b)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
+            Self::Busy(b) => {
+                let mut res = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": { "message": "docchat is busy: too many questions are waiting for the model; retry later" } })),
+                )
+                    .into_response();
+                if let Ok(v) = HeaderValue::from_str(&b.retry_after_s.to_string()) {
+                    res.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return res;
+            }
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             Self::NotFound(m) => (StatusCode::NOT_FOUND, m),
             Self::Internal(e) => {
@@ -99,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/documents/{id}/file", get(document_file))
         .route("/api/events", get(events))
         .route("/api/collections/{name}/{action}", post(collection_action))
+        .nest("/v1", crate::openai::router())
         .with_state(state)
 }
 
@@ -129,6 +156,11 @@ async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>
         "documents": documents,
         "counts": { "indexed": indexed, "failed": failed, "pending": pending },
         "queue": ix.queue_len(),
+        "requests": {
+            "chat_in_flight": state.chat_slots.in_flight(),
+            "chat_limit": state.chat_slots.limit(),
+            "embedding_in_flight": state.embed_slots.in_flight(),
+        },
         "reconciled": ix.reconciled(),
         "progress": ix.progress(),
         "stats": {
@@ -150,6 +182,9 @@ struct ChatRequest {
     #[serde(default)]
     #[allow(dead_code)]
     chat_id: Option<String>,
+    /// The conversation so far, oldest first, for a follow-up question.
+    #[serde(default)]
+    history: Vec<ChatTurn>,
     #[serde(default)]
     collections: Vec<String>,
     #[serde(default)]
@@ -201,9 +236,16 @@ async fn chat(
     if let Some(t) = req.temperature {
         opts.params.temperature = t.clamp(0.0, 2.0);
     }
+    let permit = state.chat_slots.try_enter()?;
     let (tx, rx) = mpsc::channel(64);
     let rag = state.rag.clone();
-    tokio::spawn(async move { rag.answer(req.question, opts, tx).await });
+    tokio::spawn(async move {
+        rag.answer(req.question, req.history, opts, tx.clone())
+            .await;
+        // The place is free before the stream ends (when the last sender goes).
+        drop(permit);
+        drop(tx);
+    });
     let stream = ReceiverStream::new(rx).map(|ev| Ok(sse_event(ev)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

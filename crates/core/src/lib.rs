@@ -11,5 +11,8 @@ mod traits;
 mod types;
 
 pub use error::{Error, Result};
-pub use traits::{Embedder, GenerationParams, GenerationStats, Generator, TokenCounter};
+pub use traits::{
+    ChatTurn, Embedder, GenerationParams, GenerationStats, Generator, PLAIN_USER_PREFIX, Role,
+    TokenCounter, plain_prompt,
+};
 pub use types::{ChunkDraft, Extracted, FileKind, Page, document_id};

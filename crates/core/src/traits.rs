@@ -1,6 +1,84 @@
 use crate::Result;
 use serde::{Deserialize, Serialize};
 
+/// Who speaks a turn of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions.
+    System,
+    /// The user.
+    User,
+    /// The model.
+    Assistant,
+}
+
+impl Role {
+    /// The name chat templates use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::User => "user",
+            Self::Assistant => "assistant",
+        }
+    }
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatTurn {
+    /// Who speaks.
+    pub role: Role,
+    /// What is said.
+    pub content: String,
+}
+
+impl ChatTurn {
+    /// A turn.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// The stop string that ends a model's turn in [`plain_prompt`]'s format.
+pub const PLAIN_USER_PREFIX: &str = "\nUser:";
+
+/// The prompt of a model without a chat template. One user message (after an
+/// optional system message) is given as it is, so a completion-style message such
+/// as `Question: …\nAnswer:` reads naturally; a longer conversation becomes a
+/// `User:` / `Assistant:` transcript ending with `Assistant:`.
+pub fn plain_prompt(turns: &[ChatTurn]) -> String {
+    let system: Vec<&str> = turns
+        .iter()
+        .filter(|t| t.role == Role::System)
+        .map(|t| t.content.as_str())
+        .collect();
+    let rest: Vec<&ChatTurn> = turns.iter().filter(|t| t.role != Role::System).collect();
+    let mut out = system.join("\n\n");
+    if !out.is_empty() {
+        out.push_str("\n\n");
+    }
+    if let [only] = rest.as_slice()
+        && only.role == Role::User
+    {
+        out.push_str(&only.content);
+        return out;
+    }
+    for t in rest {
+        let name = if t.role == Role::User {
+            "User"
+        } else {
+            "Assistant"
+        };
+        out.push_str(&format!("{name}: {}\n", t.content.trim()));
+    }
+    out.push_str("Assistant:");
+    out
+}
+
 /// Counts tokens of a model's tokenizer; chunk sizes and prompt budgets are measured
 /// in these.
 pub trait TokenCounter: Send + Sync {
@@ -41,10 +119,17 @@ pub struct GenerationParams {
     pub repeat_penalty: f32,
     /// How many recent tokens the repeat penalty looks at.
     pub repeat_last_n: i32,
+    /// Penalty on tokens in proportion to how often they appeared (0 disables).
+    pub frequency_penalty: f32,
+    /// Penalty on tokens that appeared at all (0 disables).
+    pub presence_penalty: f32,
     /// Random seed.
     pub seed: u32,
     /// Strings that end the generation when produced.
     pub stop: Vec<String>,
+    /// Never end at an end-of-generation token: always produce `max_tokens`
+    /// (for benchmarks, as llama-server's `ignore_eos`).
+    pub ignore_eos: bool,
 }
 
 impl Default for GenerationParams {
@@ -59,8 +144,11 @@ impl Default for GenerationParams {
             top_k: 40,
             repeat_penalty: 1.15,
             repeat_last_n: 128,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             seed: 42,
             stop: Vec::new(),
+            ignore_eos: false,
         }
     }
 }
@@ -89,9 +177,19 @@ pub trait Generator: TokenCounter {
     fn context_size(&self) -> usize;
     /// Whether prompts are rendered with a chat template (else: plain completion).
     fn has_chat_template(&self) -> bool;
-    /// Renders a system and a user message into the model's prompt format: its chat
-    /// template if it has one, a plain completion prompt otherwise.
-    fn render_prompt(&self, system: &str, user: &str) -> String;
+    /// Renders a conversation into the model's prompt format, ready for the
+    /// assistant's next turn: its chat template if it has one, [`plain_prompt`]
+    /// otherwise.
+    fn render_chat(&self, turns: &[ChatTurn]) -> String;
+    /// Renders a system and a user message (an empty system message is left out).
+    fn render_prompt(&self, system: &str, user: &str) -> String {
+        let mut turns = Vec::with_capacity(2);
+        if !system.is_empty() {
+            turns.push(ChatTurn::new(Role::System, system));
+        }
+        turns.push(ChatTurn::new(Role::User, user));
+        self.render_chat(&turns)
+    }
     /// Generates a continuation of `prompt`, handing each piece of text to `sink` as
     /// it is decoded. When `sink` returns `false` the consumer is gone and decoding
     /// stops at once. Blocks until done.
@@ -101,4 +199,34 @@ pub trait Generator: TokenCounter {
         params: &GenerationParams,
         sink: &mut dyn FnMut(&str) -> bool,
     ) -> Result<GenerationStats>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_prompt_keeps_a_single_message_as_it_is() {
+        let turns = [
+            ChatTurn::new(Role::System, "Be brief."),
+            ChatTurn::new(Role::User, "Question: why?\nAnswer:"),
+        ];
+        assert_eq!(plain_prompt(&turns), "Be brief.\n\nQuestion: why?\nAnswer:");
+        assert_eq!(plain_prompt(&turns[1..]), "Question: why?\nAnswer:");
+    }
+
+    #[test]
+    fn plain_prompt_writes_a_conversation_as_a_transcript() {
+        let turns = [
+            ChatTurn::new(Role::User, "Hi"),
+            ChatTurn::new(Role::Assistant, "Hello.\n"),
+            ChatTurn::new(Role::User, "Name a colour."),
+        ];
+        let p = plain_prompt(&turns);
+        assert_eq!(
+            p,
+            "User: Hi\nAssistant: Hello.\nUser: Name a colour.\nAssistant:"
+        );
+        assert!(p.contains(PLAIN_USER_PREFIX));
+    }
 }

@@ -1,13 +1,16 @@
 use crate::backend::{EngineOptions, backend, load_model};
 use crate::utf8::Utf8Stream;
 use crate::{Error, Result};
-use docchat_core::{GenerationParams, GenerationStats, Generator, TokenCounter};
+use docchat_core::{
+    ChatTurn, GenerationParams, GenerationStats, Generator, TokenCounter, plain_prompt,
+};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::{Arc, mpsc};
@@ -260,9 +263,18 @@ fn sampler_for(model: &LlamaModel, p: &GenerationParams) -> LlamaSampler {
         model.n_vocab(),
         p.repeat_last_n,
         p.repeat_penalty,
-        0.0,
-        0.0,
+        p.frequency_penalty,
+        p.presence_penalty,
     )];
+    if p.ignore_eos {
+        let vocab = model.vocab();
+        let eog: Vec<LlamaLogitBias> = (0..model.n_vocab())
+            .map(LlamaToken::new)
+            .filter(|t| vocab.is_eog(*t))
+            .map(|t| LlamaLogitBias::new(t, f32::NEG_INFINITY))
+            .collect();
+        chain.push(LlamaSampler::logit_bias(model.n_vocab(), &eog));
+    }
     if p.temperature <= 0.0 {
         chain.push(LlamaSampler::greedy());
     } else {
@@ -365,12 +377,11 @@ impl Generator for ChatModel {
         self.template.is_some()
     }
 
-    fn render_prompt(&self, system: &str, user: &str) -> String {
+    fn render_chat(&self, turns: &[ChatTurn]) -> String {
         if let Some(tmpl) = &self.template {
-            let messages = [("system", system), ("user", user)]
-                .into_iter()
-                .filter(|(_, c)| !c.is_empty())
-                .map(|(r, c)| LlamaChatMessage::new(r.into(), c.into()))
+            let messages = turns
+                .iter()
+                .map(|t| LlamaChatMessage::new(t.role.as_str().into(), t.content.clone()))
                 .collect::<std::result::Result<Vec<_>, _>>();
             let rendered = LlamaChatTemplate::new(tmpl)
                 .ok()
@@ -380,11 +391,7 @@ impl Generator for ChatModel {
                 return r;
             }
         }
-        if system.is_empty() {
-            user.to_string()
-        } else {
-            format!("{system}\n\n{user}")
-        }
+        plain_prompt(turns)
     }
 
     fn generate(

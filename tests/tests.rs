@@ -9,6 +9,7 @@ mod crash;
 mod e2e;
 mod embedding;
 mod extract;
+mod models;
 mod openai;
 mod progress;
 mod retrieval;

@@ -28,6 +28,8 @@ pub struct Settings {
     pub file: Arc<FileConfig>,
     pub extract_timeout_s: u64,
     pub extract_memory_mb: u64,
+    /// The configuration file given (`--config`), if any.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -66,6 +68,7 @@ impl Settings {
             engine,
             extract_timeout_s: file.extract_timeout_s.unwrap_or(120),
             extract_memory_mb: file.extract_memory_mb.unwrap_or(4096),
+            config_file: g.config.clone(),
             file: Arc::new(file),
         })
     }
@@ -117,6 +120,13 @@ impl Settings {
             fusion: r.fusion(),
             ..AskOptions::default()
         }
+    }
+
+    /// The configuration file `models use` and `collections` write to.
+    pub fn config_path(&self) -> PathBuf {
+        self.config_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("docchat.toml"))
     }
 
     fn limits(&self) -> Result<ExtractLimits> {
@@ -759,6 +769,56 @@ pub async fn status(s: Settings, a: StatusArgs) -> Result<ExitCode> {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
+    /// List the GGUF models docchat knows (the models folder and the configured
+    /// paths), from their metadata; `--catalog` lists the catalog of well-known models.
+    List {
+        /// List the catalog of well-known models instead, with the memory each needs
+        #[arg(long)]
+        catalog: bool,
+        /// Context size for the memory column [default: the configured context size]
+        #[arg(long)]
+        ctx: Option<u64>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Memory a model needs (weights, KV cache at the context, compute buffers)
+    /// against this machine's memory: fits, tight or will not fit, and the largest
+    /// context that fits.
+    Info {
+        /// A GGUF path, a file in the models folder, or a catalog name
+        model: String,
+        /// Context size in tokens [default: the configured context size]
+        #[arg(long)]
+        ctx: Option<u64>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a model from the catalog (`docchat models list --catalog`) or by
+    /// `OWNER/REPO/FILE.gguf`: resumable, sha256-verified, into the models folder.
+    Pull {
+        /// A catalog name, or OWNER/REPO/FILE.gguf
+        model: String,
+        /// Where files are served from [default: https://huggingface.co]
+        #[arg(long, env = "DOCCHAT_MODELS_ENDPOINT")]
+        endpoint: Option<String>,
+        /// The expected sha256 (needed for files the catalog has no checksum for)
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Accept a file without a known checksum (its sha256 is printed)
+        #[arg(long, conflicts_with = "sha256")]
+        no_verify: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Use a model from now on: writes `chat_model` or `embedding_model` (by the
+    /// model's kind) into the configuration file.
+    Use {
+        /// A GGUF path, a file in the models folder, or a catalog name
+        model: String,
+    },
     /// Convert a BERT-family sentence-transformers checkpoint to a GGUF embedding model.
     Import {
         /// Folder with config.json, model.safetensors and vocab.txt / tokenizer.json
@@ -767,8 +827,6 @@ pub enum ModelsCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Show the models in use and whether they are present.
-    List,
 }
 
 pub async fn models(s: Settings, c: ModelsCommand) -> Result<ExitCode> {
@@ -789,18 +847,112 @@ pub async fn models(s: Settings, c: ModelsCommand) -> Result<ExitCode> {
                 summary.pooling
             );
         }
-        ModelsCommand::List => {
-            for (role, path) in [("chat", &s.models.chat), ("embedding", &s.models.embedding)] {
-                let size = std::fs::metadata(path).map(|m| m.len()).ok();
-                match size {
-                    Some(b) => println!(
-                        "{role:<10} {}  ({:.0} MiB)",
-                        path.display(),
-                        b as f64 / 1048576.0
-                    ),
-                    None => println!("{role:<10} {}  (missing)", path.display()),
-                }
+        ModelsCommand::List { catalog, ctx, json } => {
+            let ctx = ctx.unwrap_or(u64::from(s.engine.ctx_size));
+            let rows = if catalog {
+                models::catalog_rows(ctx)?
+            } else {
+                models::known_models(&s.models)
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", models::table(&rows, ctx));
             }
+        }
+        ModelsCommand::Info { model, ctx, json } => {
+            let ctx = ctx.unwrap_or(u64::from(s.engine.ctx_size));
+            let report = models::info(&s.models, &model, ctx)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+        }
+        ModelsCommand::Pull {
+            model,
+            endpoint,
+            sha256,
+            no_verify,
+            json,
+        } => {
+            let endpoint = endpoint
+                .or_else(|| s.file.models_endpoint.clone())
+                .unwrap_or_else(|| crate::pull::DEFAULT_ENDPOINT.to_string());
+            let download =
+                models::download_for(&s.models.dir, &endpoint, &model, sha256, no_verify)?;
+            let pulled = crate::pull::pull(&download, !json).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pulled)?);
+            } else if pulled.already_present {
+                println!(
+                    "{} is already here (sha256 {})",
+                    pulled.path.display(),
+                    pulled.sha256
+                );
+            } else {
+                println!(
+                    "downloaded {} ({} bytes{}), sha256 {}{}",
+                    pulled.path.display(),
+                    pulled.bytes,
+                    if pulled.resumed_from > 0 {
+                        format!(", resumed at {}", pulled.resumed_from)
+                    } else {
+                        String::new()
+                    },
+                    pulled.sha256,
+                    if download.sha256.is_some() {
+                        " (verified)"
+                    } else {
+                        " (not verified)"
+                    }
+                );
+            }
+        }
+        ModelsCommand::Use { model } => {
+            let path = models::resolve_model_path(&s.models.dir, &model)?;
+            let meta = docchat_llm::meta::read_info(&path)?;
+            let key = if meta.embedding {
+                "embedding_model"
+            } else {
+                "chat_model"
+            };
+            if meta.embedding
+                && let Ok(current) = docchat_llm::meta::read_info(&s.models.embedding)
+                && current.embedding_length != meta.embedding_length
+            {
+                bail!(
+                    "{} makes {}-dimensional vectors and the index holds {}-dimensional ones from {}: \
+                     use it with a new --data-dir (everything is indexed again there)",
+                    path.display(),
+                    meta.embedding_length,
+                    current.embedding_length,
+                    s.models.embedding.display()
+                );
+            }
+            let config = s.config_path();
+            let text = match std::fs::read_to_string(&config) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot read {}", config.display()));
+                }
+            };
+            let updated = config::set_top_level_key(&text, key, &path.display().to_string());
+            toml::from_str::<FileConfig>(&updated)
+                .with_context(|| format!("{} would not be valid", config.display()))?;
+            std::fs::write(&config, updated)
+                .with_context(|| format!("cannot write {}", config.display()))?;
+            println!(
+                "{key} = {} in {}{}",
+                path.display(),
+                config.display(),
+                if meta.embedding {
+                    "\nthe next start re-embeds every document with the new model"
+                } else {
+                    ""
+                }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,25 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+/// The server could not be reached (exit status 3).
+#[derive(Debug)]
+pub struct Unreachable {
+    pub base: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot reach docchat at {} ({}); is `docchat serve` running?",
+            self.base, self.reason
+        )
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
 /// Sends `POST {base}{path}` with an empty body; returns the response body, or an
 /// error with the server's message for a non-2xx status.
 pub fn post(base: &str, path: &str) -> Result<String> {
@@ -13,8 +32,10 @@ pub fn post(base: &str, path: &str) -> Result<String> {
         .strip_prefix("http://")
         .with_context(|| format!("the server address {base:?} must start with http://"))?;
     let host = rest.trim_end_matches('/');
-    let mut stream = TcpStream::connect(host)
-        .with_context(|| format!("cannot reach docchat at {base} (is `docchat serve` running?)"))?;
+    let mut stream = TcpStream::connect(host).map_err(|e| Unreachable {
+        base: base.to_string(),
+        reason: e.to_string(),
+    })?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,

@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub gpu_layers: Option<u32>,
     pub extract_timeout_s: Option<u64>,
     pub extract_memory_mb: Option<u64>,
+    /// Where `docchat models pull` downloads from.
+    pub models_endpoint: Option<String>,
     /// Requests that may wait for a model while one runs (then 503).
     pub max_queue: Option<usize>,
     /// `[retrieval]`: how questions find passages.
@@ -95,6 +97,38 @@ impl FileConfig {
             .with_context(|| format!("cannot read {}", candidate.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid {}", candidate.display()))
     }
+}
+
+/// Sets `key = "value"` among the top-level keys of a TOML document, keeping the
+/// rest of the text (comments included) as it is: an existing line of that key is
+/// replaced, otherwise the line goes after the last top-level key.
+pub fn set_top_level_key(text: &str, key: &str, value: &str) -> String {
+    let line = format!("{key} = {}", toml::Value::String(value.to_string()));
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let first_table = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .unwrap_or(lines.len());
+    let is_key = |l: &str, k: &str| {
+        l.trim_start()
+            .strip_prefix(k)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
+    if let Some(i) = lines[..first_table].iter().position(|l| is_key(l, key)) {
+        lines[i] = line;
+    } else {
+        let after = lines[..first_table]
+            .iter()
+            .rposition(|l| {
+                let t = l.trim();
+                !t.is_empty() && !t.starts_with('#')
+            })
+            .map_or(0, |i| i + 1);
+        lines.insert(after, line);
+    }
+    let mut s = lines.join("\n");
+    s.push('\n');
+    s
 }
 
 fn home() -> PathBuf {
@@ -197,6 +231,29 @@ pub fn read_watch_dirs(file: &Path) -> Result<Vec<WatchRoot>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_top_level_key_is_set_and_the_rest_kept() {
+        let text =
+            "# my settings\nport = 9000\nchat_model = \"/old.gguf\"\n\n[retrieval]\ntop_k = 4\n";
+        let out = set_top_level_key(text, "chat_model", "/m/new.gguf");
+        assert_eq!(
+            out,
+            "# my settings\nport = 9000\nchat_model = \"/m/new.gguf\"\n\n[retrieval]\ntop_k = 4\n"
+        );
+        let added = set_top_level_key(text, "embedding_model", "/m/e.gguf");
+        assert!(
+            added.contains(
+                "chat_model = \"/old.gguf\"\nembedding_model = \"/m/e.gguf\"\n\n[retrieval]"
+            ),
+            "{added}"
+        );
+        let parsed: FileConfig = toml::from_str(&added).unwrap();
+        assert_eq!(parsed.retrieval.top_k, 4);
+        let quoted: FileConfig =
+            toml::from_str(&set_top_level_key("", "chat_model", "a\"b")).unwrap();
+        assert_eq!(quoted.chat_model, Some(PathBuf::from("a\"b")));
+    }
     use super::*;
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod admission;
 mod bench;
+mod catalog;
 mod cli;
 mod client;
 mod config;
@@ -11,6 +12,7 @@ mod isolate;
 mod models;
 mod openai;
 mod progress;
+mod pull;
 mod rag;
 mod retrieve;
 mod server;
@@ -154,8 +156,20 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit_status(&e))
         }
+    }
+}
+
+/// Exit statuses: 0 done; 1 failed; 2 wrong usage (from the argument parser);
+/// 3 the running server cannot be reached; 4 a download failed its checksum.
+fn exit_status(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<client::Unreachable>().is_some() {
+        3
+    } else if e.downcast_ref::<pull::ChecksumMismatch>().is_some() {
+        4
+    } else {
+        1
     }
 }
 

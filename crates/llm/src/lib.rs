@@ -4,6 +4,8 @@
 //!   texts into as few decodes as possible; vectors come back L2-normalized.
 //! - [`ChatModel`]: a GGUF chat/completion model on its own worker thread, streaming
 //!   text pieces to the caller and stopping as soon as the caller goes away.
+//! - [`meta`]: reads a GGUF header (architecture, size, quantization, context) and
+//!   estimates the memory a model needs at a context size.
 //! - [`import`]: converts a sentence-transformers BERT checkpoint into a GGUF that
 //!   llama.cpp loads as an embedding model.
 //!
@@ -15,6 +17,7 @@ mod embed;
 mod error;
 pub mod gguf;
 pub mod import;
+pub mod meta;
 mod utf8;
 
 pub use backend::{EngineOptions, system_info};

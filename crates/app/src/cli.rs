@@ -60,6 +60,22 @@ impl Settings {
                 .gpu_layers
                 .or(file.gpu_layers)
                 .unwrap_or(defaults.gpu_layers),
+            batch_size: g
+                .batch_size
+                .or(file.batch_size)
+                .unwrap_or(defaults.batch_size)
+                .max(1),
+            ubatch_size: g
+                .ubatch_size
+                .or(file.ubatch_size)
+                .unwrap_or(defaults.ubatch_size)
+                .max(1),
+            flash_attention: g
+                .flash_attn
+                .or(file.flash_attn)
+                .unwrap_or(defaults.flash_attention),
+            mmap: !g.no_mmap && file.mmap.unwrap_or(defaults.mmap),
+            cpu_moe: g.cpu_moe || file.cpu_moe.unwrap_or(defaults.cpu_moe),
             ..defaults
         };
         Ok(Self {

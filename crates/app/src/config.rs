@@ -26,6 +26,11 @@ pub struct FileConfig {
     pub threads: Option<i32>,
     pub ctx_size: Option<u32>,
     pub gpu_layers: Option<u32>,
+    pub batch_size: Option<u32>,
+    pub ubatch_size: Option<u32>,
+    pub flash_attn: Option<docchat_llm::FlashAttention>,
+    pub mmap: Option<bool>,
+    pub cpu_moe: Option<bool>,
     pub extract_timeout_s: Option<u64>,
     pub extract_memory_mb: Option<u64>,
     /// Where `docchat models pull` downloads from.

@@ -60,6 +60,21 @@ pub struct GlobalArgs {
     /// Model layers to offload to the GPU (GPU builds) [default: 0]
     #[arg(long, global = true, env = "DOCCHAT_GPU_LAYERS")]
     pub gpu_layers: Option<u32>,
+    /// Tokens per prompt-processing batch [default: 512]
+    #[arg(long, global = true, env = "DOCCHAT_BATCH_SIZE")]
+    pub batch_size: Option<u32>,
+    /// Tokens per compute pass (at most the batch size) [default: 512]
+    #[arg(long, global = true, env = "DOCCHAT_UBATCH_SIZE")]
+    pub ubatch_size: Option<u32>,
+    /// Flash attention: auto, on or off [default: auto]
+    #[arg(long, global = true, env = "DOCCHAT_FLASH_ATTN")]
+    pub flash_attn: Option<docchat_llm::FlashAttention>,
+    /// Read the model files instead of memory-mapping them
+    #[arg(long, global = true, env = "DOCCHAT_NO_MMAP")]
+    pub no_mmap: bool,
+    /// Keep mixture-of-experts weights in RAM (with --gpu-layers: the rest on the GPU)
+    #[arg(long, global = true, env = "DOCCHAT_CPU_MOE")]
+    pub cpu_moe: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,9 +27,15 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend> {
 /// Loads a GGUF model with the engine options; returns it with its id (the file
 /// name without extension).
 pub(crate) fn load_model(path: &Path, opts: &EngineOptions) -> Result<(Arc<LlamaModel>, String)> {
-    let params = LlamaModelParams::default()
-        .with_n_gpu_layers(opts.gpu_layers)
-        .with_use_mmap(opts.mmap);
+    let mut params = std::pin::pin!(
+        LlamaModelParams::default()
+            .with_n_gpu_layers(opts.gpu_layers)
+            .with_use_mmap(opts.mmap)
+    );
+    if opts.cpu_moe {
+        // Mixture-of-experts weights stay in host memory; the rest may go to the GPU.
+        params.as_mut().add_cpu_moe_override();
+    }
     let model = LlamaModel::load_from_file(backend()?, path, &params).map_err(|e| Error::Load {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -48,14 +54,55 @@ pub struct EngineOptions {
     pub ctx_size: u32,
     /// Threads for generation (0: all cores).
     pub threads: i32,
-    /// Logical batch size for prompt processing.
+    /// Logical batch size for prompt processing (tokens per decode call).
     pub batch_size: u32,
+    /// Physical batch size (tokens per compute pass; at most `batch_size`).
+    pub ubatch_size: u32,
     /// Layers to offload to the GPU (needs a GPU build).
     pub gpu_layers: u32,
     /// Memory-map the model file.
     pub mmap: bool,
-    /// Use flash attention when the backend supports it.
-    pub flash_attention: bool,
+    /// Flash attention: on, off, or left to llama.cpp (`auto`).
+    pub flash_attention: FlashAttention,
+    /// Keep the experts of a mixture-of-experts model in host memory (with a GPU:
+    /// the dense layers go to the GPU, the experts stay in RAM).
+    pub cpu_moe: bool,
+}
+
+/// Whether the attention uses llama.cpp's flash-attention kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlashAttention {
+    /// llama.cpp decides per backend.
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+impl FlashAttention {
+    /// llama.cpp's `llama_flash_attn_type` value.
+    pub(crate) fn policy(self) -> i32 {
+        match self {
+            Self::Auto => -1,
+            Self::Off => 0,
+            Self::On => 1,
+        }
+    }
+}
+
+impl std::str::FromStr for FlashAttention {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "on" | "true" | "1" => Ok(Self::On),
+            "off" | "false" | "0" => Ok(Self::Off),
+            other => Err(format!("flash attention is auto, on or off, not {other:?}")),
+        }
+    }
 }
 
 impl Default for EngineOptions {
@@ -64,9 +111,11 @@ impl Default for EngineOptions {
             ctx_size: 4096,
             threads: 0,
             batch_size: 512,
+            ubatch_size: 512,
             gpu_layers: 0,
             mmap: true,
-            flash_attention: false,
+            flash_attention: FlashAttention::Auto,
+            cpu_moe: false,
         }
     }
 }

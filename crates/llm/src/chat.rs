@@ -68,7 +68,8 @@ impl ChatModel {
         let ctx_params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(ctx_size))
             .with_n_batch(opts.batch_size)
-            .with_n_ubatch(opts.batch_size)
+            .with_n_ubatch(opts.ubatch_size.clamp(1, opts.batch_size.max(1)))
+            .with_flash_attention_policy(opts.flash_attention.policy())
             .with_n_threads(opts.thread_count())
             .with_n_threads_batch(opts.thread_count());
         let batch_size = opts.batch_size as usize;

@@ -20,7 +20,7 @@ pub mod import;
 pub mod meta;
 mod utf8;
 
-pub use backend::{EngineOptions, system_info};
+pub use backend::{EngineOptions, FlashAttention, system_info};
 pub use chat::ChatModel;
 pub use embed::EmbeddingModel;
 pub use error::{Error, Result};

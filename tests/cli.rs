@@ -60,3 +60,82 @@ fn index_status_and_ask_from_the_terminal() {
     let stdout = run(&data, &index);
     assert!(stdout.contains("0 chunks embedded in this run"), "{stdout}");
 }
+
+#[test]
+fn collections_are_listed_added_and_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let watch = tmp.path().join("watch-dirs");
+    std::fs::write(&watch, "# my folders\n").unwrap();
+    let cases = tmp.path().join("cases");
+    std::fs::create_dir_all(&cases).unwrap();
+    std::fs::copy(
+        corpus().join("docx-wild/fixtures_line_spacing_line_spacing.docx"),
+        cases.join("brief.docx"),
+    )
+    .unwrap();
+    let collections = |args: &[&str]| {
+        let out = crate::common::docchat()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["collections", "--watch-dirs", watch.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, out, err) = collections(&["add", cases.to_str().unwrap(), "--name", "Court cases"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Court cases"), "{out}");
+    let text = std::fs::read_to_string(&watch).unwrap();
+    assert!(
+        text.starts_with("# my folders\n") && text.ends_with("cases = Court cases\n"),
+        "{text}"
+    );
+
+    // Clear refusals: a missing folder, a file, a name or folder already there.
+    let missing = tmp.path().join("nowhere");
+    let (code, _, err) = collections(&["add", missing.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+    let file = cases.join("brief.docx");
+    let (code, _, err) = collections(&["add", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a folder"), "{err}");
+    let (code, _, err) = collections(&["add", cases.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("watched already"), "{err}");
+
+    // The folder's documents are counted once indexed.
+    let index = [
+        std::ffi::OsStr::new("index"),
+        cases.as_os_str(),
+        std::ffi::OsStr::new("--collection"),
+        std::ffi::OsStr::new("Court cases"),
+    ];
+    run(&data, &index);
+    let (code, out, err) = collections(&["list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["name"], "Court cases", "{rows:#}");
+    assert_eq!(rows[0]["indexed"], 1, "{rows:#}");
+    assert_eq!(rows[0]["watched"], true);
+
+    // Removing stops the watching; the documents stay until forgotten.
+    let (code, out, err) = collections(&["remove", "Court cases"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("docchat forget"), "{out}");
+    assert_eq!(std::fs::read_to_string(&watch).unwrap(), "# my folders\n");
+    let (_, out, _) = collections(&["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["watched"], false, "{rows:#}");
+    assert_eq!(rows[0]["indexed"], 1, "{rows:#}");
+    let (code, _, err) = collections(&["remove", "Court cases"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no collection"), "{err}");
+}

@@ -736,6 +736,162 @@ pub async fn forget(s: Settings, a: ForgetArgs) -> Result<ExitCode> {
 }
 
 #[derive(Debug, Args)]
+pub struct CollectionsArgs {
+    /// The watch-dirs file [default: docchat.toml's watch_dirs]
+    #[arg(long, global = true, env = "DOCCHAT_WATCH_DIRS")]
+    watch_dirs: Option<PathBuf>,
+    #[command(subcommand)]
+    command: CollectionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CollectionsCommand {
+    /// Each watched folder with its documents (indexed, failed, pending), and
+    /// collections of the index that no folder feeds any more.
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Watch a folder as a new collection (the server indexes it at its next start).
+    Add {
+        /// The folder
+        path: PathBuf,
+        /// Collection name [default: the folder's name]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Stop watching a collection's folder; its documents stay searchable until
+    /// `docchat forget NAME` (or `--forget`).
+    Remove {
+        /// The collection
+        name: String,
+        /// Also remove its documents from the index
+        #[arg(long)]
+        forget: bool,
+    },
+}
+
+pub async fn collections(s: Settings, a: CollectionsArgs) -> Result<ExitCode> {
+    let Some(file) = a.watch_dirs.or_else(|| s.file.watch_dirs.clone()) else {
+        bail!("no watch-dirs file: pass --watch-dirs FILE (or set watch_dirs in docchat.toml)");
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+    };
+    let base = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
+    let base = std::fs::canonicalize(&base).unwrap_or(base);
+    match a.command {
+        CollectionsCommand::Add { path, name } => {
+            let path = config::check_folder(&path)?;
+            let collection = name.unwrap_or_else(|| {
+                path.file_name()
+                    .map_or_else(|| "documents".into(), |n| n.to_string_lossy().into_owned())
+            });
+            let root = WatchRoot { path, collection };
+            let updated = config::add_watch_line(&text, &base, &root)?;
+            std::fs::write(&file, updated)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            println!(
+                "watching {} as {:?} (in {}); the server indexes it at its next start",
+                root.path.display(),
+                root.collection,
+                file.display()
+            );
+        }
+        CollectionsCommand::Remove { name, forget } => {
+            let (updated, removed) = config::remove_watch_lines(&text, &base, &name)?;
+            if removed == 0 {
+                bail!("no collection {name:?} in {}", file.display());
+            }
+            std::fs::write(&file, updated)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            if forget {
+                let store = s.store(s.embedder().await?.dim()).await?;
+                let docs: Vec<_> = store
+                    .documents()
+                    .await?
+                    .into_iter()
+                    .filter(|d| d.collection == name)
+                    .collect();
+                for d in &docs {
+                    store.delete_document(&d.id).await?;
+                }
+                println!(
+                    "stopped watching {name:?} and removed its {} documents",
+                    docs.len()
+                );
+            } else {
+                println!(
+                    "stopped watching {name:?}; its documents stay searchable until `docchat forget {name}`"
+                );
+            }
+        }
+        CollectionsCommand::List { json } => {
+            let roots = config::parse_watch_dirs(&text, &base)?;
+            let store = s.store(s.embedder().await?.dim()).await?;
+            let docs = store.documents().await?;
+            let count = |c: &str, st: DocState| {
+                docs.iter()
+                    .filter(|d| d.collection == c && d.state == st)
+                    .count()
+            };
+            let mut rows: Vec<serde_json::Value> = roots
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "name": r.collection, "path": r.path, "watched": true,
+                        "folder_exists": r.path.is_dir(),
+                        "indexed": count(&r.collection, DocState::Indexed),
+                        "failed": count(&r.collection, DocState::Failed),
+                        "pending": count(&r.collection, DocState::Pending),
+                    })
+                })
+                .collect();
+            let mut orphans: Vec<&str> = docs
+                .iter()
+                .map(|d| d.collection.as_str())
+                .filter(|c| !roots.iter().any(|r| r.collection == *c))
+                .collect();
+            orphans.sort_unstable();
+            orphans.dedup();
+            for c in orphans {
+                rows.push(serde_json::json!({
+                    "name": c, "path": null, "watched": false, "folder_exists": false,
+                    "indexed": count(c, DocState::Indexed),
+                    "failed": count(c, DocState::Failed),
+                    "pending": count(c, DocState::Pending),
+                }));
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in &rows {
+                    let place = match r["path"].as_str() {
+                        Some(p) if r["folder_exists"] == true => p.to_string(),
+                        Some(p) => format!("{p} (folder missing)"),
+                        None => "not watched; `docchat forget` drops it".to_string(),
+                    };
+                    println!(
+                        "{:<24} {:>5} indexed {:>4} failed {:>4} pending  {place}",
+                        r["name"].as_str().unwrap_or(""),
+                        r["indexed"],
+                        r["failed"],
+                        r["pending"]
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print JSON
     #[arg(long)]

@@ -195,6 +195,68 @@ pub fn parse_watch_dirs(text: &str, base: &Path) -> Result<Vec<WatchRoot>> {
     Ok(roots)
 }
 
+/// Checks that `path` is a folder docchat can read, for a new collection; returns
+/// its canonical path.
+pub fn check_folder(path: &Path) -> Result<PathBuf> {
+    let abs = std::fs::canonicalize(path)
+        .with_context(|| format!("{} does not exist", path.display()))?;
+    if !abs.is_dir() {
+        bail!("{} is not a folder", abs.display());
+    }
+    std::fs::read_dir(&abs).with_context(|| format!("{} cannot be read", abs.display()))?;
+    Ok(abs)
+}
+
+/// Adds `root` to the watch-dirs text; refuses a name or folder already there.
+pub fn add_watch_line(text: &str, base: &Path, root: &WatchRoot) -> Result<String> {
+    if root.collection.contains(['#', '=', '\n']) || root.collection.trim().is_empty() {
+        bail!("a collection name cannot be empty or contain '#', '=' or a line break");
+    }
+    for r in parse_watch_dirs(text, base)? {
+        if r.collection == root.collection {
+            bail!(
+                "a collection named {:?} exists already ({})",
+                r.collection,
+                r.path.display()
+            );
+        }
+        if r.path == root.path {
+            bail!(
+                "{} is watched already, as {:?}",
+                r.path.display(),
+                r.collection
+            );
+        }
+    }
+    let path = root.path.display().to_string();
+    if path.contains(['#', '=']) {
+        bail!("the folder's path contains '#' or '=', which a watch-dirs file cannot hold");
+    }
+    let mut out = text.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&format!("{path} = {}\n", root.collection));
+    Ok(out)
+}
+
+/// Removes the lines of `collection` from the watch-dirs text (comments and other
+/// lines stay); returns the new text and how many lines went.
+pub fn remove_watch_lines(text: &str, base: &Path, collection: &str) -> Result<(String, usize)> {
+    let mut out = String::new();
+    let mut removed = 0;
+    for line in text.lines() {
+        let roots = parse_watch_dirs(line, base)?;
+        if roots.first().is_some_and(|r| r.collection == collection) {
+            removed += 1;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok((out, removed))
+}
+
 fn expand(path: &str, base: &Path) -> PathBuf {
     let p = if path == "~" {
         home()
@@ -236,6 +298,42 @@ pub fn read_watch_dirs(file: &Path) -> Result<Vec<WatchRoot>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn collections_are_added_and_removed_line_by_line() {
+        let base = Path::new("/base");
+        let text = "# folders\n/data/papers = papers\n/data/mail\n";
+        let root = WatchRoot {
+            path: PathBuf::from("/data/cases"),
+            collection: "cases".into(),
+        };
+        let added = add_watch_line(text, base, &root).unwrap();
+        assert_eq!(added, format!("{text}/data/cases = cases\n"));
+        let dup_name = WatchRoot {
+            path: PathBuf::from("/x"),
+            collection: "papers".into(),
+        };
+        assert!(
+            add_watch_line(text, base, &dup_name)
+                .unwrap_err()
+                .to_string()
+                .contains("exists already")
+        );
+        let dup_path = WatchRoot {
+            path: PathBuf::from("/data/mail"),
+            collection: "post".into(),
+        };
+        assert!(
+            add_watch_line(text, base, &dup_path)
+                .unwrap_err()
+                .to_string()
+                .contains("watched already")
+        );
+        let (left, n) = remove_watch_lines(&added, base, "papers").unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(left, "# folders\n/data/mail\n/data/cases = cases\n");
+        assert_eq!(remove_watch_lines(&left, base, "mail").unwrap().1, 1);
+    }
 
     #[test]
     fn a_top_level_key_is_set_and_the_rest_kept() {

@@ -100,6 +100,8 @@ enum Command {
     Cancel(cli::CollectionActionArgs),
     /// Remove a collection's documents from the index (the files stay).
     Forget(cli::ForgetArgs),
+    /// The watched folders (collections) of the watch-dirs file: list, add, remove.
+    Collections(cli::CollectionsArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(cli::BenchCommand),
@@ -159,6 +161,7 @@ fn main() -> ExitCode {
             Command::Models(c) => cli::models(settings, c).await,
             Command::Bench(c) => cli::bench(settings, c).await,
             Command::Forget(a) => cli::forget(settings, a).await,
+            Command::Collections(a) => cli::collections(settings, a).await,
             Command::Pause(a) => cli::collection_action(settings, "pause", a).await,
             Command::Resume(a) => cli::collection_action(settings, "resume", a).await,
             Command::Cancel(a) => cli::collection_action(settings, "cancel", a).await,

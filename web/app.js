@@ -95,6 +95,9 @@ async function readEvents(res, onEvent) {
   }
 }
 
+// The chat the next question continues (the server keeps its history).
+let chatId = null;
+
 async function ask(question) {
   const messages = $("messages");
   messages.append(el("div", "msg user", question));
@@ -107,14 +110,15 @@ async function ask(question) {
     const res = await fetch("/api/chat", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ question }),
+      body: JSON.stringify({ question, chat_id: chatId }),
     });
     if (!res.ok) {
       const body = await res.json().catch(() => ({}));
       throw new Error(body.error ? body.error.message : `HTTP ${res.status}`);
     }
     await readEvents(res, (name, data) => {
-      if (name === "token") answer.textContent += data.text;
+      if (name === "chat") chatId = data.id;
+      else if (name === "token") answer.textContent += data.text;
       else if (name === "citations") renderCitations(box, data);
       else if (name === "done")
         box.append(el("div", "meta", `${data.tokens} tokens · first token ${data.ttft_ms} ms · ${data.tokens_per_s.toFixed(1)} tok/s`));

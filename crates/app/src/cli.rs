@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use docchat_core::Embedder;
 use docchat_llm::EngineOptions;
-use docchat_store::{DocState, SearchFilter, SearchTuning, Store};
+use docchat_store::{ChatStore, DocState, SearchFilter, SearchTuning, Store};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -212,6 +212,7 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
         rag,
         indexer,
         ask_defaults: s.ask_options(),
+        chats: ChatStore::open(&s.index_dir()).await?,
         chat_slots: crate::admission::Admission::new(queue),
         embed_slots: crate::admission::Admission::new(queue),
         started_unix: std::time::SystemTime::now()
@@ -732,6 +733,44 @@ pub async fn forget(s: Settings, a: ForgetArgs) -> Result<ExitCode> {
         docs.len(),
         a.collection
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The chat's id (from `docchat export` or the web UI) [default: list the chats]
+    chat_id: Option<String>,
+    /// Write the Markdown to this file [default: standard output]
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Writes a chat as Markdown with its citations, or lists the chats.
+pub async fn export(s: Settings, a: ExportArgs) -> Result<ExitCode> {
+    let chats = ChatStore::open(&s.index_dir()).await?;
+    let Some(id) = a.chat_id else {
+        let all = chats.chats().await?;
+        if all.is_empty() {
+            println!("no chats yet");
+        }
+        for c in all {
+            println!("{}  {}", c.id, c.title);
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let chat = chats
+        .chat(&id)
+        .await?
+        .with_context(|| format!("no chat {id:?} (docchat export lists them)"))?;
+    let md = crate::history::markdown(&chat, &chats.messages(&id).await?);
+    match a.out {
+        Some(path) => {
+            std::fs::write(&path, md)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+        None => print!("{md}"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

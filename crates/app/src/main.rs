@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod config;
 mod eval;
+mod history;
 mod indexer;
 mod isolate;
 mod models;
@@ -100,6 +101,8 @@ enum Command {
     Cancel(cli::CollectionActionArgs),
     /// Remove a collection's documents from the index (the files stay).
     Forget(cli::ForgetArgs),
+    /// Export a chat to Markdown with its citations (without an id: list the chats).
+    Export(cli::ExportArgs),
     /// The watched folders (collections) of the watch-dirs file: list, add, remove.
     Collections(cli::CollectionsArgs),
     /// Benchmarks.
@@ -162,6 +165,7 @@ fn main() -> ExitCode {
             Command::Bench(c) => cli::bench(settings, c).await,
             Command::Forget(a) => cli::forget(settings, a).await,
             Command::Collections(a) => cli::collections(settings, a).await,
+            Command::Export(a) => cli::export(settings, a).await,
             Command::Pause(a) => cli::collection_action(settings, "pause", a).await,
             Command::Resume(a) => cli::collection_action(settings, "resume", a).await,
             Command::Cancel(a) => cli::collection_action(settings, "cancel", a).await,

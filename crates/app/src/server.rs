@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use docchat_core::{ChatTurn, FileKind};
-use docchat_store::{DocState, SearchFilter};
+use docchat_store::{ChatRecord, ChatStore, DocState, SearchFilter};
 use serde::Deserialize;
 use serde_json::json;
 use std::convert::Infallible;
@@ -46,6 +46,8 @@ pub struct AppState {
     pub embed_slots: Arc<Admission>,
     /// When the server started (Unix seconds).
     pub started_unix: u64,
+    /// Chat history.
+    pub chats: ChatStore,
 }
 
 /// Errors of the API, each with its status.
@@ -121,6 +123,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/status", get(status))
         .route("/api/chat", post(chat))
+        .route("/api/chats", get(list_chats))
+        .route(
+            "/api/chats/{id}",
+            get(get_chat).patch(rename_chat).delete(delete_chat),
+        )
+        .route("/api/chats/{id}/export", get(export_chat))
         .route("/api/search", post(search))
         .route("/api/documents/{id}/file", get(document_file))
         .route("/api/events", get(events))
@@ -179,10 +187,14 @@ async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 #[derive(Debug, Deserialize)]
 struct ChatRequest {
     question: String,
+    /// The chat this question continues; a new chat when absent.
     #[serde(default)]
-    #[allow(dead_code)]
     chat_id: Option<String>,
-    /// The conversation so far, oldest first, for a follow-up question.
+    /// `false`: answer without keeping the chat (then `history` gives the
+    /// conversation so far).
+    #[serde(default)]
+    save: Option<bool>,
+    /// The conversation so far, oldest first, for a follow-up that is not saved.
     #[serde(default)]
     history: Vec<ChatTurn>,
     #[serde(default)]
@@ -236,17 +248,54 @@ async fn chat(
     if let Some(t) = req.temperature {
         opts.params.temperature = t.clamp(0.0, 2.0);
     }
+    let chat = if req.save == Some(false) {
+        None
+    } else {
+        Some(match &req.chat_id {
+            Some(id) => chat_or_404(&state, id).await?,
+            None => {
+                let now = now_ms();
+                ChatRecord {
+                    id: crate::history::new_chat_id(),
+                    title: crate::history::title_of(&req.question),
+                    created_ms: now,
+                    updated_ms: now,
+                }
+            }
+        })
+    };
     let permit = state.chat_slots.try_enter()?;
     let (tx, rx) = mpsc::channel(64);
     let rag = state.rag.clone();
+    let first = chat.as_ref().map(|c| {
+        Event::default()
+            .event("chat")
+            .data(json!({"id": c.id, "title": c.title}).to_string())
+    });
+    let chats = state.chats.clone();
     tokio::spawn(async move {
-        rag.answer(req.question, req.history, opts, tx.clone())
-            .await;
+        match chat {
+            Some(chat) => {
+                let (id, out) = (chat.id.clone(), tx.clone());
+                let kept =
+                    crate::history::answer_in_chat(rag, chats, chat, req.question, opts, out).await;
+                if let Err(e) = kept {
+                    tracing::error!(chat = id, error = format!("{e:#}"), "cannot keep the chat");
+                    let message = format!("the chat could not be saved: {e:#}");
+                    let _ = tx.send(AnswerEvent::Error(message)).await;
+                }
+            }
+            None => {
+                rag.answer(req.question, req.history, opts, tx.clone())
+                    .await
+            }
+        }
         // The place is free before the stream ends (when the last sender goes).
         drop(permit);
         drop(tx);
     });
-    let stream = ReceiverStream::new(rx).map(|ev| Ok(sse_event(ev)));
+    let stream = tokio_stream::iter(first.map(Ok))
+        .chain(ReceiverStream::new(rx).map(|ev| Ok(sse_event(ev))));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -419,5 +468,105 @@ async fn document_file(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    Ok(res)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `GET /api/chats`: the history, most recent first.
+async fn list_chats(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(json!({ "chats": state.chats.chats().await? })))
+}
+
+async fn chat_or_404(state: &AppState, id: &str) -> Result<ChatRecord, ApiError> {
+    state
+        .chats
+        .chat(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no chat {id:?}")))
+}
+
+/// `GET /api/chats/{id}`: a chat with its messages (answers with their sources).
+async fn get_chat(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let chat = chat_or_404(&state, &id).await?;
+    let messages: Vec<_> = state
+        .chats
+        .messages(&id)
+        .await?
+        .into_iter()
+        .map(|m| {
+            let record: serde_json::Value = m
+                .sources
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or(serde_json::Value::Null);
+            json!({
+                "seq": m.seq, "role": m.role, "content": m.content, "created_ms": m.created_ms,
+                "sources": record["sources"], "stats": record["stats"],
+                "stopped": record["stopped"] == true,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "chat": chat, "messages": messages })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameRequest {
+    title: String,
+}
+
+/// `PATCH /api/chats/{id}` `{"title"}`.
+async fn rename_chat(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    Json(req): Json<RenameRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let title = req.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(ApiError::BadRequest(
+            "a title has 1 to 200 characters".into(),
+        ));
+    }
+    let mut chat = chat_or_404(&state, &id).await?;
+    chat.title = title.to_string();
+    chat.updated_ms = now_ms();
+    state.chats.put_chat(&chat).await?;
+    Ok(Json(json!({ "chat": chat })))
+}
+
+/// `DELETE /api/chats/{id}`.
+async fn delete_chat(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    chat_or_404(&state, &id).await?;
+    state.chats.delete_chat(&id).await?;
+    Ok(Json(json!({ "deleted": id })))
+}
+
+/// `GET /api/chats/{id}/export`: the chat as Markdown, with its citations.
+async fn export_chat(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let chat = chat_or_404(&state, &id).await?;
+    let messages = state.chats.messages(&id).await?;
+    let mut res = crate::history::markdown(&chat, &messages).into_response();
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/markdown; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"chat-{id}.md\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
     Ok(res)
 }

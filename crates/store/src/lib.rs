@@ -1,16 +1,19 @@
 //! docchat-store: documents and chunks in LanceDB.
 //!
 //! The `documents` table is the manifest, the source of truth for what is indexed;
-//! `chunks` holds text, page and byte ranges and vectors. Arrow types stay inside
+//! `chunks` holds text, page and byte ranges and vectors; `chats` and `messages` hold
+//! the chat history. Arrow types stay inside
 //! this crate.
 
 #![warn(missing_docs)]
 
 mod arrow_rows;
+mod chats;
 mod error;
 mod store;
 mod types;
 
+pub use chats::{ChatRecord, ChatStore, MessageRecord};
 pub use error::{Error, Result};
 pub use store::Store;
 pub use store::{IndexReport, Integrity, SearchTuning};

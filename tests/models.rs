@@ -131,7 +131,7 @@ fn models_use_writes_the_configuration() {
     let (code, out, err) = with_config(&["models", "use", "all-MiniLM-L6-v2.gguf"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("embedding_model") && out.contains("re-embeds"),
+        out.contains("embedding_model") && out.contains("re-embedded"),
         "{out}"
     );
     // The configured models are the ones `models list` marks as in use.

@@ -14,4 +14,5 @@ mod models;
 mod openai;
 mod progress;
 mod retrieval;
+mod switch;
 mod watch;

@@ -89,8 +89,9 @@ impl Settings {
         })
     }
 
+    /// The folder of the chat history (and of the first index).
     fn index_dir(&self) -> PathBuf {
-        self.data_dir.join("index")
+        self.data_dir.join(crate::switch::FIRST_INDEX_DIR)
     }
 
     async fn embedder(&self) -> Result<Arc<dyn Embedder>> {
@@ -98,33 +99,51 @@ impl Settings {
         tokio::task::spawn_blocking(move || models::load_embedder(&paths, &opts)).await?
     }
 
-    /// Opens the index for vectors of `dim` dimensions, tuned as configured.
-    pub async fn store(&self, dim: usize) -> Result<Store> {
-        let tuning = SearchTuning {
-            vector_index_min_rows: self.file.retrieval.vector_index_min_rows,
-            ..SearchTuning::default()
-        };
-        Ok(Store::open(&self.index_dir(), dim)
-            .await?
-            .with_tuning(tuning))
+    /// Opens the index of `embedder`, tuned as configured; when the index in use was
+    /// made by another embedding model, its text is re-embedded first.
+    pub async fn store(&self, embedder: &Arc<dyn Embedder>) -> Result<Store> {
+        crate::switch::open_current(
+            &self.data_dir,
+            &self.models.dir,
+            embedder,
+            &self.models.embedding,
+            self.tuning(),
+        )
+        .await
     }
 
     /// The embedding model and the index.
     pub async fn retriever(&self) -> Result<Retriever> {
         let embedder = self.embedder().await?;
-        let store = self.store(embedder.dim()).await?;
+        let store = self.store(&embedder).await?;
         Ok(Retriever { store, embedder })
+    }
+
+    async fn generator(&self) -> Result<Arc<dyn docchat_core::Generator>> {
+        let (path, opts) = (self.models.chat.clone(), self.engine.clone());
+        tokio::task::spawn_blocking(move || models::load_generator(&path, &opts)).await?
     }
 
     async fn rag(&self) -> Result<Rag> {
         let retriever = self.retriever().await?;
-        let (path, opts) = (self.models.chat.clone(), self.engine.clone());
-        let generator =
-            tokio::task::spawn_blocking(move || models::load_generator(&path, &opts)).await??;
         Ok(Rag {
             retriever,
-            generator,
+            generator: self.generator().await?,
         })
+    }
+
+    fn tuning(&self) -> SearchTuning {
+        SearchTuning {
+            vector_index_min_rows: self.file.retrieval.vector_index_min_rows,
+            ..SearchTuning::default()
+        }
+    }
+
+    /// Opens the index folder `dir` of the data directory.
+    async fn open_index(&self, dir: &str, dim: usize) -> Result<Store> {
+        Ok(Store::open(&self.data_dir.join(dir), dim)
+            .await?
+            .with_tuning(self.tuning()))
     }
 
     /// Question defaults from the configuration.
@@ -179,15 +198,79 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
     for r in &roots {
         tracing::info!(path = %r.path.display(), collection = %r.collection, "watching");
     }
-    let rag = s.rag().await?;
+    let embedder = s.embedder().await?;
+    let generator = s.generator().await?;
+    let switch: crate::switch::SwitchProgress = Arc::default();
+    let plan = crate::switch::plan(
+        &s.data_dir,
+        &s.models.dir,
+        embedder.id(),
+        &s.models.embedding,
+    )
+    .await?;
+    // The index that serves now, and the switch to run, if any.
+    let (store, serving, pending) = match plan {
+        crate::switch::Plan::Current(a) => (
+            s.open_index(&a.dir, embedder.dim()).await?,
+            Arc::clone(&embedder),
+            None,
+        ),
+        crate::switch::Plan::Switch { from, to } => {
+            let (path, opts) = (from.model.clone(), s.engine.clone());
+            let paths = ModelPaths {
+                embedding: path.clone(),
+                ..s.models.clone()
+            };
+            let old =
+                tokio::task::spawn_blocking(move || models::load_embedder(&paths, &opts)).await?;
+            match old {
+                Ok(old) => {
+                    tracing::info!(from = %from.embedder, to = %to.embedder,
+                        "switching the embedding model: the old index serves while the text is re-embedded");
+                    let store = s.open_index(&from.dir, old.dim()).await?;
+                    let target = s.open_index(&to.dir, embedder.dim()).await?;
+                    (store, old, Some((from, to, target)))
+                }
+                Err(e) => {
+                    tracing::warn!(model = %path.display(), error = format!("{e:#}"),
+                        "the previous embedding model cannot be loaded: indexing the files again with the new one");
+                    crate::switch::write_active(&s.data_dir, &to)?;
+                    (
+                        s.open_index(&to.dir, embedder.dim()).await?,
+                        Arc::clone(&embedder),
+                        None,
+                    )
+                }
+            }
+        }
+    };
+    let limits = s.limits()?;
     let indexer = Indexer::new(
-        rag.retriever.store.clone(),
-        Arc::clone(&rag.retriever.embedder),
-        roots,
-        s.limits()?,
+        store.clone(),
+        Arc::clone(&serving),
+        roots.clone(),
+        limits.clone(),
     );
     tokio::spawn(Arc::clone(&indexer).run());
-    let _watcher = crate::watch::start(&indexer)?;
+    let live: server::LiveSlot = Arc::new(std::sync::RwLock::new(server::Live {
+        rag: Rag {
+            retriever: Retriever {
+                store,
+                embedder: serving,
+            },
+            generator: Arc::clone(&generator),
+        },
+        indexer: Arc::clone(&indexer),
+    }));
+    let watch_live = Arc::clone(&live);
+    let _watcher = crate::watch::start(&indexer, move || {
+        Arc::clone(
+            &watch_live
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .indexer,
+        )
+    })?;
     {
         let ix = Arc::clone(&indexer);
         tokio::spawn(async move {
@@ -195,6 +278,18 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
                 tracing::error!(error = format!("{e:#}"), "startup scan failed");
             }
         });
+    }
+    if let Some((from, to, target)) = pending {
+        let job = SwitchJob {
+            data_dir: s.data_dir.clone(),
+            live: Arc::clone(&live),
+            progress: Arc::clone(&switch),
+            embedder,
+            generator,
+            roots,
+            limits,
+        };
+        tokio::spawn(job.run(from, to, target));
     }
     let host = a
         .host
@@ -209,8 +304,8 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
     std::io::stdout().flush()?;
     let queue = a.max_queue.or(s.file.max_queue).unwrap_or(8);
     let app = server::router(AppState {
-        rag,
-        indexer,
+        live,
+        switch,
         ask_defaults: s.ask_options(),
         chats: ChatStore::open(&s.index_dir()).await?,
         chat_slots: crate::admission::Admission::new(queue),
@@ -223,6 +318,102 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A switch of the embedding model in a running server.
+struct SwitchJob {
+    data_dir: PathBuf,
+    live: server::LiveSlot,
+    progress: crate::switch::SwitchProgress,
+    embedder: Arc<dyn Embedder>,
+    generator: Arc<dyn docchat_core::Generator>,
+    roots: Vec<WatchRoot>,
+    limits: ExtractLimits,
+}
+
+impl SwitchJob {
+    /// Re-embeds the old index's text into `target` (again until a pass finds
+    /// nothing changed while the old indexer is idle), then makes `target` the index
+    /// in use: pointer file first, then the live index, then a scan of the folders.
+    async fn run(
+        self,
+        from: crate::switch::ActiveIndex,
+        to: crate::switch::ActiveIndex,
+        target: Store,
+    ) {
+        let status = |state: &str, error: Option<String>| {
+            let mut p = self
+                .progress
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let s = p.get_or_insert_with(|| crate::switch::SwitchStatus {
+                from: from.embedder.clone(),
+                to: to.embedder.clone(),
+                ..Default::default()
+            });
+            s.state = state.to_string();
+            s.error = error;
+        };
+        status("re-embedding", None);
+        let result: Result<()> = async {
+            loop {
+                let old = self
+                    .live
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                old.indexer.wait_idle().await;
+                let n = crate::switch::reembed(
+                    &old.rag.retriever.store,
+                    &target,
+                    Arc::clone(&self.embedder),
+                    &self.progress,
+                )
+                .await?;
+                if n == 0 && old.indexer.queue_len() == 0 {
+                    break;
+                }
+            }
+            crate::switch::write_active(&self.data_dir, &to)?;
+            let indexer = Indexer::new(
+                target.clone(),
+                Arc::clone(&self.embedder),
+                self.roots.clone(),
+                self.limits.clone(),
+            );
+            tokio::spawn(Arc::clone(&indexer).run());
+            *self
+                .live
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = server::Live {
+                rag: Rag {
+                    retriever: Retriever {
+                        store: target,
+                        embedder: Arc::clone(&self.embedder),
+                    },
+                    generator: Arc::clone(&self.generator),
+                },
+                indexer: Arc::clone(&indexer),
+            };
+            // Files changed in the last moments are found by the scan.
+            indexer.reconcile().await?;
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::info!(to = %to.embedder, "embedding model switched");
+                status("done", None);
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "the embedding model switch failed; the previous index keeps serving"
+                );
+                status("failed", Some(format!("{e:#}")));
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -270,7 +461,7 @@ fn roots_of(paths: &[PathBuf], collection: Option<&str>) -> Result<Vec<WatchRoot
 pub async fn index(s: Settings, a: IndexArgs) -> Result<ExitCode> {
     let roots = roots_of(&a.paths, a.collection.as_deref())?;
     let embedder = s.embedder().await?;
-    let store = s.store(embedder.dim()).await?;
+    let store = s.store(&embedder).await?;
     let indexer = Indexer::new(store.clone(), embedder, roots.clone(), s.limits()?);
     tokio::spawn(Arc::clone(&indexer).run());
     indexer.reconcile().await?;
@@ -715,7 +906,7 @@ pub struct ForgetArgs {
 /// docchat never does it on its own.
 pub async fn forget(s: Settings, a: ForgetArgs) -> Result<ExitCode> {
     let embedder = s.embedder().await?;
-    let store = s.store(embedder.dim()).await?;
+    let store = s.store(&embedder).await?;
     let docs: Vec<_> = store
         .documents()
         .await?
@@ -851,7 +1042,7 @@ pub async fn collections(s: Settings, a: CollectionsArgs) -> Result<ExitCode> {
             std::fs::write(&file, updated)
                 .with_context(|| format!("cannot write {}", file.display()))?;
             if forget {
-                let store = s.store(s.embedder().await?.dim()).await?;
+                let store = s.store(&s.embedder().await?).await?;
                 let docs: Vec<_> = store
                     .documents()
                     .await?
@@ -873,7 +1064,7 @@ pub async fn collections(s: Settings, a: CollectionsArgs) -> Result<ExitCode> {
         }
         CollectionsCommand::List { json } => {
             let roots = config::parse_watch_dirs(&text, &base)?;
-            let store = s.store(s.embedder().await?.dim()).await?;
+            let store = s.store(&s.embedder().await?).await?;
             let docs = store.documents().await?;
             let count = |c: &str, st: DocState| {
                 docs.iter()
@@ -939,7 +1130,7 @@ pub struct StatusArgs {
 
 pub async fn status(s: Settings, a: StatusArgs) -> Result<ExitCode> {
     let embedder = s.embedder().await?;
-    let store = Store::open(&s.index_dir(), embedder.dim()).await?;
+    let store = s.store(&embedder).await?;
     let docs = store.documents().await?;
     if a.json {
         let integrity = store.integrity().await?;
@@ -1128,19 +1319,6 @@ pub async fn models(s: Settings, c: ModelsCommand) -> Result<ExitCode> {
             } else {
                 "chat_model"
             };
-            if meta.embedding
-                && let Ok(current) = docchat_llm::meta::read_info(&s.models.embedding)
-                && current.embedding_length != meta.embedding_length
-            {
-                bail!(
-                    "{} makes {}-dimensional vectors and the index holds {}-dimensional ones from {}: \
-                     use it with a new --data-dir (everything is indexed again there)",
-                    path.display(),
-                    meta.embedding_length,
-                    current.embedding_length,
-                    s.models.embedding.display()
-                );
-            }
             let config = s.config_path();
             let text = match std::fs::read_to_string(&config) {
                 Ok(t) => t,
@@ -1159,7 +1337,8 @@ pub async fn models(s: Settings, c: ModelsCommand) -> Result<ExitCode> {
                 path.display(),
                 config.display(),
                 if meta.embedding {
-                    "\nthe next start re-embeds every document with the new model"
+                    "\nat the next start the indexed text is re-embedded with it in the background, \
+                     nothing extracted again; the current index answers until then"
                 } else {
                     ""
                 }

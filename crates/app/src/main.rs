@@ -17,6 +17,7 @@ mod pull;
 mod rag;
 mod retrieve;
 mod server;
+mod switch;
 mod watch;
 
 use clap::{Args, Parser, Subcommand};

@@ -170,17 +170,17 @@ fn model_entries(state: &AppState) -> Vec<Value> {
             "id": RAG_MODEL, "object": "model", "created": created, "owned_by": "docchat",
             "kind": "rag", "description": format!(
                 "answers from your indexed documents with citations, written by {}",
-                state.rag.generator.id()),
+                state.live().rag.generator.id()),
         }),
         json!({
-            "id": state.rag.generator.id(), "object": "model", "created": created,
+            "id": state.live().rag.generator.id(), "object": "model", "created": created,
             "owned_by": "docchat", "kind": "chat",
-            "context_length": state.rag.generator.context_size(),
+            "context_length": state.live().rag.generator.context_size(),
         }),
         json!({
-            "id": state.rag.retriever.embedder.id(), "object": "model", "created": created,
+            "id": state.live().rag.retriever.embedder.id(), "object": "model", "created": created,
             "owned_by": "docchat", "kind": "embedding",
-            "dimensions": state.rag.retriever.embedder.dim(),
+            "dimensions": state.live().rag.retriever.embedder.dim(),
         }),
     ]
 }
@@ -427,7 +427,7 @@ async fn chat_completions(
     body: Bytes,
 ) -> Result<Response, OaiError> {
     let req: ChatCompletionRequest = parse(&body)?;
-    let generator = &state.rag.generator;
+    let generator = &state.live().rag.generator;
     let rag = req.model == RAG_MODEL;
     if !rag && req.model != generator.id() {
         return Err(OaiError::model_not_found(&req.model));
@@ -480,7 +480,7 @@ async fn chat_completions(
             .into_iter()
             .filter(|t| t.role != Role::System)
             .collect();
-        let rag_engine = state.rag.clone();
+        let rag_engine = state.live().rag.clone();
         tokio::spawn(async move { rag_engine.answer(last.content, history, opts, tx).await });
     } else {
         let prompt = generator.render_chat(&turns);
@@ -498,7 +498,7 @@ async fn chat_completions(
         if !generator.has_chat_template() {
             params.stop.push(PLAIN_USER_PREFIX.to_string());
         }
-        let engine = state.rag.clone();
+        let engine = state.live().rag.clone();
         tokio::spawn(async move { engine.complete(prompt, params, tx).await });
     }
 
@@ -680,7 +680,7 @@ struct EmbeddingRequest {
 
 async fn embeddings(State(state): State<AppState>, body: Bytes) -> Result<Response, OaiError> {
     let req: EmbeddingRequest = parse(&body)?;
-    let embedder = std::sync::Arc::clone(&state.rag.retriever.embedder);
+    let embedder = std::sync::Arc::clone(&state.live().rag.retriever.embedder);
     if req.model != embedder.id() && req.model != RAG_MODEL {
         return Err(OaiError::model_not_found(&req.model));
     }

@@ -31,13 +31,26 @@ const MAX_QUESTION: usize = 8 * 1024;
 /// Most passages one request may ask for.
 const MAX_TOP_K: usize = 50;
 
-/// What the handlers share.
+/// The index in use and what works on it; replaced as a whole when a switch of
+/// the embedding model completes.
 #[derive(Clone)]
-pub struct AppState {
+pub struct Live {
     /// Retrieval and generation.
     pub rag: Rag,
     /// The indexer (status, queue).
     pub indexer: Arc<Indexer>,
+}
+
+/// The live index, shared by the handlers, the file watcher and a switch.
+pub type LiveSlot = Arc<std::sync::RwLock<Live>>;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The index in use.
+    pub live: LiveSlot,
+    /// A switch of the embedding model, while one runs (and its outcome).
+    pub switch: crate::switch::SwitchProgress,
     /// Question defaults (from the configuration).
     pub ask_defaults: AskOptions,
     /// Places in line for the chat model.
@@ -48,6 +61,16 @@ pub struct AppState {
     pub started_unix: u64,
     /// Chat history.
     pub chats: ChatStore,
+}
+
+impl AppState {
+    /// The index in use now.
+    pub fn live(&self) -> Live {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Errors of the API, each with its status.
@@ -142,7 +165,7 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 }
 
 async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let docs = state.rag.retriever.store.documents().await?;
+    let docs = state.live().rag.retriever.store.documents().await?;
     let count = |s: DocState| docs.iter().filter(|d| d.state == s).count();
     let (indexed, failed, pending) = (
         count(DocState::Indexed),
@@ -159,7 +182,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>
             })
         })
         .collect();
-    let ix = &state.indexer;
+    let ix = &state.live().indexer;
     Ok(Json(json!({
         "documents": documents,
         "counts": { "indexed": indexed, "failed": failed, "pending": pending },
@@ -177,9 +200,10 @@ async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>
             "documents_moved": ix.stats.documents_moved.load(Ordering::SeqCst),
         },
         "collections": ix.roots().iter().map(|r| json!({"name": r.collection, "path": r.path})).collect::<Vec<_>>(),
+        "embedding_switch": state.switch.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
         "models": {
-            "chat": state.rag.generator.id(),
-            "embedding": state.rag.retriever.embedder.id(),
+            "chat": state.live().rag.generator.id(),
+            "embedding": state.live().rag.retriever.embedder.id(),
         },
     })))
 }
@@ -266,7 +290,7 @@ async fn chat(
     };
     let permit = state.chat_slots.try_enter()?;
     let (tx, rx) = mpsc::channel(64);
-    let rag = state.rag.clone();
+    let rag = state.live().rag.clone();
     let first = chat.as_ref().map(|c| {
         Event::default()
             .event("chat")
@@ -362,7 +386,7 @@ async fn search(
         expand: req.expand.unwrap_or(true),
     };
     let started = std::time::Instant::now();
-    let passages = state.rag.retriever.search(&retrieval).await?;
+    let passages = state.live().rag.retriever.search(&retrieval).await?;
     let hits: Vec<_> = passages
         .iter()
         .map(|p| {
@@ -389,7 +413,7 @@ async fn events(
     State(state): State<AppState>,
 ) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     use tokio_stream::wrappers::BroadcastStream;
-    let ix = &state.indexer;
+    let ix = &state.live().indexer;
     let rx = ix.events.subscribe();
     let first = crate::progress::IndexEvent::Progress(ix.progress());
     let stream = tokio_stream::once(first)
@@ -407,7 +431,7 @@ async fn collection_action(
     State(state): State<AppState>,
     UrlPath((name, action)): UrlPath<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let ix = &state.indexer;
+    let ix = &state.live().indexer;
     if !ix.has_collection(&name) {
         return Err(ApiError::NotFound(format!(
             "no watched collection {name:?}"
@@ -439,6 +463,7 @@ async fn document_file(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let doc = state
+        .live()
         .rag
         .retriever
         .store

@@ -6,8 +6,12 @@ use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::sync::Arc;
 
-/// Watches every existing root; the returned watcher must be kept alive.
-pub fn start(indexer: &Arc<Indexer>) -> Result<RecommendedWatcher> {
+/// Watches every existing root of `indexer`; events go to the indexer `current`
+/// returns at that moment (the live one). The returned watcher must be kept alive.
+pub fn start(
+    indexer: &Arc<Indexer>,
+    current: impl Fn() -> Arc<Indexer> + Send + 'static,
+) -> Result<RecommendedWatcher> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let _ = tx.send(res);
@@ -17,9 +21,9 @@ pub fn start(indexer: &Arc<Indexer>) -> Result<RecommendedWatcher> {
             watcher.watch(&root.path, RecursiveMode::Recursive)?;
         }
     }
-    let ix = Arc::clone(indexer);
     tokio::spawn(async move {
         while let Some(res) = rx.recv().await {
+            let ix = current();
             let event = match res {
                 Ok(e) => e,
                 Err(e) => {

@@ -112,6 +112,22 @@ impl Store {
         })
     }
 
+    /// Opens an existing database in `dir` with the vector dimension it has (to read
+    /// an index made by another embedding model).
+    pub async fn open_any(dir: &Path) -> Result<Self> {
+        let db = lancedb::connect(&dir.to_string_lossy()).execute().await?;
+        let names = db.table_names().execute().await?;
+        if !names.iter().any(|n| n == CHUNKS) {
+            return Err(Error::Schema {
+                table: CHUNKS,
+                detail: format!("no index in {}", dir.display()),
+            });
+        }
+        let schema = db.open_table(CHUNKS).execute().await?.schema().await?;
+        let dim = vector_dim(&schema).unwrap_or(0);
+        Self::open(dir, dim).await
+    }
+
     /// The same store with other search tuning.
     pub fn with_tuning(mut self, tuning: SearchTuning) -> Self {
         self.tuning = tuning;

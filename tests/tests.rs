@@ -10,6 +10,7 @@ mod crash;
 mod e2e;
 mod embedding;
 mod extract;
+mod folders;
 mod models;
 mod openai;
 mod progress;

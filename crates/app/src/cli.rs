@@ -263,7 +263,7 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
         indexer: Arc::clone(&indexer),
     }));
     let watch_live = Arc::clone(&live);
-    let _watcher = crate::watch::start(&indexer, move || {
+    let watcher = crate::watch::start(&indexer, move || {
         Arc::clone(
             &watch_live
                 .read()
@@ -286,7 +286,6 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
             progress: Arc::clone(&switch),
             embedder,
             generator,
-            roots,
             limits,
         };
         tokio::spawn(job.run(from, to, target));
@@ -308,6 +307,7 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
         switch,
         ask_defaults: s.ask_options(),
         chats: ChatStore::open(&s.index_dir()).await?,
+        folders: Arc::new(crate::folders::Folders::new(watcher, watch_file)),
         chat_slots: crate::admission::Admission::new(queue),
         embed_slots: crate::admission::Admission::new(queue),
         started_unix: std::time::SystemTime::now()
@@ -327,7 +327,6 @@ struct SwitchJob {
     progress: crate::switch::SwitchProgress,
     embedder: Arc<dyn Embedder>,
     generator: Arc<dyn docchat_core::Generator>,
-    roots: Vec<WatchRoot>,
     limits: ExtractLimits,
 }
 
@@ -375,10 +374,17 @@ impl SwitchJob {
                 }
             }
             crate::switch::write_active(&self.data_dir, &to)?;
+            // The folders watched now (some may have been added meanwhile).
+            let roots = self
+                .live
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .indexer
+                .roots();
             let indexer = Indexer::new(
                 target.clone(),
                 Arc::clone(&self.embedder),
-                self.roots.clone(),
+                roots,
                 self.limits.clone(),
             );
             tokio::spawn(Arc::clone(&indexer).run());
@@ -884,7 +890,7 @@ pub async fn collection_action(
             s.file.port.unwrap_or(8080)
         )
     });
-    let path = format!("/api/collections/{}/{action}", a.collection);
+    let path = format!("/api/collections/{}/{action}", url_escape(&a.collection));
     let body = tokio::task::spawn_blocking(move || crate::client::post(&base, &path)).await??;
     let v: serde_json::Value = serde_json::from_str(&body)?;
     let p = &v["progress"];
@@ -970,6 +976,10 @@ pub struct CollectionsArgs {
     /// The watch-dirs file [default: docchat.toml's watch_dirs]
     #[arg(long, global = true, env = "DOCCHAT_WATCH_DIRS")]
     watch_dirs: Option<PathBuf>,
+    /// A running server to change at once (it updates its watch-dirs file too),
+    /// e.g. http://127.0.0.1:8080
+    #[arg(long, global = true, env = "DOCCHAT_SERVER")]
+    server: Option<String>,
     #[command(subcommand)]
     command: CollectionsCommand,
 }
@@ -1003,6 +1013,9 @@ pub enum CollectionsCommand {
 }
 
 pub async fn collections(s: Settings, a: CollectionsArgs) -> Result<ExitCode> {
+    if let Some(base) = a.server {
+        return collections_on_server(base, a.command).await;
+    }
     let Some(file) = a.watch_dirs.or_else(|| s.file.watch_dirs.clone()) else {
         bail!("no watch-dirs file: pass --watch-dirs FILE (or set watch_dirs in docchat.toml)");
     };
@@ -1119,6 +1132,81 @@ pub async fn collections(s: Settings, a: CollectionsArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `collections` against a running server: the change applies at once.
+async fn collections_on_server(base: String, c: CollectionsCommand) -> Result<ExitCode> {
+    let call = move |method: &'static str, path: String, body: Option<String>| {
+        let base = base.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                crate::client::request(&base, method, &path, body.as_deref())
+            })
+            .await?
+        }
+    };
+    match c {
+        CollectionsCommand::Add { path, name } => {
+            let path = std::fs::canonicalize(&path)
+                .with_context(|| format!("{} does not exist", path.display()))?;
+            let body = serde_json::json!({ "path": path, "name": name }).to_string();
+            let out: serde_json::Value =
+                serde_json::from_str(&call("POST", "/api/collections".into(), Some(body)).await?)?;
+            println!(
+                "watching {} as {} in the running server; its files are being indexed",
+                out["path"], out["name"]
+            );
+        }
+        CollectionsCommand::Remove { name, forget } => {
+            let path = format!(
+                "/api/collections/{}{}",
+                url_escape(&name),
+                if forget { "?forget=true" } else { "" }
+            );
+            let out: serde_json::Value = serde_json::from_str(&call("DELETE", path, None).await?)?;
+            println!(
+                "stopped watching {name:?} in the running server ({} documents removed)",
+                out["forgotten"]
+            );
+        }
+        CollectionsCommand::List { json } => {
+            let out: serde_json::Value =
+                serde_json::from_str(&call("GET", "/api/collections".into(), None).await?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out["collections"])?);
+            } else {
+                for r in out["collections"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<24} {:>5} indexed {:>4} failed {:>4} pending  {}{}",
+                        r["name"].as_str().unwrap_or(""),
+                        r["indexed"],
+                        r["failed"],
+                        r["pending"],
+                        r["path"].as_str().unwrap_or("not watched"),
+                        if r["paused"] == true {
+                            "  (paused)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encodes a path segment.
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,5 @@
 //! A minimal HTTP/1.1 client for the CLI commands that talk to a running
-//! `docchat serve` on this machine (pause, resume, cancel).
+//! `docchat serve` on this machine (pause, resume, cancel, collections).
 
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
@@ -28,6 +28,12 @@ impl std::error::Error for Unreachable {}
 /// Sends `POST {base}{path}` with an empty body; returns the response body, or an
 /// error with the server's message for a non-2xx status.
 pub fn post(base: &str, path: &str) -> Result<String> {
+    request(base, "POST", path, None)
+}
+
+/// Sends `METHOD {base}{path}` with an optional JSON body; returns the response
+/// body, or an error with the server's message for a non-2xx status.
+pub fn request(base: &str, method: &str, path: &str, json: Option<&str>) -> Result<String> {
     let rest = base
         .strip_prefix("http://")
         .with_context(|| format!("the server address {base:?} must start with http://"))?;
@@ -37,9 +43,12 @@ pub fn post(base: &str, path: &str) -> Result<String> {
         reason: e.to_string(),
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = json.unwrap_or("");
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
@@ -61,7 +70,11 @@ pub fn post(base: &str, path: &str) -> Result<String> {
         body.to_string()
     };
     if !(200..300).contains(&status) {
-        bail!("the server answered {status}: {}", body.trim());
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| body.trim().to_string());
+        bail!("the server answered {status}: {message}");
     }
     Ok(body)
 }

@@ -100,7 +100,7 @@ enum Step {
 pub struct Indexer {
     store: Store,
     embedder: Arc<dyn Embedder>,
-    roots: Vec<WatchRoot>,
+    roots: std::sync::RwLock<Vec<WatchRoot>>,
     limits: ExtractLimits,
     chunking: ChunkOptions,
     debounce: Duration,
@@ -138,7 +138,7 @@ impl Indexer {
         Arc::new(Self {
             store,
             embedder,
-            roots,
+            roots: std::sync::RwLock::new(roots),
             limits,
             chunking: ChunkOptions::default(),
             debounce: Duration::from_millis(750),
@@ -158,8 +158,44 @@ impl Indexer {
     }
 
     /// The watched folders.
-    pub fn roots(&self) -> &[WatchRoot] {
-        &self.roots
+    pub fn roots(&self) -> Vec<WatchRoot> {
+        self.roots
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Starts watching `root` (its files are queued by the next [`Indexer::reconcile`]).
+    /// Refuses a collection name or a folder that is watched already.
+    pub fn add_root(&self, root: WatchRoot) -> Result<()> {
+        let mut roots = self
+            .roots
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = roots
+            .iter()
+            .find(|r| r.collection == root.collection || r.path == root.path)
+        {
+            anyhow::bail!(
+                "{} is watched already as {:?}",
+                r.path.display(),
+                r.collection
+            );
+        }
+        roots.push(root);
+        Ok(())
+    }
+
+    /// Stops watching the folder of `collection` and drops its queued files; its
+    /// documents stay in the index. Returns the folder, if it was watched.
+    pub fn remove_root(&self, collection: &str) -> Option<WatchRoot> {
+        self.cancel(collection);
+        let mut roots = self
+            .roots
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let i = roots.iter().position(|r| r.collection == collection)?;
+        Some(roots.remove(i))
     }
 
     /// Files waiting or being worked on.
@@ -215,7 +251,7 @@ impl Indexer {
 
     /// Whether `collection` is watched.
     pub fn has_collection(&self, collection: &str) -> bool {
-        self.roots.iter().any(|r| r.collection == collection)
+        self.roots().iter().any(|r| r.collection == collection)
     }
 
     /// Holds the queued files of `collection` until [`Indexer::resume`] (the file in
@@ -292,7 +328,7 @@ impl Indexer {
         if removed > 0 {
             tracing::info!(removed, "removed chunks left by an interrupted run");
         }
-        let roots = self.roots.clone();
+        let roots = self.roots();
         let files = tokio::task::spawn_blocking(move || {
             let mut files = Vec::new();
             for root in &roots {
@@ -487,11 +523,14 @@ impl Indexer {
         }
     }
 
-    fn root_of(&self, path: &Path) -> Option<&WatchRoot> {
+    fn root_of(&self, path: &Path) -> Option<WatchRoot> {
         self.roots
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .filter(|r| path.starts_with(&r.path))
             .max_by_key(|r| r.path.as_os_str().len())
+            .cloned()
     }
 
     /// Everything up to the chunks of `path`: what needs no embedding (unchanged,
@@ -555,7 +594,7 @@ impl Indexer {
                 return Box::pin(self.prepare(path)).await;
             }
             Err(e) => {
-                let doc = self.record(root, &rel, &id, path, size, mtime_ms, String::new());
+                let doc = self.record(&root, &rel, &id, path, size, mtime_ms, String::new());
                 return Ok(Step::Fail(Box::new(doc), format!("cannot read file: {e}")));
             }
         };
@@ -584,12 +623,12 @@ impl Indexer {
             && let Some(from) = self.moved_from(&hash).await?
         {
             return self
-                .move_document(from, root, &rel, &id, path, size, mtime_ms)
+                .move_document(from, &root, &rel, &id, path, size, mtime_ms)
                 .await
                 .map(|()| Step::Done);
         }
 
-        let mut doc = self.record(root, &rel, &id, path, size, mtime_ms, hash);
+        let mut doc = self.record(&root, &rel, &id, path, size, mtime_ms, hash);
         if let Some(d) = &existing {
             // A document indexed before is marked pending while it is redone: a
             // crash leaves it pending, and the next start redoes it. A new one

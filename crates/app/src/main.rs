@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod config;
 mod eval;
+mod folders;
 mod history;
 mod indexer;
 mod isolate;

@@ -61,6 +61,8 @@ pub struct AppState {
     pub started_unix: u64,
     /// Chat history.
     pub chats: ChatStore,
+    /// The watched folders, changed while running.
+    pub folders: Arc<crate::folders::Folders>,
 }
 
 impl AppState {
@@ -155,6 +157,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/search", post(search))
         .route("/api/documents/{id}/file", get(document_file))
         .route("/api/events", get(events))
+        .route(
+            "/api/collections",
+            get(list_collections).post(add_collection),
+        )
+        .route(
+            "/api/collections/{name}",
+            axum::routing::delete(remove_collection),
+        )
         .route("/api/collections/{name}/{action}", post(collection_action))
         .nest("/v1", crate::openai::router())
         .with_state(state)
@@ -594,4 +604,115 @@ async fn export_chat(
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(res)
+}
+
+/// `GET /api/collections`: each watched folder with its document counts and whether
+/// its indexing is paused, and collections of the index no folder feeds any more.
+async fn list_collections(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let live = state.live();
+    let docs = live.rag.retriever.store.documents().await?;
+    let paused = live.indexer.paused();
+    let roots = live.indexer.roots();
+    let count = |c: &str, st: DocState| {
+        docs.iter()
+            .filter(|d| d.collection == c && d.state == st)
+            .count()
+    };
+    let row = |name: &str, path: Option<&std::path::Path>| {
+        json!({
+            "name": name, "path": path, "watched": path.is_some(),
+            "folder_exists": path.is_some_and(std::path::Path::is_dir),
+            "paused": paused.iter().any(|p| p == name),
+            "indexed": count(name, DocState::Indexed),
+            "failed": count(name, DocState::Failed),
+            "pending": count(name, DocState::Pending),
+        })
+    };
+    let mut rows: Vec<_> = roots
+        .iter()
+        .map(|r| row(&r.collection, Some(&r.path)))
+        .collect();
+    let mut others: Vec<&str> = docs
+        .iter()
+        .map(|d| d.collection.as_str())
+        .filter(|c| !roots.iter().any(|r| r.collection == *c))
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    rows.extend(others.into_iter().map(|c| row(c, None)));
+    Ok(Json(json!({ "collections": rows })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddCollection {
+    path: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /api/collections` `{"path", "name"?}`: watches a folder from now on (and
+/// after a restart); its files are queued at once.
+async fn add_collection(
+    State(state): State<AppState>,
+    Json(req): Json<AddCollection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let live = state.live();
+    let path = std::path::PathBuf::from(req.path.trim());
+    if !path.is_absolute() {
+        return Err(ApiError::BadRequest(format!(
+            "give the folder's full path, not {:?}",
+            req.path
+        )));
+    }
+    let root = state
+        .folders
+        .add(&live.indexer, &path, req.name)
+        .map_err(|e| ApiError::BadRequest(format!("{e:#}")))?;
+    let ix = Arc::clone(&live.indexer);
+    tokio::spawn(async move {
+        if let Err(e) = ix.reconcile().await {
+            tracing::error!(error = format!("{e:#}"), "scan of a new folder failed");
+        }
+    });
+    tracing::info!(path = %root.path.display(), collection = %root.collection, "watching");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "name": root.collection, "path": root.path })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct RemoveCollection {
+    #[serde(default)]
+    forget: bool,
+}
+
+/// `DELETE /api/collections/{name}[?forget=true]`: stops watching the folder; with
+/// `forget`, its documents leave the index too (the files stay).
+async fn remove_collection(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    axum::extract::Query(q): axum::extract::Query<RemoveCollection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let live = state.live();
+    let root = state
+        .folders
+        .remove(&live.indexer, &name)?
+        .ok_or_else(|| ApiError::NotFound(format!("no watched collection {name:?}")))?;
+    let mut forgotten = 0;
+    if q.forget {
+        let store = &live.rag.retriever.store;
+        for d in store.documents().await? {
+            if d.collection == name {
+                store.delete_document(&d.id).await?;
+                forgotten += 1;
+            }
+        }
+    }
+    Ok(Json(
+        json!({ "name": name, "path": root.path, "forgotten": forgotten }),
+    ))
 }

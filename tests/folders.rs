@@ -139,3 +139,133 @@ fn folders_are_added_and_removed_while_running() {
     let (code, _) = delete(&server, "/api/collections/notes");
     assert_eq!(code, 404);
 }
+
+#[test]
+fn dropped_files_are_checked_and_written_into_the_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let watch = tmp.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = Inbox\n", inbox.display())).unwrap();
+    let server = Server::start_with(&data, &watch, &["--max-upload-mb", "1"]);
+    server.wait_status("the start", Duration::from_secs(60), settled);
+    let upload = |name: &str, bytes: &[u8]| {
+        let url = server.url(&format!(
+            "/api/collections/Inbox/files?name={}",
+            name.replace('%', "%25")
+                .replace('/', "%2F")
+                .replace(' ', "%20")
+        ));
+        let res = crate::common::http::request_raw(
+            "POST",
+            &url,
+            Some(("application/octet-stream", bytes)),
+        );
+        (res.status, res.json())
+    };
+
+    let pdf = std::fs::read(corpus().join("pdf-wild/tracemonkey.pdf")).unwrap();
+    let (code, body) = upload("tracemonkey.pdf", &pdf);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["path"], "tracemonkey.pdf");
+    // A name with folders in it lands in the collection's folder, cleaned; the same
+    // name again gets a new name instead of replacing the first file.
+    let (code, body) = upload(
+        "../../escape.md",
+        b"# Escape\n\nThe key is under the mat.\n",
+    );
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["path"], "escape.md");
+    assert!(inbox.join("escape.md").is_file());
+    assert!(!tmp.path().join("escape.md").exists() && !data.join("escape.md").exists());
+    let (code, body) = upload("escape.md", b"# Second\n");
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["path"], "escape (2).md");
+    assert_eq!(
+        std::fs::read_to_string(inbox.join("escape.md")).unwrap(),
+        "# Escape\n\nThe key is under the mat.\n"
+    );
+
+    // Refusals with their reasons, and nothing written.
+    let (code, body) = upload("report.pdf", b"just text, not a PDF");
+    assert_eq!(code, 415, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a PDF"),
+        "{body}"
+    );
+    let (code, body) = upload("tool.exe", b"MZ");
+    assert_eq!(code, 415, "{body}");
+    let (code, body) = upload("..", b"x");
+    assert_eq!(code, 400, "{body}");
+    let res = crate::common::http::request_raw(
+        "POST",
+        &server.url("/api/collections/Nope/files?name=a.md"),
+        Some(("text/markdown", b"# A")),
+    );
+    assert_eq!(res.status, 404);
+    // Over the limit: refused from the declared size, before the body is sent.
+    {
+        use std::io::{Read, Write};
+        let authority = server.base.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(authority).unwrap();
+        write!(
+            s,
+            "POST /api/collections/Inbox/files?name=big.txt HTTP/1.1\r\nHost: {authority}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            2 << 20
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(
+            answer.contains("larger than the upload limit of 1 MB"),
+            "{answer}"
+        );
+    }
+    let names: Vec<String> = std::fs::read_dir(&inbox)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.len(),
+        3,
+        "only the accepted files, no temporary ones: {names:?}"
+    );
+
+    // The watcher indexes the uploads like any other file.
+    let s = server.wait_status("the uploads", Duration::from_secs(180), |s| {
+        settled(s) && s["counts"]["indexed"] == 3
+    });
+    assert_eq!(doc(&s, "tracemonkey.pdf").unwrap()["pages"], 14);
+
+    // The settings view: models in use, known models with their memory need, the
+    // catalog, and the resources of the process.
+    let m = server.get("/api/models");
+    assert_eq!(m["in_use"]["chat"], "gemma-3-270m-q4_k_m");
+    assert!(m["settings"]["top_k"].as_u64().unwrap() >= 1);
+    let chat = m["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["in_use"] == "chat model")
+        .unwrap();
+    assert_eq!(chat["fit"], "fits", "{chat:#}");
+    assert!(chat["memory"]["kv_cache"].as_u64().unwrap() > 0);
+    assert!(m["catalog"].as_array().unwrap().len() >= 15);
+    let r = server.get("/api/resources");
+    assert!(
+        r["process"]["rss_bytes"].as_u64().unwrap() > 100 << 20,
+        "{r:#}"
+    );
+    assert_eq!(r["models"]["embedding"]["dimensions"], 384);
+    let again = server.get("/api/resources");
+    assert!(
+        again["process"]["cpu_percent"].as_f64().is_some(),
+        "{again:#}"
+    );
+}

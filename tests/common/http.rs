@@ -32,6 +32,16 @@ impl Response {
 
 /// Sends one request to `url` (`http://host:port/path`).
 pub fn request(method: &str, url: &str, body: Option<&serde_json::Value>) -> Response {
+    let payload = body.map(|b| b.to_string().into_bytes());
+    request_raw(
+        method,
+        url,
+        payload.as_deref().map(|p| ("application/json", p)),
+    )
+}
+
+/// Sends one request with a body of the given content type.
+pub fn request_raw(method: &str, url: &str, body: Option<(&str, &[u8])>) -> Response {
     let rest = url.strip_prefix("http://").expect("http URL");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
@@ -39,18 +49,20 @@ pub fn request(method: &str, url: &str, body: Option<&serde_json::Value>) -> Res
     stream
         .set_read_timeout(Some(Duration::from_secs(300)))
         .unwrap();
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
-    if body.is_some() {
+    if let Some((content_type, payload)) = body {
         head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
             payload.len()
         ));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(payload.as_bytes()).unwrap();
+    if let Some((_, payload)) = body {
+        // A server may refuse a body early (too large) and close: that is its answer.
+        let _ = stream.write_all(payload);
+    }
 
     let mut reader = BufReader::new(stream);
     let mut line = String::new();

@@ -184,6 +184,9 @@ pub struct ServeArgs {
     /// while one runs; past that, requests get 503 with Retry-After [default: 8]
     #[arg(long, env = "DOCCHAT_MAX_QUEUE")]
     max_queue: Option<usize>,
+    /// Largest file the browser may upload, in MB [default: 100]
+    #[arg(long, env = "DOCCHAT_MAX_UPLOAD_MB")]
+    max_upload_mb: Option<usize>,
 }
 
 pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
@@ -308,6 +311,14 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
         ask_defaults: s.ask_options(),
         chats: ChatStore::open(&s.index_dir()).await?,
         folders: Arc::new(crate::folders::Folders::new(watcher, watch_file)),
+        max_upload_bytes: a
+            .max_upload_mb
+            .or(s.file.max_upload_mb)
+            .unwrap_or(100)
+            .saturating_mul(1 << 20),
+        models: s.models.clone(),
+        ctx_size: u64::from(s.engine.ctx_size),
+        cpu: Arc::default(),
         chat_slots: crate::admission::Admission::new(queue),
         embed_slots: crate::admission::Admission::new(queue),
         started_unix: std::time::SystemTime::now()

@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub extract_memory_mb: Option<u64>,
     /// Where `docchat models pull` downloads from.
     pub models_endpoint: Option<String>,
+    /// Largest upload from the browser, in MB.
+    pub max_upload_mb: Option<usize>,
     /// Requests that may wait for a model while one runs (then 503).
     pub max_queue: Option<usize>,
     /// `[retrieval]`: how questions find passages.

@@ -19,6 +19,7 @@ mod rag;
 mod retrieve;
 mod server;
 mod switch;
+mod upload;
 mod watch;
 
 use clap::{Args, Parser, Subcommand};

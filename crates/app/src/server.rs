@@ -63,6 +63,14 @@ pub struct AppState {
     pub chats: ChatStore,
     /// The watched folders, changed while running.
     pub folders: Arc<crate::folders::Folders>,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: usize,
+    /// The model files (for the model picker).
+    pub models: crate::models::ModelPaths,
+    /// The chat model's context size as configured.
+    pub ctx_size: u64,
+    /// The last CPU reading (for the resources view).
+    pub cpu: Arc<std::sync::Mutex<Option<(std::time::Instant, u64)>>>,
 }
 
 impl AppState {
@@ -84,6 +92,10 @@ pub enum ApiError {
     NotFound(String),
     /// Too many requests wait for the model.
     Busy(Busy),
+    /// The upload is larger than allowed.
+    TooLarge(String),
+    /// The upload is of a type docchat does not read, or not what it claims.
+    Unsupported(String),
     /// docchat failed; details go to the log, not to the client.
     Internal(anyhow::Error),
 }
@@ -122,6 +134,8 @@ impl IntoResponse for ApiError {
             }
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             Self::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            Self::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+            Self::Unsupported(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             Self::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 (
@@ -165,7 +179,10 @@ pub fn router(state: AppState) -> Router {
             "/api/collections/{name}",
             axum::routing::delete(remove_collection),
         )
+        .route("/api/collections/{name}/files", post(upload))
         .route("/api/collections/{name}/{action}", post(collection_action))
+        .route("/api/models", get(models))
+        .route("/api/resources", get(resources))
         .nest("/v1", crate::openai::router())
         .with_state(state)
 }
@@ -715,4 +732,196 @@ async fn remove_collection(
     Ok(Json(
         json!({ "name": name, "path": root.path, "forgotten": forgotten }),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadQuery {
+    name: String,
+}
+
+/// `POST /api/collections/{name}/files?name=FILE` with the file as the body: checked
+/// (size, type by content, name) and written into the collection's folder, where the
+/// watcher picks it up.
+async fn upload(
+    State(state): State<AppState>,
+    UrlPath(collection): UrlPath<String>,
+    axum::extract::Query(q): axum::extract::Query<UploadQuery>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    use crate::upload::{Refused, check_content, clean_name, write_into};
+    let root = state
+        .live()
+        .indexer
+        .roots()
+        .into_iter()
+        .find(|r| r.collection == collection)
+        .ok_or_else(|| ApiError::NotFound(format!("no watched collection {collection:?}")))?;
+    if !root.path.is_dir() {
+        return Err(ApiError::BadRequest(format!(
+            "the folder of {collection:?} ({}) is missing",
+            root.path.display()
+        )));
+    }
+    let name = clean_name(&q.name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if FileKind::from_path(std::path::Path::new(&name)).is_none() {
+        return Err(ApiError::Unsupported(format!(
+            "{name}: docchat reads PDF, Word (.docx), text, Markdown and HTML files"
+        )));
+    }
+    let limit = state.max_upload_bytes;
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "{name} is larger than the upload limit of {} MB",
+            limit >> 20
+        ))
+    };
+    // A declared size over the limit is refused before any of the body is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    check_content(&name, &bytes).map_err(|e| match e {
+        Refused::BadName(m) => ApiError::BadRequest(m),
+        Refused::BadType(m) => ApiError::Unsupported(m),
+    })?;
+    let folder = root.path.clone();
+    let size = bytes.len();
+    let written = tokio::task::spawn_blocking(move || write_into(&folder, &name, &bytes))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("cannot write the upload"))
+        })?;
+    let file = written
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    tracing::info!(collection = %collection, file = %file, size, "uploaded");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "collection": collection, "path": file, "size": size })),
+    ))
+}
+
+/// `GET /api/models`: the models in use and the settings of answers, the GGUF
+/// files docchat knows and the catalog, each with the memory it needs at the
+/// configured context against this machine's memory.
+async fn models(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let live = state.live();
+    let ctx = state.ctx_size;
+    let (paths, defaults) = (state.models.clone(), state.ask_defaults.clone());
+    let (known, catalog, system) = tokio::task::spawn_blocking(move || {
+        let mut known = crate::models::known_models(&paths);
+        for row in &mut known {
+            if let Some(info) = &row.info {
+                row.memory = Some(docchat_llm::meta::estimate_memory(info, ctx));
+            }
+        }
+        (
+            known,
+            crate::models::catalog_rows(ctx),
+            crate::models::system_memory(),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let catalog = catalog?;
+    let fit = |m: &Option<docchat_llm::meta::MemoryEstimate>| {
+        m.map(|m| docchat_llm::meta::Fit::of(m.total(), system.available).as_str())
+    };
+    let rows = |rows: &[crate::models::ModelRow]| -> Vec<serde_json::Value> {
+        rows.iter()
+            .map(|r| {
+                let mut v = json!(r);
+                v["fit"] = json!(fit(&r.memory));
+                v
+            })
+            .collect()
+    };
+    Ok(Json(json!({
+        "in_use": {
+            "chat": live.rag.generator.id(),
+            "embedding": live.rag.retriever.embedder.id(),
+            "context_size": live.rag.generator.context_size(),
+        },
+        "settings": {
+            "top_k": defaults.top_k, "mode": defaults.mode,
+            "temperature": defaults.params.temperature, "max_tokens": defaults.params.max_tokens,
+        },
+        "system": system,
+        "models": rows(&known),
+        "catalog": rows(&catalog),
+    })))
+}
+
+/// Resident memory and CPU time of this process, from `/proc/self`.
+fn process_figures() -> (u64, u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the 14th
+    // field of the line, stime the 15th, in clock ticks (100 per second).
+    let ticks = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            n(11) + n(12)
+        })
+        .unwrap_or(0);
+    (field("VmRSS:") * 1024, field("Threads:"), ticks)
+}
+
+/// `GET /api/resources`: process memory and CPU use, the machine's memory, and what
+/// is loaded.
+async fn resources(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let live = state.live();
+    let (rss, threads, ticks) = process_figures();
+    let now = std::time::Instant::now();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let cpu_percent = {
+        let mut last = state
+            .cpu
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pct = last.map(|(at, t)| {
+            let secs = now.duration_since(at).as_secs_f64().max(1e-3);
+            (ticks.saturating_sub(t) as f64 / 100.0) / secs / cores as f64 * 100.0
+        });
+        *last = Some((now, ticks));
+        pct
+    };
+    Json(json!({
+        "process": {
+            "rss_bytes": rss, "threads": threads,
+            "cpu_seconds": ticks as f64 / 100.0,
+            "cpu_percent": cpu_percent, "cores": cores,
+        },
+        "system": crate::models::system_memory(),
+        "models": {
+            "chat": { "id": live.rag.generator.id(), "loaded": true,
+                      "context_size": live.rag.generator.context_size() },
+            "embedding": { "id": live.rag.retriever.embedder.id(), "loaded": true,
+                           "dimensions": live.rag.retriever.embedder.dim() },
+        },
+        "requests": {
+            "chat_in_flight": state.chat_slots.in_flight(),
+            "chat_limit": state.chat_slots.limit(),
+        },
+        "uptime_s": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .saturating_sub(state.started_unix),
+    }))
 }

@@ -1,0 +1,191 @@
+//! Files dropped into the browser: checked (size, type by content, name), then
+//! written into a watched folder, where the indexer picks them up like any other
+//! file. Nothing is ever written outside that folder or over an existing file.
+
+use docchat_core::FileKind;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Longest file name kept, in bytes.
+const MAX_NAME: usize = 180;
+
+/// Why an upload was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The name is unusable (empty, or nothing left after cleaning).
+    BadName(String),
+    /// The type is not one docchat reads, or the content is not what the name says.
+    BadType(String),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BadName(m) | Self::BadType(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A file name safe to create in a folder: the last component of what the client
+/// sent (no folders, no `..`), without control characters or a leading dot (hidden
+/// files are not indexed), at most [`MAX_NAME`] bytes with its extension kept.
+pub fn clean_name(raw: &str) -> Result<String, Refused> {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or("").trim();
+    let mut name: String = last
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    while name.starts_with('.') {
+        name.replace_range(..1, "_");
+    }
+    if name.is_empty() || name.chars().all(|c| c == '_' || c == '.') {
+        return Err(Refused::BadName(format!(
+            "{raw:?} is not a usable file name"
+        )));
+    }
+    if name.len() > MAX_NAME {
+        let ext = Path::new(&name)
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        let mut stem: String = String::new();
+        for c in name.chars() {
+            if stem.len() + c.len_utf8() + ext.len() > MAX_NAME {
+                break;
+            }
+            stem.push(c);
+        }
+        name = format!("{stem}{ext}");
+    }
+    Ok(name)
+}
+
+/// Checks that `bytes` are what the name's extension says: a PDF starts with
+/// `%PDF-`, a DOCX is a ZIP holding `word/document.xml`, text types are UTF-8
+/// without NUL bytes.
+pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
+    let Some(kind) = FileKind::from_path(Path::new(name)) else {
+        return Err(Refused::BadType(format!(
+            "{name}: docchat reads PDF, Word (.docx), text, Markdown and HTML files"
+        )));
+    };
+    let head = &bytes[..bytes.len().min(1024)];
+    let ok = match kind {
+        FileKind::Pdf => head.windows(5).any(|w| w == b"%PDF-"),
+        FileKind::Docx => {
+            bytes.starts_with(b"PK\x03\x04") && bytes.windows(17).any(|w| w == b"word/document.xml")
+        }
+        FileKind::Text | FileKind::Markdown | FileKind::Html => {
+            !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok()
+        }
+    };
+    if ok {
+        Ok(kind)
+    } else {
+        let what = match kind {
+            FileKind::Pdf => "a PDF",
+            FileKind::Docx => "a Word document",
+            _ => "UTF-8 text",
+        };
+        Err(Refused::BadType(format!(
+            "{name}: the content is not {what}"
+        )))
+    }
+}
+
+/// A path in `folder` for `name` that does not exist yet: `name`, else
+/// `stem (2).ext`, `stem (3).ext`, …
+fn free_path(folder: &Path, name: &str) -> PathBuf {
+    let first = folder.join(name);
+    if !first.exists() {
+        return first;
+    }
+    let p = Path::new(name);
+    let stem = p
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let ext = p
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    (2..)
+        .map(|n| folder.join(format!("{stem} ({n}){ext}")))
+        .find(|p| !p.exists())
+        .expect("some number is free")
+}
+
+/// Writes `bytes` as `name` into `folder` without replacing anything: to a hidden
+/// temporary file first (the indexer ignores it), then renamed into place, so the
+/// watcher only ever sees the whole file. Returns the path written.
+pub fn write_into(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".docchat-upload-")
+        .suffix(".part")
+        .tempfile_in(folder)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    loop {
+        let target = free_path(folder, name);
+        match tmp.persist_noclobber(&target) {
+            Ok(_) => return Ok(target),
+            // Taken between the check and the rename: try the next name.
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => tmp = e.file,
+            Err(e) => return Err(e.error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_lose_folders_dots_and_control_characters() {
+        assert_eq!(clean_name("../../etc/passwd.md").unwrap(), "passwd.md");
+        assert_eq!(
+            clean_name("C:\\Users\\x\\report.pdf").unwrap(),
+            "report.pdf"
+        );
+        assert_eq!(clean_name(".hidden.txt").unwrap(), "_hidden.txt");
+        assert_eq!(clean_name("a\u{0}b\nc.md").unwrap(), "a_b_c.md");
+        assert!(clean_name("..").is_err());
+        assert!(clean_name("dir/").is_err());
+        let long = format!("{}.pdf", "é".repeat(200));
+        let cut = clean_name(&long).unwrap();
+        assert!(cut.len() <= MAX_NAME && cut.ends_with(".pdf"), "{cut}");
+    }
+
+    #[test]
+    fn content_must_match_the_type() {
+        assert_eq!(
+            check_content("a.pdf", b"%PDF-1.7\n...").unwrap(),
+            FileKind::Pdf
+        );
+        assert!(matches!(
+            check_content("a.pdf", b"hello"),
+            Err(Refused::BadType(_))
+        ));
+        assert!(check_content("a.docx", b"PK\x03\x04 no document").is_err());
+        assert!(check_content("a.md", b"# Title\n").is_ok());
+        assert!(check_content("a.txt", b"bin\0ary").is_err());
+        assert!(check_content("a.exe", b"MZ").is_err());
+    }
+
+    #[test]
+    fn nothing_is_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write_into(dir.path(), "n.md", b"one").unwrap();
+        let b = write_into(dir.path(), "n.md", b"two").unwrap();
+        assert_eq!(a.file_name().unwrap(), "n.md");
+        assert_eq!(b.file_name().unwrap(), "n (2).md");
+        assert_eq!(std::fs::read(&a).unwrap(), b"one");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 2, "no temporary file is left");
+    }
+}

@@ -12,23 +12,32 @@ use tokio::sync::mpsc;
 /// Longest title made from a first question, in characters.
 const TITLE_CHARS: usize = 60;
 
-fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A fresh chat id.
-pub fn new_chat_id() -> String {
+/// `len` hex digits that no other call of this process returns (ids of chats and
+/// of API responses).
+pub fn fresh_hex(len: usize) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let seed = format!(
-        "{}-{}-{}",
-        now_ms(),
+        "{nanos}-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     );
-    blake3::hash(seed.as_bytes()).to_hex()[..16].to_string()
+    blake3::hash(seed.as_bytes()).to_hex()[..len.min(64)].to_string()
+}
+
+/// A fresh chat id.
+pub fn new_chat_id() -> String {
+    fresh_hex(16)
 }
 
 /// The title of a chat that starts with `question`: its first line, shortened.

@@ -8,6 +8,7 @@
 //! leaves orphan chunks, which the reconcile removes.
 
 use crate::config::WatchRoot;
+use crate::history::now_ms;
 use crate::isolate::{self, ExtractLimits};
 use anyhow::{Context, Result};
 use docchat_core::{Embedder, FileKind, document_id};
@@ -17,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 use tokio::sync::Notify;
 
 use crate::progress::{Change, DocumentEvent, IndexEvent, Progress, Tracker};
@@ -1059,12 +1060,6 @@ impl Indexer {
             self.handled(&path, r, true).await;
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `path` relative to `root`, with `/` separators (a root that is a file: its name).

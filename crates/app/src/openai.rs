@@ -153,14 +153,7 @@ fn unix_now() -> u64 {
 
 /// A fresh response id with the given prefix.
 fn new_id(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let hash = blake3::hash(format!("{nanos}-{n}-{}", std::process::id()).as_bytes());
-    format!("{prefix}-{}", &hash.to_hex()[..24])
+    format!("{prefix}-{}", crate::history::fresh_hex(24))
 }
 
 fn model_entries(state: &AppState) -> Vec<Value> {
@@ -383,11 +376,7 @@ fn params_of(
         {
             return Err(OaiError::invalid(
                 format!("{name} must be between -2 and 2, not {v}"),
-                Some(if name == "frequency_penalty" {
-                    "frequency_penalty"
-                } else {
-                    "presence_penalty"
-                }),
+                Some(name),
             ));
         }
     }

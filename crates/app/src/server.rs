@@ -2,6 +2,7 @@
 //! and the original files of indexed documents.
 
 use crate::admission::{Admission, Busy};
+use crate::history::now_ms;
 use crate::indexer::Indexer;
 use crate::rag::{AnswerEvent, AskOptions, Rag};
 use crate::retrieve::{Fusion, SearchMode, SearchRequest as Retrieval};
@@ -521,12 +522,6 @@ async fn document_file(
         HeaderValue::from_static("nosniff"),
     );
     Ok(res)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `GET /api/chats`: the history, most recent first.

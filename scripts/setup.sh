@@ -7,8 +7,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/env.sh
 source "$here/env.sh"
 
-need_pkgs=(cmake clang libclang-dev protobuf-compiler libprotobuf-dev pkg-config poppler-utils)
+need_pkgs=(cmake clang libclang-dev protobuf-compiler libprotobuf-dev pkg-config poppler-utils chromium)
 missing=()
+# Node.js and npm for the browser tests, unless the machine has them already.
+command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
@@ -27,6 +29,15 @@ if ! "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '
   echo "setup: installing the openai Python client $openai_version into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "openai==$openai_version"
+fi
+
+# playwright-core drives the system Chromium in the browser tests (no browser download).
+playwright_version="1.64.1"
+browser_dir="$DOCCHAT_CACHE/browser"
+if ! grep -qs "\"version\": \"$playwright_version\"" "$browser_dir/node_modules/playwright-core/package.json"; then
+  echo "setup: installing playwright-core $playwright_version into $browser_dir"
+  mkdir -p "$browser_dir"
+  (cd "$browser_dir" && npm install --silent --no-audit --no-fund --no-save "playwright-core@$playwright_version")
 fi
 
 bash "$here/models.sh"

@@ -1,4 +1,5 @@
-// docchat web UI: streamed answers with citations, and the document list.
+// docchat web UI: chats kept by the server, streamed Markdown answers with cited
+// sources, collections with live indexing progress, file drops, settings.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -10,37 +11,99 @@ function el(tag, cls, text) {
   return e;
 }
 
-async function refreshStatus() {
-  try {
-    const res = await fetch("/api/status");
-    const s = await res.json();
-    const c = s.counts;
-    $("summary").textContent =
-      `${c.indexed} indexed · ${c.failed} failed · ${s.queue} in queue · ${s.models.chat}`;
-    const list = $("documents");
-    list.replaceChildren();
-    for (const d of s.documents) {
-      const li = el("li");
-      li.dataset.state = d.state;
-      li.append(el("span", `state ${d.state}`, d.state));
-      if (d.state === "indexed") {
-        const a = el("a", null, `${d.collection}/${d.path}`);
-        a.href = `/api/documents/${encodeURIComponent(d.id)}/file`;
-        a.target = "_blank";
-        li.append(a);
-      } else {
-        li.append(document.createTextNode(`${d.collection}/${d.path}`));
-      }
-      if (d.error) li.append(el("span", "reason", d.error));
-      list.append(li);
-    }
-  } catch (e) {
-    $("summary").textContent = "server unreachable";
-  }
+const state = {
+  chatId: null,
+  lastQuestion: null,
+  controller: null,
+  collections: [], // from /api/collections
+  searched: null, // Set of collection names ticked; null = all
+  settings: { top_k: 6, temperature: 0.3, max_tokens: 256 },
+  maxUpload: 100 * 1024 * 1024,
+};
+
+// ---------------------------------------------------------------- Markdown
+
+function escapeHtml(s) {
+  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
+// Inline Markdown on escaped text: code, bold, italic, and [n] citation markers.
+function inline(s) {
+  const codes = [];
+  s = s.replace(/`([^`]+)`/g, (_, c) => `\u0000${codes.push(c) - 1}\u0000`);
+  s = s
+    .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
+    .replace(/(^|[^*])\*([^*\s][^*]*)\*/g, "$1<em>$2</em>")
+    .replace(/\[(\d{1,2})\]/g, '<button type="button" class="cite" data-n="$1" aria-label="Source $1">[$1]</button>');
+  return s.replace(/\u0000(\d+)\u0000/g, (_, i) => `<code>${codes[Number(i)]}</code>`);
+}
+
+// A small, safe Markdown renderer: the text is escaped first, so a document or a
+// model can never inject markup.
+function markdown(src) {
+  const lines = escapeHtml(src).split("\n");
+  const out = [];
+  let i = 0;
+  const isTableRow = (l) => /^\s*\|.*\|\s*$/.test(l);
+  while (i < lines.length) {
+    const line = lines[i];
+    if (/^\s*```/.test(line)) {
+      const body = [];
+      i++;
+      while (i < lines.length && !/^\s*```/.test(lines[i])) body.push(lines[i++]);
+      i++;
+      out.push(`<pre><code>${body.join("\n")}</code></pre>`);
+      continue;
+    }
+    const h = line.match(/^(#{1,4})\s+(.*)$/);
+    if (h) {
+      const level = Math.min(h[1].length + 2, 6);
+      out.push(`<h${level}>${inline(h[2])}</h${level}>`);
+      i++;
+      continue;
+    }
+    if (isTableRow(line) && i + 1 < lines.length && /^\s*\|[\s:|-]+\|\s*$/.test(lines[i + 1])) {
+      const cells = (l) => l.trim().slice(1, -1).split("|").map((c) => inline(c.trim()));
+      const head = cells(line).map((c) => `<th scope="col">${c}</th>`).join("");
+      i += 2;
+      const rows = [];
+      while (i < lines.length && isTableRow(lines[i])) {
+        rows.push(`<tr>${cells(lines[i]).map((c) => `<td>${c}</td>`).join("")}</tr>`);
+        i++;
+      }
+      out.push(`<table><thead><tr>${head}</tr></thead><tbody>${rows.join("")}</tbody></table>`);
+      continue;
+    }
+    const list = line.match(/^\s*([-*]|\d+[.)])\s+/);
+    if (list) {
+      const ordered = /\d/.test(list[1]);
+      const items = [];
+      while (i < lines.length && /^\s*([-*]|\d+[.)])\s+/.test(lines[i])) {
+        items.push(`<li>${inline(lines[i].replace(/^\s*([-*]|\d+[.)])\s+/, ""))}</li>`);
+        i++;
+      }
+      const tag = ordered ? "ol" : "ul";
+      out.push(`<${tag}>${items.join("")}</${tag}>`);
+      continue;
+    }
+    if (!line.trim()) {
+      i++;
+      continue;
+    }
+    const para = [];
+    while (i < lines.length && lines[i].trim() && !/^\s*(```|#{1,4}\s|[-*]\s|\d+[.)]\s|\|)/.test(lines[i])) {
+      para.push(lines[i++]);
+    }
+    if (!para.length) para.push(lines[i++]);
+    out.push(`<p>${inline(para.join("\n")).replace(/\n/g, "<br>")}</p>`);
+  }
+  return out.join("");
+}
+
+// ---------------------------------------------------------------- sources
+
 function pages(c) {
-  return c.page_start === c.page_end ? `p. ${c.page_start}` : `pp. ${c.page_start}–${c.page_end}`;
+  return c.page_start === c.page_end ? `page ${c.page_start}` : `pages ${c.page_start}–${c.page_end}`;
 }
 
 // The snippet with its matched part (a byte range of the page text) in <mark>.
@@ -58,17 +121,122 @@ function snippetWithMatch(c) {
   return span;
 }
 
-function renderCitations(box, sources) {
-  const ul = el("ul", "citations");
+// Where a source opens: a PDF at its page in the browser's viewer, other documents
+// as their extracted text scrolled to the passage.
+function sourceUrl(c) {
+  if (/\.pdf$/i.test(c.path)) return c.url;
+  const q = new URLSearchParams({ doc: c.document_id, page: c.page_start, start: c.match_start, end: c.match_end });
+  return `/view.html?${q}`;
+}
+
+function showSources(sources, focusN) {
+  const list = $("source-list");
+  list.replaceChildren();
+  $("sources-hint").hidden = sources && sources.citations.length > 0;
+  if (!sources) return;
   for (const c of sources.citations) {
-    const li = el("li", c.cited ? "cited" : "uncited");
-    const a = el("a", "citation", `[${c.n}] ${c.collection}/${c.path}, ${pages(c)}`);
-    a.href = c.url;
-    a.target = "_blank";
-    li.append(a, snippetWithMatch(c));
-    ul.append(li);
+    const li = el("li", c.cited ? "source cited" : "source");
+    li.id = `source-${c.n}`;
+    li.value = c.n;
+    const name = c.path.split("/").pop();
+    const head = el("div", "source-head");
+    head.append(el("strong", null, name), el("span", "where", ` ${c.collection} · ${pages(c)}`));
+    if (c.cited) head.append(el("span", "badge", "cited"));
+    const open = el("a", "open", `Open at ${pages(c)}`);
+    open.href = sourceUrl(c);
+    open.target = "_blank";
+    open.rel = "noopener";
+    li.append(head, snippetWithMatch(c), open);
+    list.append(li);
   }
-  box.append(ul);
+  if (focusN) {
+    const target = $(`source-${focusN}`);
+    if (target) {
+      target.classList.add("flash");
+      target.scrollIntoView({ block: "nearest" });
+      target.querySelector("a.open").focus();
+      setTimeout(() => target.classList.remove("flash"), 1200);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- messages
+
+function addUser(text) {
+  const m = el("div", "msg user");
+  m.append(el("div", "who", "You"), el("div", "body", text));
+  $("messages").append(m);
+}
+
+// An answer bubble; returns handles to fill it.
+function addAnswer() {
+  const m = el("div", "msg assistant");
+  const body = el("div", "body answer");
+  const meta = el("div", "meta");
+  const actions = el("div", "actions");
+  m.append(el("div", "who", "docchat"), body, meta, actions);
+  $("messages").append(m);
+  let text = "";
+  let sources = null;
+  body.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button.cite");
+    if (b) showSources(sources, Number(b.dataset.n));
+  });
+  const copy = el("button", "small", "Copy");
+  copy.type = "button";
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      copy.textContent = "Copied";
+    } catch {
+      copy.textContent = "Copy failed";
+    }
+    setTimeout(() => (copy.textContent = "Copy"), 1500);
+  });
+  const regen = el("button", "small regenerate", "Regenerate");
+  regen.type = "button";
+  regen.addEventListener("click", () => {
+    if (state.lastQuestion && !state.controller) ask(state.lastQuestion, true);
+  });
+  const showSrc = el("button", "small", "Sources");
+  showSrc.type = "button";
+  showSrc.addEventListener("click", () => showSources(sources));
+  actions.append(copy, regen, showSrc);
+  return {
+    element: m,
+    append(t) {
+      text += t;
+      body.innerHTML = markdown(text);
+    },
+    set(t) {
+      text = t;
+      body.innerHTML = markdown(text);
+    },
+    setSources(s) {
+      sources = s;
+      if (s) showSources(s);
+    },
+    meta(t) {
+      meta.textContent = t;
+    },
+    error(t) {
+      m.append(el("div", "error", t));
+    },
+    get text() {
+      return text;
+    },
+  };
+}
+
+function scrollDown() {
+  const box = $("messages");
+  box.scrollTop = box.scrollHeight;
+}
+
+function statsLine(s) {
+  if (!s) return "";
+  const tps = s.tokens_per_s ? `${s.tokens_per_s.toFixed(1)} tok/s` : "";
+  return `${s.tokens} tokens · first token ${s.ttft_ms} ms${tps ? " · " + tps : ""}`;
 }
 
 // Parses a text/event-stream body, calling onEvent(name, data) per event.
@@ -95,53 +263,445 @@ async function readEvents(res, onEvent) {
   }
 }
 
-// The chat the next question continues (the server keeps its history).
-let chatId = null;
+function setBusy(busy, label) {
+  $("send").hidden = busy;
+  $("stop").hidden = !busy;
+  $("state").textContent = label || "";
+  document.body.classList.toggle("busy", busy);
+}
 
-async function ask(question) {
-  const messages = $("messages");
-  messages.append(el("div", "msg user", question));
-  const box = el("div", "msg assistant");
-  const answer = el("div", "answer", "");
-  box.append(answer);
-  messages.append(box);
-  box.scrollIntoView({ block: "end" });
+async function ask(question, regenerate) {
+  state.lastQuestion = question;
+  if (!regenerate) addUser(question);
+  const answer = addAnswer();
+  scrollDown();
+  const controller = new AbortController();
+  state.controller = controller;
+  setBusy(true, "Searching your documents…");
+  const body = {
+    question,
+    chat_id: state.chatId,
+    top_k: state.settings.top_k,
+    temperature: state.settings.temperature,
+    max_tokens: state.settings.max_tokens,
+  };
+  if (state.searched) body.collections = [...state.searched];
+  let finished = false;
   try {
     const res = await fetch("/api/chat", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ question, chat_id: chatId }),
+      body: JSON.stringify(body),
+      signal: controller.signal,
     });
     if (!res.ok) {
-      const body = await res.json().catch(() => ({}));
-      throw new Error(body.error ? body.error.message : `HTTP ${res.status}`);
+      const b = await res.json().catch(() => ({}));
+      const wait = res.headers.get("Retry-After");
+      throw new Error((b.error ? b.error.message : `HTTP ${res.status}`) + (wait ? ` (try again in ${wait} s)` : ""));
     }
+    let first = true;
     await readEvents(res, (name, data) => {
-      if (name === "chat") chatId = data.id;
-      else if (name === "token") answer.textContent += data.text;
-      else if (name === "citations") renderCitations(box, data);
-      else if (name === "done")
-        box.append(el("div", "meta", `${data.tokens} tokens · first token ${data.ttft_ms} ms · ${data.tokens_per_s.toFixed(1)} tok/s`));
-      else if (name === "error") box.append(el("div", "error", data.message));
-      box.scrollIntoView({ block: "end" });
+      if (name === "chat") {
+        const isNew = state.chatId !== data.id;
+        state.chatId = data.id;
+        $("chat-title").textContent = data.title;
+        if (isNew) loadChats();
+      } else if (name === "token") {
+        if (first) {
+          setBusy(true, "Writing the answer…");
+          first = false;
+        }
+        answer.append(data.text);
+        scrollDown();
+      } else if (name === "citations") {
+        answer.setSources(data);
+      } else if (name === "done") {
+        finished = true;
+        answer.meta(statsLine(data));
+      } else if (name === "error") {
+        answer.error(data.message);
+      }
     });
   } catch (e) {
-    box.append(el("div", "error", String(e.message || e)));
+    if (e.name === "AbortError") answer.meta("stopped");
+    else answer.error(String(e.message || e));
+  } finally {
+    state.controller = null;
+    setBusy(false, finished ? "" : "The answer was not finished.");
+    loadChats();
   }
 }
+
+function stop() {
+  if (state.controller) state.controller.abort();
+}
+
+// ---------------------------------------------------------------- chats
+
+async function api(path, options) {
+  const res = await fetch(path, options);
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.error ? body.error.message : `HTTP ${res.status}`);
+  return body;
+}
+
+async function loadChats() {
+  let data;
+  try {
+    data = await api("/api/chats");
+  } catch {
+    return;
+  }
+  const list = $("chats");
+  list.replaceChildren();
+  for (const c of data.chats) {
+    const li = el("li", c.id === state.chatId ? "chat current" : "chat");
+    const open = el("button", "chat-open", c.title);
+    open.type = "button";
+    open.dataset.id = c.id;
+    if (c.id === state.chatId) open.setAttribute("aria-current", "true");
+    open.addEventListener("click", () => openChat(c.id));
+    const rename = el("button", "icon small", "✎");
+    rename.type = "button";
+    rename.setAttribute("aria-label", `Rename ${c.title}`);
+    rename.addEventListener("click", async () => {
+      const title = prompt("New title", c.title);
+      if (title && title.trim()) {
+        await api(`/api/chats/${c.id}`, {
+          method: "PATCH",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ title }),
+        }).catch((e) => alert(e.message));
+        if (c.id === state.chatId) $("chat-title").textContent = title.trim();
+        loadChats();
+      }
+    });
+    const del = el("button", "icon small", "✕");
+    del.type = "button";
+    del.setAttribute("aria-label", `Delete ${c.title}`);
+    del.addEventListener("click", async () => {
+      if (!confirm(`Delete the chat “${c.title}”?`)) return;
+      await api(`/api/chats/${c.id}`, { method: "DELETE" }).catch((e) => alert(e.message));
+      if (c.id === state.chatId) newChat();
+      loadChats();
+    });
+    const exp = el("a", "icon small", "⤓");
+    exp.href = `/api/chats/${c.id}/export`;
+    exp.setAttribute("aria-label", `Export ${c.title} as Markdown`);
+    li.append(open, rename, del, exp);
+    list.append(li);
+  }
+}
+
+async function openChat(id) {
+  if (state.controller) return;
+  const data = await api(`/api/chats/${id}`);
+  state.chatId = id;
+  $("chat-title").textContent = data.chat.title;
+  $("messages").replaceChildren();
+  showSources(null);
+  let lastSources = null;
+  for (const m of data.messages) {
+    if (m.role === "user") {
+      addUser(m.content);
+      state.lastQuestion = m.content;
+    } else {
+      const a = addAnswer();
+      a.set(m.content);
+      a.setSources(m.sources && m.sources.citations ? m.sources : null);
+      if (m.sources) lastSources = m.sources;
+      a.meta(m.stopped ? "stopped" : statsLine(m.stats));
+    }
+  }
+  showSources(lastSources);
+  loadChats();
+  scrollDown();
+  closeSidebar();
+}
+
+function newChat() {
+  stop();
+  state.chatId = null;
+  state.lastQuestion = null;
+  $("chat-title").textContent = "New chat";
+  $("messages").replaceChildren();
+  showSources(null);
+  loadChats();
+  $("question").focus();
+}
+
+// ---------------------------------------------------------------- collections
+
+async function loadCollections() {
+  let data, status;
+  try {
+    [data, status] = await Promise.all([api("/api/collections"), api("/api/status")]);
+  } catch {
+    $("progress").textContent = "server unreachable";
+    return;
+  }
+  state.collections = data.collections;
+  const list = $("collections");
+  list.replaceChildren();
+  for (const c of data.collections) {
+    const li = el("li", c.watched ? "collection" : "collection unwatched");
+    const id = `col-${c.name.replace(/[^a-z0-9]/gi, "_")}`;
+    const box = el("input");
+    box.type = "checkbox";
+    box.id = id;
+    box.checked = !state.searched || state.searched.has(c.name);
+    box.addEventListener("change", () => {
+      const all = state.collections.map((x) => x.name);
+      const set = state.searched ? new Set(state.searched) : new Set(all);
+      if (box.checked) set.add(c.name);
+      else set.delete(c.name);
+      state.searched = set.size === all.length ? null : set;
+    });
+    const label = el("label", null, c.name);
+    label.htmlFor = id;
+    const counts = el("span", "counts", `${c.indexed} indexed${c.pending ? ` · ${c.pending} pending` : ""}${c.failed ? ` · ${c.failed} failed` : ""}${c.paused ? " · paused" : ""}`);
+    li.append(box, label);
+    if (!c.watched) li.append(el("span"));
+    if (c.watched) {
+      const rm = el("button", "icon small", "×");
+      rm.type = "button";
+      rm.setAttribute("aria-label", `Stop watching ${c.name}`);
+      rm.addEventListener("click", async () => {
+        if (!confirm(`Stop watching ${c.path}? Its documents stay searchable until forgotten.`)) return;
+        await api(`/api/collections/${encodeURIComponent(c.name)}`, { method: "DELETE" }).catch((e) => alert(e.message));
+        loadCollections();
+      });
+      li.append(rm);
+    }
+    li.append(counts);
+    const failed = status.documents.filter((d) => d.collection === c.name && d.state === "failed");
+    if (failed.length) {
+      const det = el("details", "failed");
+      det.append(el("summary", null, `${failed.length} could not be read`));
+      const ul = el("ul");
+      for (const d of failed) ul.append(el("li", null, `${d.path}: ${d.error || "unknown reason"}`));
+      det.append(ul);
+      li.append(det);
+    }
+    list.append(li);
+  }
+  showProgress(status.progress);
+}
+
+function showProgress(p) {
+  if (!p) return;
+  const parts = [];
+  if (p.queued > 0 || p.done < p.total) {
+    parts.push(`indexing ${p.done}/${p.total}`);
+    if (p.chunks_per_s) parts.push(`${p.chunks_per_s.toFixed(1)} chunks/s`);
+    if (p.eta_s) parts.push(`about ${Math.ceil(p.eta_s)} s left`);
+  }
+  if (p.paused && p.paused.length) parts.push(`paused: ${p.paused.join(", ")}`);
+  $("progress").textContent = parts.join(" · ");
+}
+
+let collectionsTimer = null;
+function refreshCollectionsSoon() {
+  if (collectionsTimer) return;
+  collectionsTimer = setTimeout(() => {
+    collectionsTimer = null;
+    loadCollections();
+  }, 400);
+}
+
+function listenToIndexing() {
+  const events = new EventSource("/api/events");
+  events.addEventListener("progress", (e) => showProgress(JSON.parse(e.data)));
+  events.addEventListener("document", refreshCollectionsSoon);
+}
+
+$("add-folder").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const path = $("folder-path").value.trim();
+  const msg = $("folder-message");
+  msg.className = "message";
+  if (!path) return;
+  try {
+    const r = await api("/api/collections", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ path }),
+    });
+    msg.textContent = `Watching ${r.path} as “${r.name}”.`;
+    $("folder-path").value = "";
+    loadCollections();
+  } catch (e) {
+    msg.className = "message error";
+    msg.textContent = e.message;
+  }
+});
+
+// ---------------------------------------------------------------- files
+
+const READABLE = /\.(pdf|docx|txt|text|md|markdown|html?)$/i;
+
+function uploadTarget() {
+  const watched = state.collections.filter((c) => c.watched && c.folder_exists);
+  const ticked = watched.filter((c) => !state.searched || state.searched.has(c.name));
+  return (ticked[0] || watched[0] || {}).name;
+}
+
+async function uploadFiles(files) {
+  const target = uploadTarget();
+  const msg = $("upload-message");
+  msg.className = "message";
+  if (!target) {
+    msg.className = "message error";
+    msg.textContent = "Watch a folder first: files are added to a collection's folder.";
+    return;
+  }
+  const lines = [];
+  for (const f of files) {
+    if (!READABLE.test(f.name)) {
+      lines.push(`${f.name}: docchat reads PDF, Word (.docx), text, Markdown and HTML files`);
+      continue;
+    }
+    if (f.size > state.maxUpload) {
+      lines.push(`${f.name}: larger than the limit of ${Math.round(state.maxUpload / 1048576)} MB`);
+      continue;
+    }
+    try {
+      const r = await api(`/api/collections/${encodeURIComponent(target)}/files?name=${encodeURIComponent(f.name)}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/octet-stream" },
+        body: f,
+      });
+      lines.push(`${r.path}: added to ${target}, indexing…`);
+    } catch (e) {
+      lines.push(`${f.name}: ${e.message}`);
+    }
+  }
+  msg.textContent = lines.join("\n");
+  if (lines.some((l) => !l.includes("indexing"))) msg.className = "message error";
+  loadCollections();
+}
+
+let dragDepth = 0;
+window.addEventListener("dragenter", (e) => {
+  if (!e.dataTransfer || ![...e.dataTransfer.types].includes("Files")) return;
+  dragDepth++;
+  $("drop-target").textContent = uploadTarget() || "(no watched folder)";
+  $("drop").hidden = false;
+});
+window.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) $("drop").hidden = true;
+});
+window.addEventListener("dragover", (e) => e.preventDefault());
+window.addEventListener("drop", (e) => {
+  e.preventDefault();
+  dragDepth = 0;
+  $("drop").hidden = true;
+  if (e.dataTransfer && e.dataTransfer.files.length) uploadFiles([...e.dataTransfer.files]);
+});
+$("add-files").addEventListener("click", () => $("file-input").click());
+$("file-input").addEventListener("change", () => {
+  uploadFiles([...$("file-input").files]);
+  $("file-input").value = "";
+});
+
+// ---------------------------------------------------------------- settings
+
+function mib(bytes) {
+  return bytes >= 10 * 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${Math.ceil(bytes / 2 ** 20)} MiB`;
+}
+
+async function loadModels() {
+  const m = await api("/api/models");
+  state.settings.top_k = m.settings.top_k;
+  state.settings.temperature = Math.round(m.settings.temperature * 100) / 100;
+  state.settings.max_tokens = m.settings.max_tokens;
+  if (m.settings.max_upload_bytes) state.maxUpload = m.settings.max_upload_bytes;
+  $("in-use").textContent = `In use: ${m.in_use.chat} (context ${m.in_use.context_size} tokens) and ${m.in_use.embedding} for search.`;
+  const body = $("model-table").querySelector("tbody");
+  body.replaceChildren();
+  const row = (name, kind, size, need, fit, inUse) => {
+    const tr = el("tr", inUse ? "in-use" : "");
+    tr.append(el("td", null, name + (inUse ? " (in use)" : "")), el("td", null, kind), el("td", null, size), el("td", null, need), el("td", `fit ${(fit || "").replace(/ /g, "-")}`, fit || "?"));
+    body.append(tr);
+  };
+  for (const r of m.models) {
+    if (!r.info) continue;
+    row(r.name, r.info.embedding ? "embedding" : "chat", mib(r.info.file_size), r.memory ? mib(r.memory.weights + r.memory.kv_cache + r.memory.compute) : "?", r.fit, !!r.in_use);
+  }
+  const here = new Set(m.models.map((r) => r.name));
+  for (const r of m.catalog) {
+    const c = r.catalog;
+    const where = !c.repo ? "comes with docchat" : here.has(c.file) ? "downloaded" : "to download";
+    row(`${c.name} (${c.params} ${c.quant}, ${where})`, c.kind, mib(r.info.file_size), mib(r.memory.weights + r.memory.kv_cache + r.memory.compute), r.fit, false);
+  }
+}
+
+async function loadResources() {
+  const r = await api("/api/resources").catch(() => null);
+  if (!r) return;
+  const dl = $("resources");
+  dl.replaceChildren();
+  const add = (k, v) => dl.append(el("dt", null, k), el("dd", null, v));
+  add("docchat's memory", mib(r.process.rss_bytes));
+  add("CPU", r.process.cpu_percent == null ? "measuring…" : `${r.process.cpu_percent.toFixed(0)} % of ${r.process.cores} cores`);
+  add("Machine memory free", `${mib(r.system.available)} of ${mib(r.system.total)}`);
+  add("Chat model", `${r.models.chat.id}: loaded, context ${r.models.chat.context_size}`);
+  add("Embedding model", `${r.models.embedding.id}: loaded, ${r.models.embedding.dimensions} dimensions`);
+  add("Answers running", `${r.requests.chat_in_flight} (at most ${r.requests.chat_limit} at once with the queue)`);
+}
+
+let resourcesTimer = null;
+$("open-settings").addEventListener("click", async () => {
+  $("set-topk").value = state.settings.top_k;
+  $("set-temp").value = Math.round(state.settings.temperature * 100) / 100;
+  $("set-tokens").value = state.settings.max_tokens;
+  $("settings").showModal();
+  loadModels().catch(() => {});
+  loadResources();
+  resourcesTimer = setInterval(loadResources, 2000);
+});
+$("settings").addEventListener("close", () => {
+  clearInterval(resourcesTimer);
+  const num = (id, lo, hi, fallback) => {
+    const v = Number($(id).value);
+    return Number.isFinite(v) && v >= lo && v <= hi ? v : fallback;
+  };
+  state.settings.top_k = Math.round(num("set-topk", 1, 50, state.settings.top_k));
+  state.settings.temperature = num("set-temp", 0, 2, state.settings.temperature);
+  state.settings.max_tokens = Math.round(num("set-tokens", 16, 4096, state.settings.max_tokens));
+});
+
+function applyTheme(theme) {
+  document.documentElement.dataset.theme = theme || "";
+}
+$("theme").addEventListener("click", () => {
+  const dark = document.documentElement.dataset.theme
+    ? document.documentElement.dataset.theme === "dark"
+    : matchMedia("(prefers-color-scheme: dark)").matches;
+  const next = dark ? "light" : "dark";
+  localStorage.setItem("docchat-theme", next);
+  applyTheme(next);
+});
+applyTheme(localStorage.getItem("docchat-theme"));
+
+// ---------------------------------------------------------------- layout, keys
+
+function closeSidebar() {
+  document.body.classList.remove("sidebar-open");
+}
+$("open-sidebar").addEventListener("click", () => document.body.classList.add("sidebar-open"));
+$("close-sidebar").addEventListener("click", closeSidebar);
+$("new-chat").addEventListener("click", newChat);
+$("stop").addEventListener("click", stop);
 
 $("ask").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const q = $("question").value.trim();
-  if (!q) return;
+  if (!q || state.controller) return;
   $("question").value = "";
-  $("send").disabled = true;
-  try {
-    await ask(q);
-  } finally {
-    $("send").disabled = false;
-    $("question").focus();
-  }
+  await ask(q, false);
+  $("question").focus();
 });
 $("question").addEventListener("keydown", (ev) => {
   if (ev.key === "Enter" && !ev.shiftKey) {
@@ -149,6 +709,11 @@ $("question").addEventListener("keydown", (ev) => {
     $("ask").requestSubmit();
   }
 });
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape" && state.controller) stop();
+});
 
-refreshStatus();
-setInterval(refreshStatus, 2000);
+loadChats();
+loadCollections();
+loadModels().catch(() => {});
+listenToIndexing();

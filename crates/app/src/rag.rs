@@ -216,7 +216,7 @@ impl Rag {
             .map(|(i, h)| Citation::from_passage(i + 1, h))
             .collect();
         let mut params = opts.params.clone();
-        if !generator.has_chat_template() {
+        if !generator.has_chat_template() && !params.ignore_eos {
             // A base model tends to go on with the prompt's pattern: a new
             // question or a new numbered source ends the answer.
             params

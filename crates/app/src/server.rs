@@ -26,6 +26,8 @@ use tokio_stream::wrappers::ReceiverStream;
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
 const APP_JS: &str = include_str!("../../../web/app.js");
 const STYLE_CSS: &str = include_str!("../../../web/style.css");
+const VIEW_HTML: &str = include_str!("../../../web/view.html");
+const VIEW_JS: &str = include_str!("../../../web/view.js");
 
 /// Longest accepted question, in bytes.
 const MAX_QUESTION: usize = 8 * 1024;
@@ -171,6 +173,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/chats/{id}/export", get(export_chat))
         .route("/api/search", post(search))
         .route("/api/documents/{id}/file", get(document_file))
+        .route("/api/documents/{id}/text", get(document_text))
+        .route("/view.html", get(|| async { Html(VIEW_HTML) }))
+        .route(
+            "/view.js",
+            get(|| async { asset(VIEW_JS, "text/javascript; charset=utf-8") }),
+        )
         .route("/api/events", get(events))
         .route(
             "/api/collections",
@@ -261,6 +269,10 @@ struct ChatRequest {
     max_tokens: Option<u32>,
     #[serde(default)]
     temperature: Option<f32>,
+    /// Generate exactly `max_tokens` (no end of text, no stop strings), as
+    /// llama-server's `ignore_eos`: for benchmarks and tests.
+    #[serde(default)]
+    ignore_eos: bool,
 }
 
 fn check_question(q: &str) -> Result<(), ApiError> {
@@ -300,6 +312,7 @@ async fn chat(
     if let Some(t) = req.temperature {
         opts.params.temperature = t.clamp(0.0, 2.0);
     }
+    opts.params.ignore_eos = req.ignore_eos;
     let chat = if req.save == Some(false) {
         None
     } else {
@@ -814,7 +827,8 @@ async fn models(State(state): State<AppState>) -> Result<Json<serde_json::Value>
         let mut known = crate::models::known_models(&paths);
         for row in &mut known {
             if let Some(info) = &row.info {
-                row.memory = Some(docchat_llm::meta::estimate_memory(info, ctx));
+                let at = ctx.min(info.context_length.max(1));
+                row.memory = Some(docchat_llm::meta::estimate_memory(info, at));
             }
         }
         (
@@ -847,6 +861,7 @@ async fn models(State(state): State<AppState>) -> Result<Json<serde_json::Value>
         "settings": {
             "top_k": defaults.top_k, "mode": defaults.mode,
             "temperature": defaults.params.temperature, "max_tokens": defaults.params.max_tokens,
+            "max_upload_bytes": state.max_upload_bytes,
         },
         "system": system,
         "models": rows(&known),
@@ -919,4 +934,102 @@ async fn resources(State(state): State<AppState>) -> Json<serde_json::Value> {
             .map_or(0, |d| d.as_secs())
             .saturating_sub(state.started_unix),
     }))
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    page: u32,
+}
+
+/// The extracted text of one page, rebuilt from the document's chunks (their byte
+/// ranges are exact, so the citations' byte ranges apply to it): how a DOCX or text
+/// source is shown, scrolled to the passage.
+async fn document_text(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = state.live().rag.retriever.store;
+    let doc = store
+        .document(&id)
+        .await?
+        .filter(|d| d.state == DocState::Indexed)
+        .ok_or_else(|| ApiError::NotFound(format!("no indexed document {id:?}")))?;
+    if q.page == 0 || q.page > doc.pages {
+        return Err(ApiError::BadRequest(format!(
+            "page {} is not in 1..={}",
+            q.page, doc.pages
+        )));
+    }
+    let mut chunks: Vec<_> = store
+        .document_chunks(&id)
+        .await?
+        .into_iter()
+        .filter(|c| c.page_start == q.page)
+        .collect();
+    chunks.sort_by_key(|c| (c.byte_start, c.byte_end));
+    Ok(Json(json!({
+        "document_id": doc.id, "collection": doc.collection, "path": doc.path,
+        "page": q.page, "pages": doc.pages, "text": page_text(&chunks),
+    })))
+}
+
+/// Lays chunk texts out at their byte offsets: overlaps are written once, gaps (text
+/// no chunk holds, such as trimmed spaces) become spaces, so offsets stay exact.
+fn page_text(chunks: &[docchat_store::ChunkRecord]) -> String {
+    let mut out = String::new();
+    for c in chunks {
+        let start = c.byte_start as usize;
+        if start > out.len() {
+            out.push_str(&" ".repeat(start - out.len()));
+        }
+        let skip = out.len() - start;
+        match c.text.get(skip..) {
+            Some(rest) => out.push_str(rest),
+            None => {
+                // An overlap that ends inside a character: pad to the next boundary.
+                let next = (skip..=c.text.len())
+                    .find(|&i| c.text.is_char_boundary(i))
+                    .unwrap_or(c.text.len());
+                out.push_str(&" ".repeat(next - skip));
+                out.push_str(&c.text[next..]);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_text;
+    use docchat_store::ChunkRecord;
+
+    fn chunk(start: u32, text: &str) -> ChunkRecord {
+        ChunkRecord {
+            id: String::new(),
+            document_id: String::new(),
+            collection: String::new(),
+            path: String::new(),
+            page_start: 1,
+            page_end: 1,
+            byte_start: start,
+            byte_end: start + text.len() as u32,
+            hash: String::new(),
+            text: text.into(),
+            vector: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn page_text_keeps_byte_offsets() {
+        let page = "Alpha beta gamma. Delta épsilon zeta.";
+        let a = chunk(0, &page[..17]);
+        let b = chunk(11, &page[11..]);
+        assert_eq!(page_text(&[a.clone(), b]), page);
+        // A gap (trimmed text) becomes spaces of the same length.
+        let c = chunk(18, &page[18..]);
+        let rebuilt = page_text(&[a, c]);
+        assert_eq!(rebuilt.len(), page.len());
+        assert_eq!(&rebuilt[18..], &page[18..]);
+    }
 }

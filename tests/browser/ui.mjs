@@ -1,0 +1,161 @@
+// Drives docchat's web UI in the system's headless Chromium (playwright-core).
+// Usage: node ui.mjs BASE_URL SCREENSHOT_DIR UPLOAD_FILE
+// Every check throws on failure; the figures seen are printed as one JSON line.
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+// playwright-core is installed by scripts/setup.sh outside the repository.
+const require = createRequire(path.join(process.env.DOCCHAT_BROWSER_DIR, "index.js"));
+const { chromium } = require("playwright-core");
+const [base, shots, uploadFile] = process.argv.slice(2);
+fs.mkdirSync(shots, { recursive: true });
+const seen = {};
+const check = (ok, what) => {
+  if (!ok) throw new Error(`check failed: ${what}`);
+};
+
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), "docchat-chromium-"));
+// A fresh profile directory for this run (playwright passes it as --user-data-dir).
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1400, height: 900 },
+  args: [
+    "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+try {
+  const page = context.pages()[0] || (await context.newPage());
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  // Nothing but the docchat server is ever asked for anything.
+  const hosts = new Set();
+  page.on("request", (r) => hosts.add(new URL(r.url()).host));
+
+  await page.goto(base);
+  await page.getByText("1 indexed").first().waitFor({ timeout: 60000 });
+
+  // Ask; the answer streams in (its length grows over several observations).
+  await page.fill("#question", "How does TraceMonkey call C builtins through the FFI?");
+  await page.keyboard.press("Enter");
+  await page.locator("#stop").waitFor({ state: "visible" });
+  const answer = page.locator(".msg.assistant .answer").last();
+  const lengths = new Set();
+  const start = Date.now();
+  while (Date.now() - start < 120000) {
+    const text = await answer.textContent();
+    if (text) lengths.add(text.length);
+    if (await page.locator(".msg.assistant .meta").last().textContent()) break;
+    await page.waitForTimeout(50);
+  }
+  const meta = await page.locator(".msg.assistant .meta").last().textContent();
+  check(/tok\/s/.test(meta) && /first token \d+ ms/.test(meta), `figures after the answer: ${meta}`);
+  check(lengths.size >= 3, `the answer arrived in pieces (${lengths.size} lengths seen)`);
+  seen.stream_steps = lengths.size;
+  seen.meta = meta;
+  await page.screenshot({ path: `${shots}/1-answer.png` });
+
+  // The sources panel lists the passages; a click opens the PDF at the cited page.
+  const sources = page.locator("#source-list .source");
+  check((await sources.count()) >= 1, "sources are listed");
+  const first = sources.first();
+  const where = await first.locator(".where").textContent();
+  const pageNo = Number(/page (\d+)/.exec(where)[1]);
+  const [popup] = await Promise.all([page.waitForEvent("popup"), first.locator("a.open").click()]);
+  const opened = popup.url();
+  check(opened.includes("/api/documents/") && opened.endsWith(`#page=${pageNo}`), `opened ${opened} for page ${pageNo}`);
+  seen.opened = opened;
+  await popup.close();
+
+  // A reload finds the chat in the history; opening it restores both turns.
+  await page.reload();
+  const chat = page.locator("#chats .chat-open").first();
+  await chat.waitFor();
+  check((await chat.textContent()).includes("TraceMonkey"), "the chat is listed by its question");
+  await chat.click();
+  await page.locator(".msg.user").first().waitFor();
+  check((await page.locator(".msg").count()) === 2, "question and answer are back");
+  check((await page.locator("#source-list .source").count()) >= 1, "with their sources");
+
+  // A dropped file lands in the collection's folder and becomes indexed.
+  const bytes = fs.readFileSync(uploadFile);
+  const transfer = await page.evaluateHandle(({ data, name }) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(data)], name, { type: "text/markdown" }));
+    return dt;
+  }, { data: [...bytes], name: path.basename(uploadFile) });
+  await page.dispatchEvent("body", "dragenter", { dataTransfer: transfer });
+  check(await page.locator("#drop").isVisible(), "the drop zone shows");
+  await page.screenshot({ path: `${shots}/2-drop.png` });
+  await page.dispatchEvent("body", "drop", { dataTransfer: transfer });
+  await page.locator("#upload-message", { hasText: "indexing" }).waitFor();
+  await page.getByText("2 indexed").first().waitFor({ timeout: 120000 });
+
+  // A generation stopped mid-way really stops.
+  await page.click("#new-chat");
+  await page.click("#open-settings");
+  await page.fill("#set-tokens", "1500");
+  await page.screenshot({ path: `${shots}/3-settings.png` });
+  check((await page.locator("#model-table tbody tr").count()) >= 10, "the model picker lists models");
+  check((await page.locator("#model-table td.fit").first().textContent()).length > 0, "with their fit");
+  check((await page.locator("#resources dd").first().textContent()).includes("MiB"), "resources show memory");
+  await page.click("#settings button[value=close]");
+  // The model may end early on its own; for this check it writes until stopped
+  // (the request the UI sends gets llama-server's ignore_eos added).
+  await page.route("**/api/chat", (route) => {
+    const body = JSON.parse(route.request().postData());
+    check(body.max_tokens === 1500, `the settings apply to the request: ${body.max_tokens}`);
+    route.continue({ postData: JSON.stringify({ ...body, ignore_eos: true }) });
+  });
+  await page.fill("#question", "Write a very long essay about everything in these documents.");
+  await page.keyboard.press("Enter");
+  await page
+    .waitForFunction(() => {
+      const a = [...document.querySelectorAll(".msg.assistant .answer")].pop();
+      return a && a.textContent.length > 20;
+    }, null, { timeout: 120000 })
+    .catch(async (e) => {
+      await page.screenshot({ path: `${shots}/failed-stop.png` });
+      const shown = await page.evaluate(() => ({
+        messages: document.getElementById("messages").innerText.slice(0, 300),
+        state: document.getElementById("state").innerText,
+        active: document.activeElement && document.activeElement.id,
+        dialog: document.getElementById("settings").open,
+        question: document.getElementById("question").value,
+      }));
+      throw new Error(`no answer to stop: ${e.message}; the page shows: ${JSON.stringify(shown)}`);
+    });
+  await page.click("#stop");
+  await page.locator(".msg.assistant .meta", { hasText: "stopped" }).waitFor();
+  check(await page.locator("#send").isVisible(), "ready for the next question");
+  // The server frees the model at once.
+  let running = 1;
+  for (let i = 0; i < 40 && running; i++) {
+    running = (await (await page.request.get(`${base}/api/resources`)).json()).requests.chat_in_flight;
+    if (running) await page.waitForTimeout(100);
+  }
+  check(running === 0, "no generation runs after Stop");
+
+  // Narrow window (side panel open), dark theme.
+  await page.emulateMedia({ reducedMotion: "reduce" });
+  await page.setViewportSize({ width: 420, height: 860 });
+  check(await page.locator("#open-sidebar").isVisible(), "a narrow window has a menu button");
+  await page.click("#open-sidebar");
+  await page.screenshot({ path: `${shots}/4-narrow.png` });
+  await page.click("#close-sidebar");
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.screenshot({ path: `${shots}/5-dark.png` });
+
+  check(errors.length === 0, `no script errors: ${errors.join("; ")}`);
+  const baseHost = new URL(base).host;
+  check([...hosts].every((h) => h === baseHost || h === ""), `only docchat was asked: ${[...hosts]}`);
+  seen.hosts = [...hosts];
+  console.log(JSON.stringify(seen));
+} finally {
+  await context.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+}

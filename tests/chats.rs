@@ -131,4 +131,25 @@ fn chats_are_kept_continued_renamed_exported_and_deleted() {
             .unwrap()
             .is_empty()
     );
+
+    // Another chat model takes over answers while the server runs.
+    let copy = tmp.path().join("gemma-copy.gguf");
+    std::fs::copy(
+        crate::common::models_dir().join("gemma-3-270m-q4_k_m.gguf"),
+        &copy,
+    )
+    .unwrap();
+    let (code, body) = server.post("/api/models/use", &json!({"model": copy}));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(server.get("/api/status")["models"]["chat"], "gemma-copy");
+    ask(
+        &server,
+        &json!({"question": "How much is the rent?", "save": false, "max_tokens": 8}),
+    );
+    let embedding = crate::common::models_dir().join("all-MiniLM-L6-v2.gguf");
+    let (code, body) = server.post("/api/models/use", &json!({"model": embedding}));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("re-embeds"), "{body}");
+    let (code, body) = server.post("/api/models/use", &json!({"model": "no-such-model"}));
+    assert_eq!(code, 400, "{body}");
 }

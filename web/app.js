@@ -620,20 +620,49 @@ async function loadModels() {
   $("in-use").textContent = `In use: ${m.in_use.chat} (context ${m.in_use.context_size} tokens) and ${m.in_use.embedding} for search.`;
   const body = $("model-table").querySelector("tbody");
   body.replaceChildren();
-  const row = (name, kind, size, need, fit, inUse) => {
+  const row = (name, kind, size, need, fit, inUse, use) => {
     const tr = el("tr", inUse ? "in-use" : "");
-    tr.append(el("td", null, name + (inUse ? " (in use)" : "")), el("td", null, kind), el("td", null, size), el("td", null, need), el("td", `fit ${(fit || "").replace(/ /g, "-")}`, fit || "?"));
+    const nameCell = el("td", null, name + (inUse ? " (in use)" : ""));
+    if (use) {
+      const b = el("button", "small use", "Use");
+      b.type = "button";
+      b.setAttribute("aria-label", `Answer with ${name}`);
+      b.addEventListener("click", async () => {
+        b.disabled = true;
+        $("model-message").className = "message";
+        $("model-message").textContent = `Loading ${name}…`;
+        try {
+          const r = await api("/api/models/use", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ model: use }),
+          });
+          $("model-message").textContent = `Answers now come from ${r.chat} (for this run; docchat models use ${use} keeps it).`;
+          loadModels();
+        } catch (e) {
+          $("model-message").className = "message error";
+          $("model-message").textContent = e.message;
+          b.disabled = false;
+        }
+      });
+      nameCell.append(" ", b);
+    }
+    tr.append(nameCell, el("td", null, kind), el("td", null, size), el("td", null, need), el("td", `fit ${(fit || "").replace(/ /g, "-")}`, fit || "?"));
     body.append(tr);
   };
   for (const r of m.models) {
     if (!r.info) continue;
-    row(r.name, r.info.embedding ? "embedding" : "chat", mib(r.info.file_size), r.memory ? mib(r.memory.weights + r.memory.kv_cache + r.memory.compute) : "?", r.fit, !!r.in_use);
+    const chat = !r.info.embedding;
+    const stem = r.name.replace(/\.gguf$/i, "");
+    const inUse = stem === (chat ? m.in_use.chat : m.in_use.embedding);
+    const usable = chat && !inUse && r.fit !== "will not fit";
+    row(r.name, chat ? "chat" : "embedding", mib(r.info.file_size), r.memory ? mib(r.memory.weights + r.memory.kv_cache + r.memory.compute) : "?", r.fit, inUse, usable ? r.name : null);
   }
   const here = new Set(m.models.map((r) => r.name));
   for (const r of m.catalog) {
     const c = r.catalog;
     const where = !c.repo ? "comes with docchat" : here.has(c.file) ? "downloaded" : "to download";
-    row(`${c.name} (${c.params} ${c.quant}, ${where})`, c.kind, mib(r.info.file_size), mib(r.memory.weights + r.memory.kv_cache + r.memory.compute), r.fit, false);
+    row(`${c.name} (${c.params} ${c.quant}, ${where})`, c.kind, mib(r.info.file_size), mib(r.memory.weights + r.memory.kv_cache + r.memory.compute), r.fit, false, null);
   }
 }
 

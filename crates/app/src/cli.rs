@@ -318,6 +318,7 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
             .saturating_mul(1 << 20),
         models: s.models.clone(),
         ctx_size: u64::from(s.engine.ctx_size),
+        engine: s.engine.clone(),
         cpu: Arc::default(),
         chat_slots: crate::admission::Admission::new(queue),
         embed_slots: crate::admission::Admission::new(queue),

@@ -72,6 +72,8 @@ pub struct AppState {
     pub models: crate::models::ModelPaths,
     /// The chat model's context size as configured.
     pub ctx_size: u64,
+    /// Engine options models are loaded with.
+    pub engine: docchat_llm::EngineOptions,
     /// The last CPU reading (for the resources view).
     pub cpu: Arc<std::sync::Mutex<Option<(std::time::Instant, u64)>>>,
 }
@@ -191,6 +193,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/collections/{name}/files", post(upload))
         .route("/api/collections/{name}/{action}", post(collection_action))
         .route("/api/models", get(models))
+        .route("/api/models/use", post(use_model))
         .route("/api/resources", get(resources))
         .nest("/v1", crate::openai::router())
         .with_state(state)
@@ -1032,4 +1035,57 @@ mod tests {
         assert_eq!(rebuilt.len(), page.len());
         assert_eq!(&rebuilt[18..], &page[18..]);
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UseModel {
+    model: String,
+}
+
+/// `POST /api/models/use` `{"model"}`: answers come from another chat model from
+/// now on (for this run; `docchat models use` makes it the configured one). Refused
+/// when it will not fit in the memory free now, or when it is an embedding model
+/// (a switch that re-embeds the index: `docchat models use`, then a restart).
+async fn use_model(
+    State(state): State<AppState>,
+    Json(req): Json<UseModel>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let path = crate::models::resolve_model_path(&state.models.dir, req.model.trim())
+        .map_err(|e| ApiError::BadRequest(format!("{e:#}")))?;
+    let info =
+        docchat_llm::meta::read_info(&path).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if info.embedding {
+        return Err(ApiError::BadRequest(format!(
+            "{} is an embedding model: switching it re-embeds the index; run `docchat models use {}` and restart",
+            path.display(),
+            req.model.trim()
+        )));
+    }
+    let need =
+        docchat_llm::meta::estimate_memory(&info, state.ctx_size.min(info.context_length.max(1)));
+    let available = crate::models::system_memory().available;
+    if docchat_llm::meta::Fit::of(need.total(), available) == docchat_llm::meta::Fit::WillNotFit {
+        return Err(ApiError::BadRequest(format!(
+            "{} needs about {} MiB at this context and {} MiB are free",
+            path.display(),
+            need.total() >> 20,
+            available >> 20
+        )));
+    }
+    let opts = state.engine.clone();
+    let generator =
+        tokio::task::spawn_blocking(move || crate::models::load_generator(&path, &opts))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+            .map_err(|e| ApiError::BadRequest(format!("{e:#}")))?;
+    let (id, ctx) = (generator.id().to_string(), generator.context_size());
+    state
+        .live
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .rag
+        .generator = generator;
+    tracing::info!(model = %id, "chat model switched");
+    Ok(Json(json!({ "chat": id, "context_size": ctx })))
 }

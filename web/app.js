@@ -728,6 +728,10 @@ $("ask").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const q = $("question").value.trim();
   if (!q || state.controller) return;
+  if (state.searched && state.searched.size === 0) {
+    $("state").textContent = "Tick at least one collection to search.";
+    return;
+  }
   $("question").value = "";
   await ask(q, false);
   $("question").focus();

@@ -94,6 +94,29 @@ try {
   await page.locator("#upload-message", { hasText: "indexing" }).waitFor();
   await page.getByText("2 indexed").first().waitFor({ timeout: 120000 });
 
+  // A document that is not a PDF opens as its text, scrolled to the passage.
+  const status = await (await page.request.get(`${base}/api/status`)).json();
+  const note = status.documents.find((d) => d.path.endsWith(".md"));
+  const viewer = await context.newPage();
+  await viewer.goto(`${base}/view.html?doc=${note.id}&page=1&start=2&end=14`);
+  const marked = await viewer.locator("mark#passage").textContent();
+  check(marked === "Dropped note", `the viewer marks the passage: ${marked}`);
+  await viewer.close();
+
+  // A folder that does not exist is refused with the reason, in the panel.
+  await page.fill("#folder-path", "/no/such/folder");
+  await page.click("#add-folder button[type=submit]");
+  await page.locator("#folder-message.error", { hasText: "does not exist" }).waitFor();
+
+  // With no collection ticked there is nothing to search: the question waits.
+  await page.uncheck("#col-papers");
+  const before = await page.locator(".msg").count();
+  await page.fill("#question", "Who keeps the archive room key?");
+  await page.keyboard.press("Enter");
+  await page.locator("#state", { hasText: "Tick at least one collection" }).waitFor();
+  check((await page.locator(".msg").count()) === before, "no question was sent");
+  await page.check("#col-papers");
+
   // A generation stopped mid-way really stops.
   await page.click("#new-chat");
   await page.click("#open-settings");

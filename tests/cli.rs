@@ -75,17 +75,12 @@ fn collections_are_listed_added_and_removed() {
     )
     .unwrap();
     let collections = |args: &[&str]| {
-        let out = crate::common::docchat()
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["collections", "--watch-dirs", watch.to_str().unwrap()])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        crate::common::outcome(
+            crate::common::docchat()
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["collections", "--watch-dirs", watch.to_str().unwrap()])
+                .args(args),
         )
     };
 

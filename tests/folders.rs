@@ -93,26 +93,20 @@ fn folders_are_added_and_removed_while_running() {
     // Removed from the command line, in the running server: no longer watched, its
     // documents kept until forgotten.
     let cli = |args: &[&str]| {
-        let out = crate::common::docchat()
-            .args(["collections", "--server", &server.base])
-            .args(args)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        (
-            out.status.code(),
-            text,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        crate::common::outcome(
+            crate::common::docchat()
+                .args(["collections", "--server", &server.base])
+                .args(args),
         )
     };
     let (code, out, err) = cli(&["list", "--json"]);
-    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"Cases\""), "{out}");
     let (code, out, err) = cli(&["remove", "Cases"]);
-    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(code, 0, "{err}");
     assert!(out.contains("0 documents removed"), "{out}");
     let (code, _, err) = cli(&["remove", "Cases"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, 1);
     assert!(err.contains("no watched collection"), "{err}");
     assert!(!std::fs::read_to_string(&watch).unwrap().contains("Cases"));
     std::fs::write(cases.join("late.txt"), "Too late to be indexed.\n").unwrap();

@@ -12,16 +12,7 @@ use std::sync::{Arc, Mutex};
 
 /// Runs `docchat ARGS` with a models folder; returns (exit status, stdout, stderr).
 fn run(models: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = docchat()
-        .env("DOCCHAT_MODELS_DIR", models)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::common::outcome(docchat().env("DOCCHAT_MODELS_DIR", models).args(args))
 }
 
 #[test]

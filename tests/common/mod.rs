@@ -199,6 +199,16 @@ pub fn doc<'a>(status: &'a Value, path: &str) -> Option<&'a Value> {
         .find(|d| d["path"] == path)
 }
 
+/// Runs a command to its end; returns (exit status, stdout, stderr).
+pub fn outcome(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("the command runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs `docchat --data-dir DATA ARGS…`; asserts success and returns stdout.
 pub fn run<S: AsRef<std::ffi::OsStr>>(data: &Path, args: &[S]) -> String {
     let out = docchat()

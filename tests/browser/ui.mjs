@@ -58,6 +58,25 @@ try {
   seen.meta = meta;
   await page.screenshot({ path: `${shots}/1-answer.png` });
 
+  // Copy puts the answer's text on the clipboard; Regenerate writes a new answer
+  // to the same question in the same chat.
+  // (The headless browser has no system clipboard: record what the page writes.)
+  await page.evaluate(() => {
+    navigator.clipboard.writeText = async (t) => {
+      window.copiedText = t;
+    };
+  });
+  const answerText = await answer.textContent();
+  await page.locator(".msg.assistant button", { hasText: "Copy" }).last().click();
+  await page.locator(".msg.assistant button", { hasText: "Copied" }).waitFor();
+  const copied = await page.evaluate(() => window.copiedText);
+  const squash = (t) => String(t).replace(/\s+/g, "");
+  check(squash(copied) === squash(answerText) && squash(copied).length > 10, `the clipboard holds the answer: ${JSON.stringify({ copied, answerText })}`);
+  await page.locator(".msg.assistant button", { hasText: "Regenerate" }).last().click();
+  await page.waitForFunction(() => document.querySelectorAll(".msg.assistant").length === 2);
+  await page.locator(".msg.assistant .meta").nth(1).filter({ hasText: /tok\/s|tokens/ }).waitFor({ timeout: 120000 });
+  check((await page.locator(".msg.user").count()) === 1, "regenerating asks no new question");
+
   // The sources panel lists the passages; a click opens the PDF at the cited page.
   const sources = page.locator("#source-list .source");
   check((await sources.count()) >= 1, "sources are listed");
@@ -77,7 +96,9 @@ try {
   check((await chat.textContent()).includes("TraceMonkey"), "the chat is listed by its question");
   await chat.click();
   await page.locator(".msg.user").first().waitFor();
-  check((await page.locator(".msg").count()) === 2, "question and answer are back");
+  // The question and both answers are back (the regenerated one included).
+  await page.locator(".msg.assistant").nth(1).waitFor();
+  check((await page.locator(".msg").count()) === 4, `the turns are back: ${await page.locator(".msg").count()}`);
   check((await page.locator("#source-list .source").count()) >= 1, "with their sources");
 
   // A dropped file lands in the collection's folder and becomes indexed.

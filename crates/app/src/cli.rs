@@ -1090,57 +1090,8 @@ pub async fn collections(s: Settings, a: CollectionsArgs) -> Result<ExitCode> {
         CollectionsCommand::List { json } => {
             let roots = config::parse_watch_dirs(&text, &base)?;
             let store = s.store(&s.embedder().await?).await?;
-            let docs = store.documents().await?;
-            let count = |c: &str, st: DocState| {
-                docs.iter()
-                    .filter(|d| d.collection == c && d.state == st)
-                    .count()
-            };
-            let mut rows: Vec<serde_json::Value> = roots
-                .iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "name": r.collection, "path": r.path, "watched": true,
-                        "folder_exists": r.path.is_dir(),
-                        "indexed": count(&r.collection, DocState::Indexed),
-                        "failed": count(&r.collection, DocState::Failed),
-                        "pending": count(&r.collection, DocState::Pending),
-                    })
-                })
-                .collect();
-            let mut orphans: Vec<&str> = docs
-                .iter()
-                .map(|d| d.collection.as_str())
-                .filter(|c| !roots.iter().any(|r| r.collection == *c))
-                .collect();
-            orphans.sort_unstable();
-            orphans.dedup();
-            for c in orphans {
-                rows.push(serde_json::json!({
-                    "name": c, "path": null, "watched": false, "folder_exists": false,
-                    "indexed": count(c, DocState::Indexed),
-                    "failed": count(c, DocState::Failed),
-                    "pending": count(c, DocState::Pending),
-                }));
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                for r in &rows {
-                    let place = match r["path"].as_str() {
-                        Some(p) if r["folder_exists"] == true => p.to_string(),
-                        Some(p) => format!("{p} (folder missing)"),
-                        None => "not watched; `docchat forget` drops it".to_string(),
-                    };
-                    println!(
-                        "{:<24} {:>5} indexed {:>4} failed {:>4} pending  {place}",
-                        r["name"].as_str().unwrap_or(""),
-                        r["indexed"],
-                        r["failed"],
-                        r["pending"]
-                    );
-                }
-            }
+            let rows = crate::folders::collection_rows(&roots, &store.documents().await?, &[]);
+            print_collections(&rows, json)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1184,28 +1135,39 @@ async fn collections_on_server(base: String, c: CollectionsCommand) -> Result<Ex
         CollectionsCommand::List { json } => {
             let out: serde_json::Value =
                 serde_json::from_str(&call("GET", "/api/collections".into(), None).await?)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&out["collections"])?);
-            } else {
-                for r in out["collections"].as_array().into_iter().flatten() {
-                    println!(
-                        "{:<24} {:>5} indexed {:>4} failed {:>4} pending  {}{}",
-                        r["name"].as_str().unwrap_or(""),
-                        r["indexed"],
-                        r["failed"],
-                        r["pending"],
-                        r["path"].as_str().unwrap_or("not watched"),
-                        if r["paused"] == true {
-                            "  (paused)"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-            }
+            let rows = out["collections"].as_array().cloned().unwrap_or_default();
+            print_collections(&rows, json)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Collection rows as JSON, or one line each.
+fn print_collections(rows: &[serde_json::Value], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+        return Ok(());
+    }
+    for r in rows {
+        let place = match r["path"].as_str() {
+            Some(p) if r["folder_exists"] == true => p.to_string(),
+            Some(p) => format!("{p} (folder missing)"),
+            None => "not watched; `docchat forget` drops it".to_string(),
+        };
+        println!(
+            "{:<24} {:>5} indexed {:>4} failed {:>4} pending  {place}{}",
+            r["name"].as_str().unwrap_or(""),
+            r["indexed"],
+            r["failed"],
+            r["pending"],
+            if r["paused"] == true {
+                "  (paused)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
 }
 
 /// Percent-encodes a path segment.

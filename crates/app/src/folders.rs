@@ -4,9 +4,49 @@
 use crate::config::{self, WatchRoot};
 use crate::indexer::Indexer;
 use anyhow::{Context, Result};
+use docchat_store::{DocState, DocumentRecord};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// One row per watched folder (name, path, whether the folder is there, whether its
+/// indexing is paused, documents indexed / failed / pending), then one per collection
+/// of the index that no watched folder feeds any more.
+pub fn collection_rows(
+    roots: &[WatchRoot],
+    docs: &[DocumentRecord],
+    paused: &[String],
+) -> Vec<Value> {
+    let count = |c: &str, st: DocState| {
+        docs.iter()
+            .filter(|d| d.collection == c && d.state == st)
+            .count()
+    };
+    let row = |name: &str, path: Option<&Path>| {
+        json!({
+            "name": name, "path": path, "watched": path.is_some(),
+            "folder_exists": path.is_some_and(Path::is_dir),
+            "paused": paused.iter().any(|p| p == name),
+            "indexed": count(name, DocState::Indexed),
+            "failed": count(name, DocState::Failed),
+            "pending": count(name, DocState::Pending),
+        })
+    };
+    let mut rows: Vec<Value> = roots
+        .iter()
+        .map(|r| row(&r.collection, Some(&r.path)))
+        .collect();
+    let mut others: Vec<&str> = docs
+        .iter()
+        .map(|d| d.collection.as_str())
+        .filter(|c| !roots.iter().any(|r| r.collection == *c))
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    rows.extend(others.into_iter().map(|c| row(c, None)));
+    rows
+}
 
 /// The server's hold on its watched folders.
 pub struct Folders {

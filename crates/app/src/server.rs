@@ -641,35 +641,8 @@ async fn list_collections(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let live = state.live();
     let docs = live.rag.retriever.store.documents().await?;
-    let paused = live.indexer.paused();
-    let roots = live.indexer.roots();
-    let count = |c: &str, st: DocState| {
-        docs.iter()
-            .filter(|d| d.collection == c && d.state == st)
-            .count()
-    };
-    let row = |name: &str, path: Option<&std::path::Path>| {
-        json!({
-            "name": name, "path": path, "watched": path.is_some(),
-            "folder_exists": path.is_some_and(std::path::Path::is_dir),
-            "paused": paused.iter().any(|p| p == name),
-            "indexed": count(name, DocState::Indexed),
-            "failed": count(name, DocState::Failed),
-            "pending": count(name, DocState::Pending),
-        })
-    };
-    let mut rows: Vec<_> = roots
-        .iter()
-        .map(|r| row(&r.collection, Some(&r.path)))
-        .collect();
-    let mut others: Vec<&str> = docs
-        .iter()
-        .map(|d| d.collection.as_str())
-        .filter(|c| !roots.iter().any(|r| r.collection == *c))
-        .collect();
-    others.sort_unstable();
-    others.dedup();
-    rows.extend(others.into_iter().map(|c| row(c, None)));
+    let rows =
+        crate::folders::collection_rows(&live.indexer.roots(), &docs, &live.indexer.paused());
     Ok(Json(json!({ "collections": rows })))
 }
 

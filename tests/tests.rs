@@ -16,5 +16,6 @@ mod models;
 mod openai;
 mod progress;
 mod retrieval;
+mod security;
 mod switch;
 mod watch;

@@ -31,6 +31,10 @@ try {
   const page = context.pages()[0] || (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
+  // The server's Content-Security-Policy must let the UI do all it does.
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) errors.push(m.text());
+  });
   // Nothing but the docchat server is ever asked for anything.
   const hosts = new Set();
   page.on("request", (r) => hosts.add(new URL(r.url()).host));

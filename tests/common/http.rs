@@ -42,6 +42,16 @@ pub fn request(method: &str, url: &str, body: Option<&serde_json::Value>) -> Res
 
 /// Sends one request with a body of the given content type.
 pub fn request_raw(method: &str, url: &str, body: Option<(&str, &[u8])>) -> Response {
+    request_with(method, url, &[], body)
+}
+
+/// Sends one request with extra headers (a `Host` among them replaces the URL's).
+pub fn request_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> Response {
     let rest = url.strip_prefix("http://").expect("http URL");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
@@ -49,8 +59,17 @@ pub fn request_raw(method: &str, url: &str, body: Option<(&str, &[u8])>) -> Resp
     stream
         .set_read_timeout(Some(Duration::from_secs(300)))
         .unwrap();
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map_or(authority, |(_, v)| *v);
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
     if let Some((content_type, payload)) = body {
         head.push_str(&format!(
             "Content-Type: {content_type}\r\nContent-Length: {}\r\n",

@@ -71,17 +71,26 @@ impl Server {
 
     /// Starts a server with extra `serve` flags.
     pub fn start_with(data_dir: &Path, watch_dirs: &Path, extra: &[&str]) -> Self {
-        let mut child = docchat()
-            .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        Self::spawn(Self::command(data_dir, watch_dirs, extra))
+    }
+
+    /// The `docchat serve` command `start_with` runs, for a test to add to.
+    pub fn command(data_dir: &Path, watch_dirs: &Path, extra: &[&str]) -> Command {
+        let mut cmd = docchat();
+        cmd.args(["serve", "--host", "127.0.0.1", "--port", "0"])
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--watch-dirs")
             .arg(watch_dirs)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("docchat starts");
+            .stderr(Stdio::inherit());
+        cmd
+    }
+
+    /// Starts `cmd` (a `docchat serve` that prints `listening on`).
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("docchat starts");
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -187,9 +187,46 @@ pub struct ServeArgs {
     /// Largest file the browser may upload, in MB [default: 100]
     #[arg(long, env = "DOCCHAT_MAX_UPLOAD_MB")]
     max_upload_mb: Option<usize>,
+    /// Secret every request must carry (`Authorization: Bearer KEY`, or the browser's
+    /// sign-in); required to listen on anything but loopback
+    #[arg(long, env = "DOCCHAT_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// File holding the API key (kept out of the process list)
+    #[arg(long, env = "DOCCHAT_API_KEY_FILE")]
+    api_key_file: Option<PathBuf>,
+    /// Host name the browser may use besides localhost, 127.0.0.1 and [::1] (a guard
+    /// against DNS rebinding); repeatable
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
+}
+
+/// The server's access rules from the flags and the configuration file.
+fn guard_of(s: &Settings, a: &ServeArgs, host: &str) -> Result<crate::guard::Guard> {
+    let file = a
+        .api_key_file
+        .clone()
+        .or_else(|| s.file.api_key_file.clone());
+    let key = match (&a.api_key, file) {
+        (Some(k), _) => Some(k.clone()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(&f)
+                .with_context(|| format!("cannot read the API key file {}", f.display()))?,
+        ),
+        (None, None) => None,
+    };
+    let mut allowed = a.allowed_hosts.clone();
+    allowed.extend(s.file.allowed_hosts.iter().cloned());
+    crate::guard::Guard::new(host, key, allowed)
 }
 
 pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
+    let host = a
+        .host
+        .clone()
+        .or_else(|| s.file.host.clone())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    // Refused before anything loads: an open address without a key.
+    let guard = Arc::new(guard_of(&s, &a, &host)?);
     let watch_file = a.watch_dirs.or_else(|| s.file.watch_dirs.clone());
     let roots = match &watch_file {
         Some(f) => config::read_watch_dirs(f)?,
@@ -293,10 +330,6 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
         };
         tokio::spawn(job.run(from, to, target));
     }
-    let host = a
-        .host
-        .or_else(|| s.file.host.clone())
-        .unwrap_or_else(|| "127.0.0.1".into());
     let port = a.port.or(s.file.port).unwrap_or(8080);
     let listener = tokio::net::TcpListener::bind((host.as_str(), port))
         .await
@@ -305,27 +338,30 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
     let queue = a.max_queue.or(s.file.max_queue).unwrap_or(8);
-    let app = server::router(AppState {
-        live,
-        switch,
-        ask_defaults: s.ask_options(),
-        chats: ChatStore::open(&s.index_dir()).await?,
-        folders: Arc::new(crate::folders::Folders::new(watcher, watch_file)),
-        max_upload_bytes: a
-            .max_upload_mb
-            .or(s.file.max_upload_mb)
-            .unwrap_or(100)
-            .saturating_mul(1 << 20),
-        models: s.models.clone(),
-        ctx_size: u64::from(s.engine.ctx_size),
-        engine: s.engine.clone(),
-        cpu: Arc::default(),
-        chat_slots: crate::admission::Admission::new(queue),
-        embed_slots: crate::admission::Admission::new(queue),
-        started_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    });
+    let app = server::router(
+        AppState {
+            live,
+            switch,
+            ask_defaults: s.ask_options(),
+            chats: ChatStore::open(&s.index_dir()).await?,
+            folders: Arc::new(crate::folders::Folders::new(watcher, watch_file)),
+            max_upload_bytes: a
+                .max_upload_mb
+                .or(s.file.max_upload_mb)
+                .unwrap_or(100)
+                .saturating_mul(1 << 20),
+            models: s.models.clone(),
+            ctx_size: u64::from(s.engine.ctx_size),
+            engine: s.engine.clone(),
+            cpu: Arc::default(),
+            chat_slots: crate::admission::Admission::new(queue),
+            embed_slots: crate::admission::Admission::new(queue),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        },
+        guard,
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

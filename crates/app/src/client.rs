@@ -44,10 +44,16 @@ pub fn request(base: &str, method: &str, path: &str, json: Option<&str>) -> Resu
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = json.unwrap_or("");
+    // A server shared with a key wants it on every request.
+    let auth = std::env::var("DOCCHAT_API_KEY")
+        .ok()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .map_or_else(String::new, |k| format!("Authorization: Bearer {k}\r\n"));
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         {auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = Vec::new();

@@ -39,6 +39,11 @@ pub struct FileConfig {
     pub max_upload_mb: Option<usize>,
     /// Requests that may wait for a model while one runs (then 503).
     pub max_queue: Option<usize>,
+    /// File holding the API key.
+    pub api_key_file: Option<PathBuf>,
+    /// Host names the browser may use besides the loopback names.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
     /// `[retrieval]`: how questions find passages.
     #[serde(default)]
     pub retrieval: RetrievalConfig,

@@ -589,6 +589,13 @@ impl Indexer {
             return Ok(Step::Done);
         }
 
+        if !inside_root(&root.path, path) {
+            let doc = self.record(&root, &rel, &id, path, size, mtime_ms, String::new());
+            return Ok(Step::Fail(
+                Box::new(doc),
+                "not indexed: a link to a file outside the watched folder".into(),
+            ));
+        }
         let bytes = match tokio::fs::read(path).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -1077,6 +1084,16 @@ fn relative(root: &Path, path: &Path) -> String {
     }
 }
 
+/// Whether `path`, links resolved, lies inside the watched folder (or file) `root`.
+/// A link that leads out of its folder is not a document of that folder: indexing it
+/// or serving it would hand out a file the user never chose to share.
+pub fn inside_root(root: &Path, path: &Path) -> bool {
+    match (std::fs::canonicalize(root), std::fs::canonicalize(path)) {
+        (Ok(root), Ok(path)) => path.starts_with(root),
+        _ => false,
+    }
+}
+
 /// Hidden files and folders, office lock files and partial downloads are not
 /// documents. `path` is relative to its watched folder.
 pub fn is_ignored(path: &Path) -> bool {
@@ -1115,6 +1132,9 @@ fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
                 continue;
             }
             match std::fs::metadata(&p) {
+                Ok(m) if m.is_dir() && !inside_root(dir, &p) => {
+                    tracing::warn!(path = %p.display(), "not followed: a link to a folder outside the watched folder");
+                }
                 Ok(m) if m.is_dir() => stack.push(p),
                 Ok(m) if m.is_file() && FileKind::from_path(&p).is_some() => out.push(p),
                 _ => {}

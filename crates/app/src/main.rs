@@ -8,6 +8,7 @@ mod client;
 mod config;
 mod eval;
 mod folders;
+mod guard;
 mod history;
 mod indexer;
 mod isolate;

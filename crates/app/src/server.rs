@@ -13,7 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use docchat_core::{ChatTurn, FileKind};
-use docchat_store::{ChatRecord, ChatStore, DocState, SearchFilter};
+use docchat_store::{ChatRecord, ChatStore, DocState, DocumentRecord, SearchFilter};
 use serde::Deserialize;
 use serde_json::json;
 use std::convert::Infallible;
@@ -153,8 +153,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The application's routes.
-pub fn router(state: AppState) -> Router {
+/// The application's routes, every one behind `guard`.
+pub fn router(state: AppState, guard: Arc<crate::guard::Guard>) -> Router {
+    let login = Router::new()
+        .route(
+            "/login",
+            get(crate::guard::login_page).post(crate::guard::login),
+        )
+        .with_state(Arc::clone(&guard));
     Router::new()
         .route("/", get(|| async { Html(INDEX_HTML) }))
         .route(
@@ -197,6 +203,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/resources", get(resources))
         .nest("/v1", crate::openai::router())
         .with_state(state)
+        .merge(login)
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::guard::check,
+        ))
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -516,6 +527,17 @@ async fn document_file(
         .filter(|d| d.state == DocState::Indexed)
         .ok_or_else(|| ApiError::NotFound(format!("no indexed document {id:?}")))?;
     let path = std::path::PathBuf::from(&doc.abs_path);
+    let inside = {
+        let doc = doc.clone();
+        tokio::task::spawn_blocking(move || still_inside(&doc))
+            .await
+            .unwrap_or(false)
+    };
+    if !inside {
+        return Err(ApiError::NotFound(format!(
+            "the file of document {id:?} is gone, or is now a link out of its folder"
+        )));
+    }
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(|_| ApiError::NotFound(format!("the file of document {id:?} is gone")))?;
@@ -525,6 +547,9 @@ async fn document_file(
         |n| n.to_string_lossy().replace('"', "'"),
     );
     let mut res = bytes.into_response();
+    if mime == FileKind::Html.mime() {
+        crate::guard::sandboxed(&mut res);
+    }
     let headers = res.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     if let Ok(v) = HeaderValue::from_str(&format!(
@@ -538,6 +563,21 @@ async fn document_file(
         HeaderValue::from_static("nosniff"),
     );
     Ok(res)
+}
+
+/// Whether the file of `doc` is still a plain file inside the folder it was indexed
+/// from: a file replaced by a link to elsewhere since is not served.
+fn still_inside(doc: &DocumentRecord) -> bool {
+    let abs = std::path::Path::new(&doc.abs_path);
+    let mut root = abs.to_path_buf();
+    for _ in doc.path.split('/').filter(|c| !c.is_empty()) {
+        if !root.pop() {
+            return false;
+        }
+    }
+    root.join(&doc.path) == abs
+        && crate::indexer::inside_root(&root, abs)
+        && std::fs::metadata(abs).is_ok_and(|m| m.is_file())
 }
 
 /// `GET /api/chats`: the history, most recent first.

@@ -518,3 +518,108 @@ fn instructions_inside_a_document_cannot_widen_the_search() {
         "{body}"
     );
 }
+
+/// A real Word file whose parts the entity bomb borrows.
+const REAL_DOCX: &str = "fixtures_line_spacing_line_spacing.docx";
+
+/// Writes a PDF whose content stream inflates to 600 MB, a DOCX whose document
+/// unpacks to 300 MB, and a DOCX with nested XML entities (a "billion laughs").
+fn write_bombs(dir: &std::path::Path) {
+    let script = r#"
+import sys, zlib, zipfile, os
+d = sys.argv[1]
+z = zlib.compressobj()
+chunk = b"\0" * (1 << 20)
+data = b"".join(z.compress(chunk) for _ in range(600)) + z.flush()
+head = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+        b"2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n"
+        b"3 0 obj << /Type /Page /Parent 2 0 R /Contents 4 0 R >> endobj\n")
+obj = b"4 0 obj << /Length %d /Filter /FlateDecode >>\nstream\n" % len(data)
+with open(os.path.join(d, "bomb.pdf"), "wb") as f:
+    f.write(head + obj + data + b"\nendstream\nendobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+with zipfile.ZipFile(os.path.join(d, "bomb.docx"), "w", zipfile.ZIP_DEFLATED) as zf:
+    with zf.open("word/document.xml", "w", force_zip64=True) as w:
+        for _ in range(300):
+            w.write(b" " * (1 << 20))
+ents = '<!ENTITY l0 "lol">' + "".join('<!ENTITY l%d "%s">' % (i, ("&l%d;" % (i - 1)) * 10) for i in range(1, 10))
+xml = ('<?xml version="1.0"?><!DOCTYPE w:document [' + ents + ']>'
+       '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+       '<w:body><w:p><w:r><w:t>&l9;</w:t></w:r></w:p></w:body></w:document>')
+with zipfile.ZipFile(sys.argv[2]) as real, \
+     zipfile.ZipFile(os.path.join(d, "laughs.docx"), "w", zipfile.ZIP_DEFLATED) as zf:
+    for item in real.infolist():
+        if item.filename != "word/document.xml":
+            zf.writestr(item, real.read(item))
+    zf.writestr("word/document.xml", xml)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(dir)
+        .arg(crate::common::corpus().join("docx-wild").join(REAL_DOCX))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Peak resident memory of a process, in MB.
+fn peak_rss_mb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .expect("VmHWM")
+        / 1024
+}
+
+#[test]
+fn bombs_fail_alone_in_bounded_time_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    write_bombs(&docs);
+    std::fs::write(
+        docs.join("good.txt"),
+        "The ferry leaves the harbour at seven.",
+    )
+    .unwrap();
+    let watch = dir.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = Docs\n", docs.display())).unwrap();
+    let started = std::time::Instant::now();
+    let server = Server::start(&dir.path().join("data"), &watch);
+    let status = server.wait_status("the bombs to fail", Duration::from_secs(240), |s| {
+        settled(s) && s["documents"].as_array().is_some_and(|d| d.len() == 4)
+    });
+    let took = started.elapsed();
+    let docs_of = status["documents"].as_array().unwrap();
+    let state = |path: &str| {
+        docs_of
+            .iter()
+            .find(|d| d["path"] == path)
+            .unwrap_or_else(|| panic!("{path} listed: {status:#}"))
+            .clone()
+    };
+    assert_eq!(state("good.txt")["state"], "indexed");
+    for (path, why) in [
+        ("bomb.pdf", "decompression bomb"),
+        ("bomb.docx", "zip bomb"),
+    ] {
+        let d = state(path);
+        assert_eq!(d["state"], "failed", "{d:#}");
+        assert!(d["error"].as_str().unwrap().contains(why), "{d:#}");
+    }
+    // The entity bomb is either refused or read without expanding the entities.
+    let laughs = state("laughs.docx");
+    assert!(
+        laughs["state"] == "failed" || laughs["chunks"].as_u64().unwrap() < 10,
+        "{laughs:#}"
+    );
+    assert!(took < Duration::from_secs(120), "took {took:?}");
+    let rss = peak_rss_mb(server.pid());
+    assert!(rss < 1500, "the server peaked at {rss} MB");
+    println!("bombs settled in {took:?}; server peak RSS {rss} MB");
+}

@@ -61,6 +61,13 @@ pub(crate) fn extract(bytes: &[u8]) -> Result<Extracted> {
     })
 }
 
+/// Largest one part of a DOCX may unpack to.
+pub(crate) const MAX_PART_BYTES: u64 = 256 << 20;
+/// Largest all parts of a DOCX together may unpack to.
+pub(crate) const MAX_UNPACKED_BYTES: u64 = 512 << 20;
+/// Most parts a DOCX may hold.
+const MAX_PARTS: usize = 20_000;
+
 const RENDERED_BREAK: &str = "<w:br w:type=\"docchatRenderedPage\"/>";
 
 /// Rewrites `word/document.xml` so that Word's rendered page breaks reach us through
@@ -72,6 +79,13 @@ fn mark_rendered_page_breaks(bytes: &[u8]) -> Result<Vec<u8>> {
     let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
+    if archive.len() > MAX_PARTS {
+        return Err(Error::Corrupt(format!(
+            "zip bomb: the DOCX holds {} parts (at most {MAX_PARTS} are read)",
+            archive.len()
+        )));
+    }
+    let mut unpacked = 0u64;
     for i in 0..archive.len() {
         let mut entry = archive
             .by_index(i)
@@ -80,10 +94,21 @@ fn mark_rendered_page_breaks(bytes: &[u8]) -> Result<Vec<u8>> {
             continue;
         }
         let name = entry.name().to_string();
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry
+        // The sizes a zip declares may lie: what is read is counted, and never past
+        // the caps, so a bomb costs a bounded time and memory.
+        let mut data = Vec::with_capacity(entry.size().min(16 << 20) as usize);
+        let cap = MAX_PART_BYTES.min(MAX_UNPACKED_BYTES - unpacked);
+        (&mut entry)
+            .take(cap + 1)
             .read_to_end(&mut data)
             .map_err(|e| Error::Corrupt(format!("damaged DOCX entry {name}: {e}")))?;
+        if data.len() as u64 > cap {
+            return Err(Error::Corrupt(format!(
+                "zip bomb: the DOCX part {name} unpacks to more than {} MB",
+                cap >> 20
+            )));
+        }
+        unpacked += data.len() as u64;
         if name == "word/document.xml" {
             let text = String::from_utf8_lossy(&data);
             data = text
@@ -217,6 +242,78 @@ impl PageWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A DOCX whose `word/document.xml` is written by `body`, its other parts taken
+    /// from a real Word file.
+    fn docx_with(body: impl Fn(&mut dyn Write)) -> Vec<u8> {
+        let real = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/corpus/docx-wild/fixtures_line_spacing_line_spacing.docx"),
+        )
+        .unwrap();
+        let mut real = zip::ZipArchive::new(Cursor::new(real)).unwrap();
+        let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        for i in 0..real.len() {
+            let mut part = real.by_index(i).unwrap();
+            if part.name() == "word/document.xml" || part.is_dir() {
+                continue;
+            }
+            z.start_file(part.name().to_string(), options).unwrap();
+            std::io::copy(&mut part, &mut z).unwrap();
+        }
+        z.start_file("word/document.xml", options).unwrap();
+        body(&mut z);
+        z.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn the_real_parts_alone_make_a_readable_docx() {
+        let doc = docx_with(|w| {
+            w.write_all(
+                b"<?xml version=\"1.0\"?><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\">\
+                  <w:body><w:p><w:r><w:t>harbour ferry</w:t></w:r></w:p></w:body></w:document>",
+            )
+            .unwrap();
+        });
+        let e = extract(&doc).unwrap();
+        assert!(e.pages[0].text.contains("harbour ferry"), "{:?}", e.pages);
+    }
+
+    #[test]
+    fn a_zip_bomb_is_refused() {
+        let spaces = vec![b' '; 1 << 20];
+        let bomb = docx_with(|w| {
+            for _ in 0..(MAX_PART_BYTES >> 20) + 4 {
+                w.write_all(&spaces).unwrap();
+            }
+        });
+        assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
+        let err = extract(&bomb).unwrap_err().to_string();
+        assert!(err.contains("zip bomb"), "{err}");
+    }
+
+    #[test]
+    fn an_xml_entity_bomb_is_refused() {
+        let mut dtd =
+            String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE w:document [\n<!ENTITY l0 \"lol\">\n");
+        for i in 1..=9 {
+            let prev = format!("&l{};", i - 1);
+            dtd.push_str(&format!("<!ENTITY l{i} \"{}\">\n", prev.repeat(10)));
+        }
+        dtd.push_str("]>\n<w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\">\
+            <w:body><w:p><w:r><w:t>&l9;</w:t></w:r></w:p></w:body></w:document>");
+        let bomb = docx_with(|w| w.write_all(dtd.as_bytes()).unwrap());
+        let started = std::time::Instant::now();
+        let result = extract(&bomb);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let err = result
+            .expect_err("the entities are not expanded")
+            .to_string();
+        assert!(err.contains("xml"), "{err}");
+    }
 
     #[test]
     fn breaks_split_pages_once() {

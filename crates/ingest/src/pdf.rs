@@ -14,7 +14,13 @@ const SPARSE_CHARS_PER_PAGE: usize = 200;
 /// Time limit of one poppler command.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Largest one compressed stream of a PDF (not an image) may inflate to.
+pub(crate) const MAX_STREAM_BYTES: u64 = 512 << 20;
+/// Largest all such streams together may inflate to.
+pub(crate) const MAX_INFLATED_BYTES: u64 = 2 << 30;
+
 pub(crate) fn extract(path: &Path, bytes: &[u8]) -> Result<Extracted> {
+    check_streams(bytes)?;
     let info = pdfinfo(path);
     let primary = run_pdf_extract(bytes);
     let primary_pages = match &primary {
@@ -46,6 +52,75 @@ pub(crate) fn extract(path: &Path, bytes: &[u8]) -> Result<Extracted> {
             Err(primary_err) => Err(classify(&primary_err, &fallback_err, &info)),
         },
     }
+}
+
+/// Refuses a decompression bomb before any parser inflates it into memory: every
+/// Flate stream that is not an image is inflated into nothing, counting, up to the
+/// caps. A stream too damaged to inflate is left to the parsers.
+pub(crate) fn check_streams(bytes: &[u8]) -> Result<()> {
+    let mut total = 0u64;
+    let mut from = 0;
+    while let Some(found) = find(&bytes[from..], b"stream") {
+        let at = from + found;
+        from = at + b"stream".len();
+        if bytes[..at].ends_with(b"end") {
+            continue;
+        }
+        // The data starts after the keyword's end of line.
+        let mut data = from;
+        if bytes.get(data) == Some(&b'\r') {
+            data += 1;
+        }
+        if bytes.get(data) == Some(&b'\n') {
+            data += 1;
+        }
+        if data == from {
+            continue;
+        }
+        let window = &bytes[at.saturating_sub(4096)..at];
+        let dict = rfind(window, b"obj").map_or(window, |i| &window[i..]);
+        let compact: Vec<u8> = dict
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        if find(&compact, b"FlateDecode").is_none() || find(&compact, b"/Subtype/Image").is_some() {
+            continue;
+        }
+        let cap = MAX_STREAM_BYTES.min(MAX_INFLATED_BYTES - total);
+        let inflated = inflated_len(&bytes[data..], cap + 1);
+        if inflated > cap {
+            return Err(Error::Corrupt(format!(
+                "decompression bomb: the PDF's streams inflate to more than {} MB",
+                cap >> 20
+            )));
+        }
+        total += inflated;
+    }
+    Ok(())
+}
+
+/// How many bytes the zlib stream at the start of `data` inflates to, counted up to
+/// `limit` (and up to where it turns out damaged).
+fn inflated_len(data: &[u8], limit: u64) -> u64 {
+    let mut inflater = flate2::read::ZlibDecoder::new(data);
+    let mut buf = vec![0u8; 64 << 10];
+    let mut n = 0u64;
+    while n < limit {
+        match inflater.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k as u64,
+        }
+    }
+    n
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
 }
 
 /// Joins words hyphenated at a line end ("inter-\nface" becomes "interface"), so
@@ -235,6 +310,65 @@ fn run_tool(cmd: &mut Command, timeout: Duration) -> std::result::Result<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    /// A one-page PDF whose content stream is `content` compressed.
+    fn pdf_with_stream(content: impl Fn(&mut dyn Write)) -> Vec<u8> {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        content(&mut z);
+        let data = z.finish().unwrap();
+        let mut pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n\
+            2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n\
+            3 0 obj << /Type /Page /Parent 2 0 R /Contents 4 0 R >> endobj\n"
+            .to_vec();
+        pdf.extend_from_slice(
+            format!(
+                "4 0 obj << /Length {} /Filter /FlateDecode >>\nstream\n",
+                data.len()
+            )
+            .as_bytes(),
+        );
+        pdf.extend_from_slice(&data);
+        pdf.extend_from_slice(b"\nendstream\nendobj\ntrailer << /Root 1 0 R >>\n%%EOF\n");
+        pdf
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_quickly() {
+        let zeros = vec![0u8; 1 << 20];
+        let bomb = pdf_with_stream(|w| {
+            for _ in 0..(MAX_STREAM_BYTES >> 20) + 8 {
+                w.write_all(&zeros).unwrap();
+            }
+        });
+        assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
+        let started = Instant::now();
+        let err = check_streams(&bomb).unwrap_err().to_string();
+        assert!(err.contains("decompression bomb"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+        // An ordinary stream passes.
+        let fine = pdf_with_stream(|w| w.write_all(b"BT /F1 12 Tf (Hello) Tj ET").unwrap());
+        check_streams(&fine).unwrap();
+    }
+
+    #[test]
+    fn real_pdfs_pass_the_bomb_check() {
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+        let entries = ["manuals", "pdf-wild"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(corpus.join(d)).unwrap());
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path
+                .extension()
+                .is_none_or(|e| !e.eq_ignore_ascii_case("pdf"))
+            {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            check_streams(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
 
     #[test]
     fn line_end_hyphens_are_joined() {

@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/env.sh
 source "$here/env.sh"
 
-need_pkgs=(cmake clang libclang-dev protobuf-compiler libprotobuf-dev pkg-config poppler-utils chromium)
+need_pkgs=(cmake clang libclang-dev protobuf-compiler libprotobuf-dev pkg-config poppler-utils chromium strace iproute2 util-linux)
 missing=()
 # Node.js and npm for the browser tests, unless the machine has them already.
 command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)

@@ -13,6 +13,7 @@ mod embedding;
 mod extract;
 mod folders;
 mod models;
+mod offline;
 mod openai;
 mod progress;
 mod retrieval;

@@ -95,7 +95,8 @@ fn decode_entities(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let end = rest[..rest.len().min(12)].find(';');
+        // Byte-wise: a cut at byte 12 may fall inside a character.
+        let end = rest.bytes().take(12).position(|b| b == b';');
         let decoded = end.and_then(|e| decode_entity(&rest[1..e]).map(|c| (c, e)));
         match decoded {
             Some((c, e)) => {
@@ -138,6 +139,21 @@ fn decode_entity(name: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ampersand_before_wide_characters_does_not_panic() {
+        // Found by the extract_html fuzz target: the entity scan cut a character.
+        assert_eq!(
+            html_to_text("a &\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd} b"),
+            "a &\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd} b"
+        );
+        assert_eq!(
+            html_to_text("&\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9};"),
+            "&\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9};"
+        );
+        let crash = b"plain\x0ctext\xff\xff\xff&\xff\xff\xff\xff\xff\xff\xff<p>x";
+        let _ = extract(crash);
+    }
 
     #[test]
     fn strips_markup_and_decodes() {

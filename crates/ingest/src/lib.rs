@@ -23,11 +23,30 @@ pub fn extract_file(path: &Path) -> Result<Extracted> {
     let kind = FileKind::from_path(path).ok_or_else(|| Error::Unsupported(describe_ext(path)))?;
     let bytes = std::fs::read(path)?;
     let extracted = match kind {
+        // Poppler's tools, the PDF fallback, read the file by its path.
         FileKind::Pdf => pdf::extract(path, &bytes)?,
-        FileKind::Docx => docx::extract(&bytes)?,
-        FileKind::Text | FileKind::Markdown => plain(&bytes, "text"),
-        FileKind::Html => html::extract(&bytes),
+        _ => extract_in_process(kind, &bytes)?,
     };
+    with_text(kind, extracted)
+}
+
+/// Extracts the pages of `bytes` of the given kind with the in-process parsers only
+/// (for PDF: pdf-extract behind the decompression-bomb check, without poppler's
+/// fallback). The entry point the fuzz targets drive.
+pub fn extract_bytes(kind: FileKind, bytes: &[u8]) -> Result<Extracted> {
+    with_text(kind, extract_in_process(kind, bytes)?)
+}
+
+fn extract_in_process(kind: FileKind, bytes: &[u8]) -> Result<Extracted> {
+    Ok(match kind {
+        FileKind::Pdf => pdf::extract_in_process(bytes)?,
+        FileKind::Docx => docx::extract(bytes)?,
+        FileKind::Text | FileKind::Markdown => plain(bytes, "text"),
+        FileKind::Html => html::extract(bytes),
+    })
+}
+
+fn with_text(kind: FileKind, extracted: Extracted) -> Result<Extracted> {
     if extracted.text_chars() == 0 {
         return Err(match kind {
             FileKind::Pdf => Error::NoText(

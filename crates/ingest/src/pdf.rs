@@ -54,6 +54,17 @@ pub(crate) fn extract(path: &Path, bytes: &[u8]) -> Result<Extracted> {
     }
 }
 
+/// pdf-extract alone, behind the bomb check.
+pub(crate) fn extract_in_process(bytes: &[u8]) -> Result<Extracted> {
+    check_streams(bytes)?;
+    let pages = run_pdf_extract(bytes).map_err(|e| Error::Corrupt(first_line(&e).to_string()))?;
+    Ok(Extracted {
+        pages,
+        extractor: "pdf-extract".into(),
+        ..Extracted::default()
+    })
+}
+
 /// Refuses a decompression bomb before any parser inflates it into memory: every
 /// Flate stream that is not an image is inflated into nothing, counting, up to the
 /// caps. A stream too damaged to inflate is left to the parsers.

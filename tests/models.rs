@@ -278,3 +278,58 @@ fn pull_resumes_an_interrupted_download_and_refuses_bad_checksums() {
     assert!(!models.join("bge-small-en-v1.5-q8_0.gguf").exists());
     assert!(!models.join("bge-small-en-v1.5-q8_0.gguf.part").exists());
 }
+
+#[test]
+fn a_missing_damaged_or_incomplete_model_is_named_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = models_dir().join("gemma-3-270m-q4_k_m.gguf");
+    let missing = dir.path().join("missing.gguf");
+    let random = dir.path().join("random.gguf");
+    std::fs::write(
+        &random,
+        b"PK\x03\x04 this is a zip file, not a model".repeat(64),
+    )
+    .unwrap();
+    // The first 60 MB of the real model: an interrupted download.
+    let cut = dir.path().join("cut.gguf");
+    let mut head = Vec::new();
+    std::fs::File::open(&real)
+        .unwrap()
+        .take(60 << 20)
+        .read_to_end(&mut head)
+        .unwrap();
+    std::fs::write(&cut, head).unwrap();
+    let cases = [
+        ("--chat-model", &missing, "not found"),
+        ("--chat-model", &random, "not a valid GGUF file"),
+        ("--chat-model", &cut, "the file is incomplete"),
+        ("--embedding-model", &random, "not a valid GGUF file"),
+        ("--embedding-model", &cut, "the file is incomplete"),
+    ];
+    for (flag, path, why) in cases {
+        let started = std::time::Instant::now();
+        let (code, stdout, stderr) = crate::common::outcome(
+            docchat()
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .arg(flag)
+                .arg(path)
+                .args(["serve", "--port", "0"]),
+        );
+        assert_eq!(code, 1, "{flag} {}: {stdout}{stderr}", path.display());
+        assert!(!stdout.contains("listening on"), "{stdout}");
+        assert!(
+            stderr.contains(&path.display().to_string()),
+            "names the file: {stderr}"
+        );
+        assert!(stderr.contains(why), "{flag} {}: {stderr}", path.display());
+        assert!(
+            stderr.contains("scripts/setup.sh"),
+            "says what to do: {stderr}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    }
+    // The real model still loads and answers `models info`.
+    let (code, stdout, stderr) = run(&models_dir(), &["models", "info", real.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}

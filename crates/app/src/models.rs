@@ -33,6 +33,11 @@ impl ModelPaths {
 
 /// Loads the embedding model; the default one is imported from its checkpoint on
 /// first use when the setup script fetched the checkpoint but no GGUF exists yet.
+/// What to do about a model file that will not load.
+const REPLACE_MODEL: &str = "Replace the file: for the default models run scripts/setup.sh \
+     again (it checks their checksums), for a catalog model run \
+     `docchat models pull ID`, or point --chat-model / --embedding-model at a good GGUF file";
+
 pub fn load_embedder(paths: &ModelPaths, opts: &EngineOptions) -> Result<Arc<dyn Embedder>> {
     if !paths.embedding.exists() {
         let source = paths.dir.join(DEFAULT_EMBEDDING_SOURCE);
@@ -49,7 +54,8 @@ pub fn load_embedder(paths: &ModelPaths, opts: &EngineOptions) -> Result<Arc<dyn
             );
         }
     }
-    let model = EmbeddingModel::load(&paths.embedding, opts)?;
+    let model = EmbeddingModel::load(&paths.embedding, opts)
+        .map_err(|e| anyhow::anyhow!("{e}\n{REPLACE_MODEL}"))?;
     tracing::info!(model = %model.id(), dim = model.dim(), "embedding model ready");
     Ok(Arc::new(model))
 }
@@ -62,7 +68,7 @@ pub fn load_generator(path: &Path, opts: &EngineOptions) -> Result<Arc<dyn Gener
             path.display()
         );
     }
-    let model = ChatModel::load(path, opts)?;
+    let model = ChatModel::load(path, opts).map_err(|e| anyhow::anyhow!("{e}\n{REPLACE_MODEL}"))?;
     tracing::info!(
         model = %model.id(),
         ctx = model.context_size(),

@@ -36,9 +36,12 @@ pub(crate) fn load_model(path: &Path, opts: &EngineOptions) -> Result<(Arc<Llama
         // Mixture-of-experts weights stay in host memory; the rest may go to the GPU.
         params.as_mut().add_cpu_moe_override();
     }
+    // A damaged or incomplete file is named with what is wrong, not llama.cpp's
+    // bare "null result".
+    crate::meta::read_info(path)?;
     let model = LlamaModel::load_from_file(backend()?, path, &params).map_err(|e| Error::Load {
         path: path.display().to_string(),
-        reason: e.to_string(),
+        reason: format!("llama.cpp cannot load it ({e})"),
     })?;
     let id = path
         .file_stem()

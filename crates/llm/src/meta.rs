@@ -289,6 +289,33 @@ impl<R: Read + Seek> Reader<R> {
     }
 }
 
+/// Bytes of `count` elements of ggml tensor type `ty` (`None` for a type not known
+/// here): (elements per block, bytes per block) as ggml lays them out.
+fn tensor_bytes(ty: u32, count: u64) -> Option<u64> {
+    let (block, size) = match ty {
+        0 => (1, 4),       // F32
+        1 => (1, 2),       // F16
+        2 => (32, 18),     // Q4_0
+        3 => (32, 20),     // Q4_1
+        6 => (32, 22),     // Q5_0
+        7 => (32, 24),     // Q5_1
+        8 => (32, 34),     // Q8_0
+        9 => (32, 36),     // Q8_1
+        10 => (256, 84),   // Q2_K
+        11 => (256, 110),  // Q3_K
+        12 => (256, 144),  // Q4_K
+        13 => (256, 176),  // Q5_K
+        14 => (256, 210),  // Q6_K
+        15 => (256, 292),  // Q8_K
+        24 => (1, 1),      // I8
+        25 | 30 => (1, 2), // I16, BF16
+        26 => (1, 4),      // I32
+        27 | 28 => (1, 8), // I64, F64
+        _ => return None,
+    };
+    Some(count.div_ceil(block) * size)
+}
+
 /// The name llama.cpp gives a `general.file_type`.
 fn quantization_name(file_type: u64) -> String {
     let name = match file_type {
@@ -368,6 +395,8 @@ pub fn read_info(path: &Path) -> Result<ModelInfo> {
         meta.insert(key, value);
     }
     let mut parameters = 0u64;
+    // Where the tensor data ends, relative to its start, as far as the types tell.
+    let mut data_end = 0u64;
     for _ in 0..tensors {
         let _name = r.string()?;
         let dims = r.u32()?;
@@ -378,9 +407,28 @@ pub fn read_info(path: &Path) -> Result<ModelInfo> {
         for _ in 0..dims {
             count = count.saturating_mul(r.u64()?);
         }
-        let _ty = r.u32()?;
-        let _offset = r.u64()?;
+        let ty = r.u32()?;
+        let offset = r.u64()?;
         parameters = parameters.saturating_add(count);
+        let bytes = tensor_bytes(ty, count).unwrap_or(0);
+        data_end = data_end.max(offset.saturating_add(bytes));
+    }
+    let alignment = meta
+        .get("general.alignment")
+        .and_then(Meta::as_u64)
+        .filter(|a| a.is_power_of_two())
+        .unwrap_or(32);
+    let header_end = r.inner.stream_position()?;
+    let data_start = header_end.div_ceil(alignment) * alignment;
+    let needed = data_start.saturating_add(data_end);
+    if tensors > 0 && file_size < needed {
+        return Err(Error::Load {
+            path: r.path.clone(),
+            reason: format!(
+                "the file is incomplete: {file_size} bytes where its tensors need {needed} \
+                 (an interrupted download or copy)"
+            ),
+        });
     }
 
     let text = |k: &str| match meta.get(k) {

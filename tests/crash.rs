@@ -132,3 +132,127 @@ fn kill_9_at_random_moments_then_restart_matches_a_clean_run() {
         "{integrity}"
     );
 }
+
+/// The (role, content) of each message of a chat, after checking that the chat is
+/// consistent: numbered from 0 without gaps, a question first, turns alternating.
+fn consistent_messages(server: &Server, id: &str) -> Vec<(String, String)> {
+    let chat = server.get(&format!("/api/chats/{id}"));
+    let messages = chat["messages"].as_array().unwrap();
+    for (i, m) in messages.iter().enumerate() {
+        assert_eq!(m["seq"], i as u64, "chat {id}: {chat:#}");
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        assert_eq!(m["role"], role, "chat {id}: {chat:#}");
+    }
+    messages
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_string(),
+                m["content"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_while_chats_are_written_keeps_every_saved_chat() {
+    let seed: u64 = std::env::var("DOCCHAT_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_261_124);
+    println!("crash seed {seed} (set DOCCHAT_CRASH_SEED to replay)");
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("docs");
+    std::fs::create_dir_all(&folder).unwrap();
+    for i in 0..4 {
+        std::fs::write(
+            folder.join(format!("minutes-{i}.md")),
+            format!(
+                "# Meeting {i}\n\nThe committee reviewed the budget of the {i} harbour projects."
+            ),
+        )
+        .unwrap();
+    }
+    let watch = tmp.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = docs\n", folder.display())).unwrap();
+    let data = tmp.path().join("data");
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as u64
+    };
+
+    let mut server = Server::start(&data, &watch);
+    server.wait_status("the minutes to be indexed", Duration::from_secs(180), |s| {
+        settled(s) && s["counts"]["indexed"] == 4
+    });
+    // Chats the server acknowledged (their stream ended), with their messages.
+    let mut saved: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for round in 0..5 {
+        let (code, body) = server.post(
+            "/api/chat",
+            &serde_json::json!({"question": format!("What did meeting {round} review?"), "max_tokens": 32}),
+        );
+        assert_eq!(code, 200, "{body}");
+        let events = crate::common::sse_events(&body);
+        let id = events
+            .iter()
+            .find(|(n, _)| n == "chat")
+            .and_then(|(_, v)| v["id"].as_str())
+            .unwrap_or_else(|| panic!("no chat event: {body}"))
+            .to_string();
+        let messages = consistent_messages(&server, &id);
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        saved.push((id, messages));
+
+        // A chat cut by kill -9 at a seeded moment of its question, answer or write.
+        let url = server.url("/api/chat");
+        let asking = std::thread::spawn(move || {
+            let body = serde_json::json!({"question": "Which harbour projects were reviewed?", "max_tokens": 48});
+            // The connection dies with the server: whatever it read is discarded.
+            let _ = std::panic::catch_unwind(|| {
+                crate::common::http::request("POST", &url, Some(&body))
+            });
+        });
+        let delay = Duration::from_millis(next() % 4_000);
+        std::thread::sleep(delay);
+        println!("round {round}: kill -9 {delay:?} into a chat");
+        server.kill();
+        let _ = asking.join();
+
+        server = Server::start(&data, &watch);
+        let listed = server.get("/api/chats");
+        let ids: Vec<&str> = listed["chats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        for (id, messages) in &saved {
+            assert!(ids.contains(&id.as_str()), "chat {id} lost: {listed:#}");
+            assert_eq!(
+                &consistent_messages(&server, id),
+                messages,
+                "chat {id} changed"
+            );
+        }
+        // The cut chat, if it got as far as a row, is consistent too.
+        for id in &ids {
+            consistent_messages(&server, id);
+        }
+    }
+    // The history still takes writes, and every saved chat exports.
+    let (code, body) = server.post(
+        "/api/chat",
+        &serde_json::json!({"question": "What did meeting 1 review?", "chat_id": saved[0].0, "max_tokens": 24}),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(consistent_messages(&server, &saved[0].0).len(), 4);
+    server.kill();
+    for (id, _) in &saved {
+        let md = run(&data, &["export", id]);
+        assert!(md.contains("What did meeting"), "{md}");
+    }
+}

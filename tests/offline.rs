@@ -91,20 +91,21 @@ fn the_whole_flow_runs_offline_and_opens_no_outbound_socket() {
     std::fs::write(&watch, format!("{} = papers\n", docs.display())).unwrap();
     let trace = dir.path().join("strace.log");
     let serve = Server::command(&dir.path().join("data"), &watch, &[]);
-    let mut traced = Command::new("strace");
-    traced
-        .args(["-f", "-qq", "-e", "signal=none"])
-        .args(["-e", "trace=connect,bind,sendto,sendmsg,sendmmsg"])
-        .arg("-o")
-        .arg(&trace)
-        .arg(serve.get_program())
-        .args(serve.get_args());
-    for (k, v) in serve.get_envs() {
-        match v {
-            Some(v) => traced.env(k, v),
-            None => traced.env_remove(k),
-        };
-    }
+    let trace_arg = trace.display().to_string();
+    let traced = Server::wrapped(
+        &serve,
+        &[
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "signal=none",
+            "-e",
+            "trace=connect,bind,sendto,sendmsg,sendmmsg",
+            "-o",
+            &trace_arg,
+        ],
+    );
     let server = Server::spawn(traced);
 
     // Index.

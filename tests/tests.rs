@@ -11,6 +11,7 @@ mod crash;
 mod e2e;
 mod embedding;
 mod extract;
+mod faults;
 mod folders;
 mod models;
 mod offline;

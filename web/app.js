@@ -486,6 +486,12 @@ async function loadCollections() {
     list.append(li);
   }
   showProgress(status.progress);
+  // A full or read-only data folder: say so until writing works again.
+  const alert = $("write-error");
+  alert.hidden = !status.write_error;
+  alert.textContent = status.write_error
+    ? `${status.write_error.message} (${status.write_error.waiting} waiting)`
+    : "";
 }
 
 function showProgress(p) {

@@ -88,6 +88,23 @@ impl Server {
         cmd
     }
 
+    /// `cmd` run by `wrapper` (a program and its first arguments: strace, unshare,
+    /// setpriv …), with the same environment.
+    pub fn wrapped(cmd: &Command, wrapper: &[&str]) -> Command {
+        let mut w = Command::new(wrapper[0]);
+        w.args(&wrapper[1..])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => w.env(k, v),
+                None => w.env_remove(k),
+            };
+        }
+        w.stderr(Stdio::inherit());
+        w
+    }
+
     /// Starts `cmd` (a `docchat serve` that prints `listening on`).
     pub fn spawn(mut cmd: Command) -> Self {
         let mut child = cmd.stdout(Stdio::piped()).spawn().expect("docchat starts");

@@ -14,7 +14,7 @@ use docchat_core::Embedder;
 use docchat_llm::EngineOptions;
 use docchat_store::{ChatStore, DocState, SearchFilter, SearchTuning, Store};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,6 +200,29 @@ pub struct ServeArgs {
     allowed_hosts: Vec<String>,
 }
 
+/// Fails with what to do when docchat cannot write `dir`, where it keeps its index
+/// and chats.
+pub fn check_writable(dir: &Path) -> Result<()> {
+    let probe = dir.join(".docchat-write-check");
+    let result = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b"docchat"))
+        .and_then(|()| std::fs::remove_file(&probe));
+    let Err(e) = result else {
+        return Ok(());
+    };
+    let why = match e.raw_os_error() {
+        Some(30) => "it is on a read-only file system",
+        Some(28) => "the disk is full",
+        Some(13 | 1) => "permission denied",
+        _ => "it cannot be written",
+    };
+    bail!(
+        "cannot use the data folder {}: {why} ({e}). docchat keeps its index and chats there: \
+         make it writable (or free space), or choose another with --data-dir",
+        dir.display()
+    )
+}
+
 /// The server's access rules from the flags and the configuration file.
 fn guard_of(s: &Settings, a: &ServeArgs, host: &str) -> Result<crate::guard::Guard> {
     let file = a
@@ -225,8 +248,10 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| s.file.host.clone())
         .unwrap_or_else(|| "127.0.0.1".into());
-    // Refused before anything loads: an open address without a key.
+    // Refused before anything loads: an open address without a key, a data folder
+    // docchat cannot write.
     let guard = Arc::new(guard_of(&s, &a, &host)?);
+    check_writable(&s.data_dir)?;
     let watch_file = a.watch_dirs.or_else(|| s.file.watch_dirs.clone());
     let roots = match &watch_file {
         Some(f) => config::read_watch_dirs(f)?,
@@ -514,6 +539,7 @@ fn roots_of(paths: &[PathBuf], collection: Option<&str>) -> Result<Vec<WatchRoot
 
 pub async fn index(s: Settings, a: IndexArgs) -> Result<ExitCode> {
     let roots = roots_of(&a.paths, a.collection.as_deref())?;
+    check_writable(&s.data_dir)?;
     let embedder = s.embedder().await?;
     let store = s.store(&embedder).await?;
     let indexer = Indexer::new(store.clone(), embedder, roots.clone(), s.limits()?);

@@ -150,7 +150,7 @@ fn refuse(status: StatusCode, path: &str, code: &str, message: &str) -> Response
         json!({"error": {"message": message, "type": "invalid_request_error",
                          "param": null, "code": code}})
     } else {
-        json!({"error": message, "code": code})
+        json!({"error": {"message": message, "code": code}})
     };
     (status, axum::Json(body)).into_response()
 }

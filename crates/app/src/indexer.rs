@@ -126,6 +126,30 @@ pub struct Indexer {
     pub events: Tracker,
     /// Work counters.
     pub stats: Stats,
+    /// Paths whose writes failed for docchat's own reasons (a full disk, a
+    /// read-only data folder), with the tries so far: they are tried again.
+    retries: Mutex<HashMap<PathBuf, u32>>,
+    /// The last such failure, while any path waits for a retry.
+    write_error: Mutex<Option<WriteError>>,
+}
+
+/// A failure to write the index that is not the document's fault.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WriteError {
+    /// What went wrong, for the user.
+    pub message: String,
+    /// Documents waiting to be tried again.
+    pub waiting: usize,
+    /// When it last happened (ms since the epoch).
+    pub at_ms: i64,
+}
+
+/// Tries of a path whose write keeps failing before it waits for the next scan.
+const MAX_WRITE_TRIES: u32 = 30;
+
+/// Wait before try `n` (1-based) of a failed write: 2 s doubling to a minute.
+fn retry_wait(n: u32) -> Duration {
+    Duration::from_secs((2u64 << n.saturating_sub(1).min(5)).min(60))
 }
 
 impl Indexer {
@@ -155,7 +179,17 @@ impl Indexer {
             paused: Mutex::new(HashSet::new()),
             events: Tracker::default(),
             stats: Stats::default(),
+            retries: Mutex::new(HashMap::new()),
+            write_error: Mutex::new(None),
         })
+    }
+
+    /// The failure that keeps documents from being written, while one does.
+    pub fn write_error(&self) -> Option<WriteError> {
+        self.write_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The watched folders.
@@ -453,9 +487,45 @@ impl Indexer {
     }
 
     /// Bookkeeping once a path in hand is handled (`counted`) or back in the queue.
-    async fn handled(&self, path: &Path, result: Result<()>, counted: bool) {
+    async fn handled(&self, path: &Path, result: Result<()>, mut counted: bool) {
         if let Err(e) = result {
-            tracing::error!(path = %path.display(), error = format!("{e:#}"), "indexing failed");
+            // docchat's own failure, not the document's (those are Step::Fail): the
+            // data folder is full or read-only, the database refused. The document
+            // is tried again, later and later, and the status says why it waits.
+            let message = describe_write_error(&e);
+            tracing::error!(path = %path.display(), error = format!("{e:#}"), "indexing failed; will try again");
+            let mut retries = self
+                .retries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let tries = retries.entry(path.to_path_buf()).or_insert(0);
+            *tries += 1;
+            if *tries <= MAX_WRITE_TRIES {
+                self.requeue(path, Instant::now() + retry_wait(*tries));
+                counted = false;
+            } else {
+                retries.remove(path);
+            }
+            *self
+                .write_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(WriteError {
+                message,
+                waiting: retries.len(),
+                at_ms: now_ms(),
+            });
+        } else if counted {
+            let mut retries = self
+                .retries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if retries.remove(path).is_some() && retries.is_empty() {
+                *self
+                    .write_error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                tracing::info!("writing the index works again");
+            }
         }
         if counted {
             self.events.finished(1);
@@ -1081,6 +1151,25 @@ fn relative(root: &Path, path: &Path) -> String {
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     } else {
         parts.join("/")
+    }
+}
+
+/// A failure to write the index in words a user can act on (the whole chain of
+/// causes goes to the log).
+pub fn describe_write_error(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    let lower = text.to_lowercase();
+    if lower.contains("no space left") || lower.contains("os error 28") {
+        "the data folder is full (no space left on device); free some space and docchat goes on"
+            .into()
+    } else if lower.contains("read-only file system") || lower.contains("os error 30") {
+        "the data folder is read-only; make it writable and docchat goes on".into()
+    } else if lower.contains("permission denied") || lower.contains("os error 13") {
+        "docchat may not write its data folder (permission denied); fix its permissions and \
+         docchat goes on"
+            .into()
+    } else {
+        text
     }
 }
 

@@ -143,10 +143,16 @@ impl IntoResponse for ApiError {
             Self::Unsupported(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             Self::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error; see the server log".to_string(),
-                )
+                let described = crate::indexer::describe_write_error(&e);
+                if described.starts_with("the data folder is") {
+                    // A full or read-only data folder: the user can fix that.
+                    (StatusCode::INSUFFICIENT_STORAGE, described)
+                } else {
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error; see the server log".to_string(),
+                    )
+                }
             }
         };
         (status, Json(json!({ "error": { "message": message } }))).into_response()
@@ -243,6 +249,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>
             "embedding_in_flight": state.embed_slots.in_flight(),
         },
         "reconciled": ix.reconciled(),
+        "write_error": ix.write_error(),
         "progress": ix.progress(),
         "stats": {
             "chunks_embedded": ix.stats.chunks_embedded.load(Ordering::SeqCst),

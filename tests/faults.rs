@@ -1,0 +1,240 @@
+//! Faults of the machine, not of the documents: a full disk, a read-only data folder,
+//! files docchat may not read. docchat says what is wrong, loses nothing, and goes
+//! on by itself once the fault is gone.
+//!
+//! The data folder is a small tmpfs in a mount namespace of the server's own
+//! (`unshare --mount`), which the test grows or makes read-only with `nsenter`.
+
+use crate::common::{Server, corpus, docchat, outcome, run, settled};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// `docchat serve` over `watch`, its data folder `data` a tmpfs of `size` (mount
+/// options, e.g. `size=256k` or `size=1m,ro`) that only it sees.
+fn serve_on_tmpfs(data: &Path, watch: &Path, options: &str) -> Command {
+    std::fs::create_dir_all(data).unwrap();
+    let serve = Server::command(data, watch, &[]);
+    let data = data.display().to_string();
+    let mount = format!("mount -t tmpfs -o {options} docchat-test \"$0\" && exec \"$@\"");
+    Server::wrapped(
+        &serve,
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &mount,
+            &data,
+        ],
+    )
+}
+
+/// Runs `mount ARGS…` in the mount namespace of process `pid`.
+fn mount_in(pid: u32, args: &[&str]) {
+    let st = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m", "mount"])
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount {args:?}");
+}
+
+fn write_error(status: &Value) -> String {
+    status["write_error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Checks the index in `data` (a copy of the tmpfs) with `docchat status --json`.
+fn assert_intact(data: &Path, documents: usize) {
+    let status: Value = serde_json::from_str(&run(data, &["status", "--json"])).unwrap();
+    assert_eq!(
+        status["documents"].as_array().unwrap().len(),
+        documents,
+        "{status:#}"
+    );
+    let integrity = &status["integrity"];
+    for key in [
+        "duplicate_chunk_ids",
+        "orphan_chunks",
+        "pending_documents",
+        "mismatched_documents",
+    ] {
+        assert_eq!(integrity[key], 0, "{key}: {integrity}");
+    }
+}
+
+fn docs_folder(root: &Path) -> std::path::PathBuf {
+    let docs = root.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for i in 0..3 {
+        std::fs::write(
+            docs.join(format!("note-{i}.md")),
+            format!("# Note {i}\n\nThe orchard on hill {i} grows pears and plums."),
+        )
+        .unwrap();
+    }
+    docs
+}
+
+#[test]
+fn a_full_disk_is_reported_and_indexing_resumes_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = docs_folder(dir.path());
+    let watch = dir.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = docs\n", docs.display())).unwrap();
+    let data = dir.path().join("data");
+    let server = Server::spawn(serve_on_tmpfs(&data, &watch, "size=400k"));
+    server.wait_status("the notes to be indexed", Duration::from_secs(120), |s| {
+        settled(s) && s["counts"]["indexed"] == 3
+    });
+
+    // A paper larger than the space left.
+    std::fs::copy(
+        corpus().join("pdf-wild/tracemonkey.pdf"),
+        docs.join("tracemonkey.pdf"),
+    )
+    .unwrap();
+    let status = server.wait_status(
+        "the full disk to be reported",
+        Duration::from_secs(120),
+        |s| !write_error(s).is_empty(),
+    );
+    let message = write_error(&status);
+    assert!(message.contains("full"), "{message}");
+    assert!(
+        status["write_error"]["waiting"].as_u64().unwrap() >= 1,
+        "{status:#}"
+    );
+    // The server goes on answering from what it has.
+    let (code, body) = server.post(
+        "/api/search",
+        &serde_json::json!({"query": "pears and plums"}),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("note-"), "{body}");
+    // A chat that cannot be saved says why.
+    let (code, body) = server.post(
+        "/api/chat",
+        &serde_json::json!({"question": "What grows on the hills?", "max_tokens": 16}),
+    );
+    assert!(
+        code == 200 || (code == 507 && body.contains("full")),
+        "{code}: {body}"
+    );
+
+    // Space returns: the paper is indexed without anyone asking.
+    mount_in(
+        server.pid(),
+        &["-o", "remount,size=64m", &data.display().to_string()],
+    );
+    let status = server.wait_status("indexing to resume", Duration::from_secs(180), |s| {
+        settled(s) && s["counts"]["indexed"] == 4 && s["write_error"].is_null()
+    });
+    assert!(
+        status["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["state"] == "indexed"),
+        "{status:#}"
+    );
+    // Nothing is damaged: a copy of the data folder passes the integrity check.
+    let copy = dir.path().join("copy");
+    let st = Command::new("nsenter")
+        .args(["-t", &server.pid().to_string(), "-m", "cp", "-a"])
+        .arg(&data)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    server.kill();
+    assert_intact(&copy, 4);
+}
+
+#[test]
+fn a_read_only_data_folder_is_refused_at_start_and_waited_out_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = docs_folder(dir.path());
+    let watch = dir.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = docs\n", docs.display())).unwrap();
+
+    // At start: a clear refusal.
+    let data = dir.path().join("ro-data");
+    let mut refused = serve_on_tmpfs(&data, &watch, "size=1m,ro");
+    refused.stderr(std::process::Stdio::piped());
+    let (code, stdout, stderr) = outcome(&mut refused);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("read-only"), "{stderr}");
+    assert!(stderr.contains("--data-dir"), "says what to do: {stderr}");
+    // The same for `docchat index`.
+    let (code, _, stderr) = outcome(
+        docchat()
+            .arg("--data-dir")
+            .arg("/proc/docchat-cannot-write-here")
+            .arg("index")
+            .arg(&docs),
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("cannot use the data folder"), "{stderr}");
+
+    // While running: writes wait, the reason is shown, and they go on once writable.
+    let data = dir.path().join("data");
+    let server = Server::spawn(serve_on_tmpfs(&data, &watch, "size=64m"));
+    server.wait_status("the notes to be indexed", Duration::from_secs(120), |s| {
+        settled(s) && s["counts"]["indexed"] == 3
+    });
+    let mount_point = data.display().to_string();
+    mount_in(server.pid(), &["-o", "remount,ro", &mount_point]);
+    std::fs::write(docs.join("late.md"), "# Late\n\nThe ferry leaves at seven.").unwrap();
+    let status = server.wait_status(
+        "the read-only folder to be reported",
+        Duration::from_secs(120),
+        |s| !write_error(s).is_empty(),
+    );
+    assert!(write_error(&status).contains("read-only"), "{status:#}");
+    assert_eq!(server.get("/api/status")["counts"]["indexed"], 3);
+    mount_in(server.pid(), &["-o", "remount,rw", &mount_point]);
+    server.wait_status("indexing to resume", Duration::from_secs(180), |s| {
+        settled(s) && s["counts"]["indexed"] == 4 && s["write_error"].is_null()
+    });
+}
+
+#[test]
+fn files_docchat_may_not_read_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = docs_folder(dir.path());
+    let locked = docs.join("locked.md");
+    std::fs::write(&locked, "# Locked\n\nNobody may read this.").unwrap();
+    let mut perms = std::fs::metadata(&locked).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o000);
+    std::fs::set_permissions(&locked, perms).unwrap();
+    let watch = dir.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = docs\n", docs.display())).unwrap();
+    // The tests run as root, whom file modes do not stop: the server runs without
+    // the capabilities that override them.
+    let serve = Server::command(&dir.path().join("data"), &watch, &[]);
+    let server = Server::spawn(Server::wrapped(
+        &serve,
+        &["setpriv", "--bounding-set=-dac_override,-dac_read_search"],
+    ));
+    let status = server.wait_status("the folder to settle", Duration::from_secs(120), |s| {
+        settled(s) && s["documents"].as_array().is_some_and(|d| d.len() == 4)
+    });
+    let docs_of = status["documents"].as_array().unwrap();
+    let locked = docs_of.iter().find(|d| d["path"] == "locked.md").unwrap();
+    assert_eq!(locked["state"], "failed", "{locked:#}");
+    assert!(
+        locked["error"]
+            .as_str()
+            .unwrap()
+            .contains("ermission denied"),
+        "{locked:#}"
+    );
+    assert_eq!(status["counts"]["indexed"], 3, "{status:#}");
+}

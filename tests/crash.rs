@@ -58,13 +58,24 @@ fn fill(folder: &Path) {
     }
 }
 
-#[test]
-fn kill_9_at_random_moments_then_restart_matches_a_clean_run() {
+/// A seeded generator of kill moments (`DOCCHAT_CRASH_SEED` replays a run).
+fn moments() -> impl FnMut() -> u64 {
     let seed: u64 = std::env::var("DOCCHAT_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_261_124);
     println!("crash seed {seed} (set DOCCHAT_CRASH_SEED to replay)");
+    let mut state = seed;
+    move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    }
+}
+
+#[test]
+fn kill_9_at_random_moments_then_restart_matches_a_clean_run() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = tmp.path().join("docs");
     fill(&folder);
@@ -88,13 +99,7 @@ fn kill_9_at_random_moments_then_restart_matches_a_clean_run() {
     let watch = tmp.path().join("watch-dirs");
     std::fs::write(&watch, format!("{} = docs\n", folder.display())).unwrap();
     let data = tmp.path().join("crashed");
-    let mut state = seed;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) as u64
-    };
+    let mut next = moments();
     for round in 0..6 {
         let server = Server::start(&data, &watch);
         let delay = Duration::from_millis(200 + next() % 8_000);
@@ -156,11 +161,6 @@ fn consistent_messages(server: &Server, id: &str) -> Vec<(String, String)> {
 
 #[test]
 fn kill_9_while_chats_are_written_keeps_every_saved_chat() {
-    let seed: u64 = std::env::var("DOCCHAT_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20_261_124);
-    println!("crash seed {seed} (set DOCCHAT_CRASH_SEED to replay)");
     let tmp = tempfile::tempdir().unwrap();
     let folder = tmp.path().join("docs");
     std::fs::create_dir_all(&folder).unwrap();
@@ -176,13 +176,7 @@ fn kill_9_while_chats_are_written_keeps_every_saved_chat() {
     let watch = tmp.path().join("watch-dirs");
     std::fs::write(&watch, format!("{} = docs\n", folder.display())).unwrap();
     let data = tmp.path().join("data");
-    let mut state = seed;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) as u64
-    };
+    let mut next = moments();
 
     let mut server = Server::start(&data, &watch);
     server.wait_status("the minutes to be indexed", Duration::from_secs(180), |s| {

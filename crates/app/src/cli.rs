@@ -842,6 +842,37 @@ pub enum BenchCommand {
     /// Index folders into a fresh index and report pages/s, chunks/s and the share
     /// of wall time spent embedding.
     Ingest(BenchIngestArgs),
+    /// A fresh server indexes DOCS while clients ask, search, upload and walk away
+    /// from answers: latency, 503s, errors, peak memory, and how soon a slot a
+    /// client left serves the next question.
+    Load(BenchLoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchLoadArgs {
+    /// Documents (a file or a folder) to index during the load
+    docs: PathBuf,
+    /// Seconds of mixed load
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Clients asking questions
+    #[arg(long, default_value_t = 4)]
+    chat_clients: usize,
+    /// Clients searching
+    #[arg(long, default_value_t = 2)]
+    search_clients: usize,
+    /// Clients uploading files
+    #[arg(long, default_value_t = 1)]
+    upload_clients: usize,
+    /// The server's --max-queue
+    #[arg(long, default_value_t = 2)]
+    max_queue: usize,
+    /// Tokens per answer
+    #[arg(long, default_value_t = 48)]
+    max_tokens: u32,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -875,6 +906,30 @@ pub struct BenchSearchArgs {
 
 pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
     match c {
+        BenchCommand::Load(a) => {
+            let opts = crate::load::LoadOptions {
+                docs: a.docs,
+                duration: std::time::Duration::from_secs(a.seconds),
+                chat_clients: a.chat_clients,
+                search_clients: a.search_clients,
+                upload_clients: a.upload_clients,
+                max_queue: a.max_queue,
+                max_tokens: a.max_tokens,
+                models: s.models.clone(),
+            };
+            let report = tokio::task::spawn_blocking(move || crate::load::run(&opts)).await??;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", crate::load::table(&report));
+            }
+            let failed = !report.alive || report.kinds.iter().any(|k| k.errors > 0);
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         BenchCommand::Ingest(a) => {
             let roots = roots_of(&a.paths, None)?;
             let embedder = s.embedder().await?;

@@ -12,6 +12,7 @@ mod guard;
 mod history;
 mod indexer;
 mod isolate;
+mod load;
 mod models;
 mod openai;
 mod progress;

@@ -846,6 +846,43 @@ pub enum BenchCommand {
     /// from answers: latency, 503s, errors, peak memory, and how soon a slot a
     /// client left serves the next question.
     Load(BenchLoadArgs),
+    /// Prompt processing and generation tokens/s of docchat's engine against
+    /// llama.cpp's llama-bench, same model, threads and batch sizes.
+    Engine(BenchEngineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchEngineArgs {
+    /// Prompt tokens
+    #[arg(long, default_value_t = 512)]
+    prompt: usize,
+    /// Generated tokens
+    #[arg(long, default_value_t = 128)]
+    generate: u32,
+    /// Measured runs of each engine (medians are reported)
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// llama.cpp's llama-bench [default: the one scripts/baselines.sh builds, if any]
+    #[arg(long)]
+    llama_bench: Option<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// The llama-bench scripts/baselines.sh builds, where it is.
+fn default_llama_bench() -> Option<PathBuf> {
+    let cache = std::env::var_os("DOCCHAT_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/docchat")))?;
+    let mut builds: Vec<PathBuf> = std::fs::read_dir(cache.join("bench"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin/llama-bench"))
+        .filter(|p| p.is_file())
+        .collect();
+    builds.sort();
+    builds.pop()
 }
 
 #[derive(Debug, Args)]
@@ -906,6 +943,58 @@ pub struct BenchSearchArgs {
 
 pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
     match c {
+        BenchCommand::Engine(a) => {
+            let settings = crate::bench_engine::SpeedSettings {
+                threads: s.engine.thread_count(),
+                batch: s.engine.batch_size,
+                ubatch: s.engine.ubatch_size.clamp(1, s.engine.batch_size.max(1)),
+                n_prompt: a.prompt,
+                n_gen: a.generate,
+                runs: a.runs.max(1),
+            };
+            let tool = a.llama_bench.or_else(default_llama_bench);
+            let mut figures = Vec::new();
+            {
+                let generator = s.generator().await?;
+                let (n_prompt, n_gen, runs) = (a.prompt, a.generate, settings.runs);
+                eprintln!("docchat: {} runs of pp{n_prompt} + tg{n_gen}", runs + 1);
+                figures.extend(
+                    tokio::task::spawn_blocking(move || {
+                        crate::bench_engine::docchat_speed(
+                            generator.as_ref(),
+                            n_prompt,
+                            n_gen,
+                            runs,
+                        )
+                    })
+                    .await??,
+                );
+            }
+            match &tool {
+                Some(tool) => {
+                    eprintln!("llama-bench: {}", tool.display());
+                    figures.extend(crate::bench_engine::llama_bench(
+                        tool,
+                        &s.models.chat,
+                        &settings,
+                    )?);
+                }
+                None => eprintln!("no llama-bench (run scripts/baselines.sh): docchat alone"),
+            }
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                println!(
+                    "{} with {} threads, batch {}/{}\n",
+                    s.models.chat.display(),
+                    settings.threads,
+                    settings.batch,
+                    settings.ubatch
+                );
+                print!("{}", crate::bench_engine::table(&figures));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Load(a) => {
             let opts = crate::load::LoadOptions {
                 docs: a.docs,

@@ -2,6 +2,7 @@
 
 mod admission;
 mod bench;
+mod bench_engine;
 mod catalog;
 mod cli;
 mod client;

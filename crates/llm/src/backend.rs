@@ -124,7 +124,8 @@ impl Default for EngineOptions {
 }
 
 impl EngineOptions {
-    pub(crate) fn thread_count(&self) -> i32 {
+    /// The threads llama.cpp runs with: `threads`, else every available core.
+    pub fn thread_count(&self) -> i32 {
         if self.threads > 0 {
             self.threads
         } else {

@@ -57,16 +57,18 @@ fn prompt_of(generator: &dyn Generator, tokens: usize, run: usize) -> Result<Str
     Ok(text)
 }
 
-/// docchat's engine: `runs` measured runs (after one warm-up) of a `n_prompt`-token
-/// prompt followed by `n_gen` generated tokens (greedy, end of text ignored).
+/// docchat's engine, as llama-bench measures: prompt processing of a `n_prompt`-token
+/// prompt (to its first token), and generation of `n_gen` tokens after a prompt of a
+/// few tokens (greedy, end of text ignored); `runs` measured runs each, after one
+/// warm-up.
 pub fn docchat_speed(
     generator: &dyn Generator,
     n_prompt: usize,
     n_gen: u32,
     runs: usize,
 ) -> Result<Vec<SpeedFigure>> {
-    let params = GenerationParams {
-        max_tokens: n_gen,
+    let params = |max_tokens| GenerationParams {
+        max_tokens,
         temperature: 0.0,
         repeat_penalty: 1.0,
         ignore_eos: true,
@@ -75,15 +77,17 @@ pub fn docchat_speed(
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
     for run in 0..=runs {
         let prompt = prompt_of(generator, n_prompt, run)?;
-        let stats = generator.generate(&prompt, &params, &mut |_| true)?;
-        if stats.tokens < n_gen {
-            bail!("generated {} tokens of {n_gen}", stats.tokens);
+        let stats = generator.generate(&prompt, &params(1), &mut |_| true)?;
+        let short = format!("Run {run}:");
+        let generated = generator.generate(&short, &params(n_gen), &mut |_| true)?;
+        if generated.tokens < n_gen {
+            bail!("generated {} tokens of {n_gen}", generated.tokens);
         }
         if run == 0 {
             continue;
         }
         pp.push(f64::from(stats.prompt_tokens) / (stats.ttft_ms.max(1) as f64 / 1e3));
-        tg.push(stats.tokens_per_s);
+        tg.push(generated.tokens_per_s);
     }
     Ok(vec![
         SpeedFigure {
@@ -169,6 +173,26 @@ pub fn parse_llama_bench(json: &str) -> Result<Vec<SpeedFigure>> {
     Ok(out)
 }
 
+/// Adds `more` to `into`, run by run: figures of the same engine and test merge.
+pub fn merge(into: &mut Vec<SpeedFigure>, more: Vec<SpeedFigure>) {
+    for f in more {
+        match into
+            .iter_mut()
+            .find(|g| g.engine == f.engine && g.test == f.test)
+        {
+            Some(g) => {
+                g.runs.extend(if f.runs.is_empty() {
+                    vec![f.median]
+                } else {
+                    f.runs
+                });
+                g.median = median(&g.runs);
+            }
+            None => into.push(f),
+        }
+    }
+}
+
 /// The figures side by side, with docchat's ratio to llama-bench.
 pub fn table(figures: &[SpeedFigure]) -> String {
     let mut out = String::from("test     engine          median t/s   runs\n");
@@ -185,8 +209,12 @@ pub fn table(figures: &[SpeedFigure]) -> String {
                 .join(" ")
         ));
     }
-    let mut tests: Vec<&str> = figures.iter().map(|f| f.test.as_str()).collect();
-    tests.dedup();
+    let mut tests: Vec<&str> = Vec::new();
+    for f in figures {
+        if !tests.contains(&f.test.as_str()) {
+            tests.push(&f.test);
+        }
+    }
     for t in tests {
         let of = |e: &str| figures.iter().find(|f| f.test == t && f.engine == e);
         if let (Some(d), Some(l)) = (of("docchat"), of("llama-bench")) {
@@ -213,6 +241,11 @@ mod tests {
         assert_eq!(f[1].test, "tg128");
         assert!((f[1].median - 50.0).abs() < 1e-9);
         assert!(table(&f).contains("pp512"));
+        let mut all = f.clone();
+        merge(&mut all, f);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].runs.len(), 6);
+        assert_eq!(all[1].runs, vec![50.0, 50.0]);
     }
 
     #[test]

@@ -865,6 +865,9 @@ pub struct BenchEngineArgs {
     /// llama.cpp's llama-bench [default: the one scripts/baselines.sh builds, if any]
     #[arg(long)]
     llama_bench: Option<PathBuf>,
+    /// Measure docchat alone
+    #[arg(long, conflicts_with = "llama_bench")]
+    docchat_only: bool,
     /// Print JSON
     #[arg(long)]
     json: bool,
@@ -952,34 +955,35 @@ pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
                 n_gen: a.generate,
                 runs: a.runs.max(1),
             };
-            let tool = a.llama_bench.or_else(default_llama_bench);
+            let tool = if a.docchat_only {
+                None
+            } else {
+                a.llama_bench.or_else(default_llama_bench)
+            };
+            // The engines take turns, one run each, so that a slower minute of a
+            // shared machine weighs on both alike.
+            let generator = s.generator().await?;
+            let (n_prompt, n_gen) = (a.prompt, a.generate);
+            let one = crate::bench_engine::SpeedSettings {
+                runs: 1,
+                ..settings.clone()
+            };
             let mut figures = Vec::new();
-            {
-                let generator = s.generator().await?;
-                let (n_prompt, n_gen, runs) = (a.prompt, a.generate, settings.runs);
-                eprintln!("docchat: {} runs of pp{n_prompt} + tg{n_gen}", runs + 1);
-                figures.extend(
-                    tokio::task::spawn_blocking(move || {
-                        crate::bench_engine::docchat_speed(
-                            generator.as_ref(),
-                            n_prompt,
-                            n_gen,
-                            runs,
-                        )
-                    })
-                    .await??,
-                );
+            if tool.is_none() {
+                eprintln!("no llama-bench (run scripts/baselines.sh): docchat alone");
             }
-            match &tool {
-                Some(tool) => {
-                    eprintln!("llama-bench: {}", tool.display());
-                    figures.extend(crate::bench_engine::llama_bench(
-                        tool,
-                        &s.models.chat,
-                        &settings,
-                    )?);
+            for run in 1..=settings.runs {
+                eprintln!("run {run}/{}", settings.runs);
+                let g = Arc::clone(&generator);
+                let ours = tokio::task::spawn_blocking(move || {
+                    crate::bench_engine::docchat_speed(g.as_ref(), n_prompt, n_gen, 1)
+                })
+                .await??;
+                crate::bench_engine::merge(&mut figures, ours);
+                if let Some(tool) = &tool {
+                    let theirs = crate::bench_engine::llama_bench(tool, &s.models.chat, &one)?;
+                    crate::bench_engine::merge(&mut figures, theirs);
                 }
-                None => eprintln!("no llama-bench (run scripts/baselines.sh): docchat alone"),
             }
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&figures)?);

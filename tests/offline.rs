@@ -3,7 +3,7 @@
 //! socket docchat connects or sends on recorded by strace.
 
 use crate::common::http::request;
-use crate::common::{Server, corpus, python, settled, sse_events};
+use crate::common::{Server, corpus, run_python, settled, sse_events};
 use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
@@ -140,16 +140,7 @@ fn the_whole_flow_runs_offline_and_opens_no_outbound_socket() {
          print('ok', len(e.data[0].embedding))\n",
         base = server.base
     );
-    let out = Command::new(python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let printed = run_python(&script);
     assert!(printed.contains("ok 384"), "{printed}");
     drop(server);
 

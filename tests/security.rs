@@ -3,7 +3,7 @@
 //! instructions inside documents, and what the logs may say.
 
 use crate::common::http::{Response, request_with};
-use crate::common::{Server, docchat, outcome, python, settled, sse_events};
+use crate::common::{Server, docchat, outcome, run_python, settled, sse_events};
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::Duration;
@@ -153,17 +153,7 @@ fn a_shared_server_answers_only_with_its_key() {
          try:\n    bad.models.list()\nexcept openai.AuthenticationError as e:\n    print('refused', e.status_code)\n",
         base = server.base
     );
-    let out = std::process::Command::new(python())
-        .args(["-c", &script])
-        .env("NO_PROXY", "*")
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let printed = run_python(&script);
     assert!(printed.contains("'docchat'"), "{printed}");
     assert!(printed.contains("refused 401"), "{printed}");
 

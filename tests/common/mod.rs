@@ -47,6 +47,23 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// Runs `script` with the Python of the official `openai` client; asserts that it
+/// succeeds and returns what it printed.
+pub fn run_python(script: &str) -> String {
+    let out = Command::new(python())
+        .args(["-c", script])
+        .env("NO_PROXY", "*")
+        .output()
+        .expect("python runs");
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    printed
+}
+
 /// The docchat binary under test.
 pub fn docchat() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_docchat"));

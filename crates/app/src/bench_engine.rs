@@ -163,10 +163,12 @@ pub fn parse_llama_bench(json: &str) -> Result<Vec<SpeedFigure>> {
         let avg = r["avg_ts"]
             .as_f64()
             .context("llama-bench row without avg_ts")?;
+        // Without its samples, the average stands for the run.
+        let runs = if runs.is_empty() { vec![avg] } else { runs };
         out.push(SpeedFigure {
             engine: "llama-bench".into(),
             test,
-            median: if runs.is_empty() { avg } else { median(&runs) },
+            median: median(&runs),
             runs,
         });
     }
@@ -181,11 +183,7 @@ pub fn merge(into: &mut Vec<SpeedFigure>, more: Vec<SpeedFigure>) {
             .find(|g| g.engine == f.engine && g.test == f.test)
         {
             Some(g) => {
-                g.runs.extend(if f.runs.is_empty() {
-                    vec![f.median]
-                } else {
-                    f.runs
-                });
+                g.runs.extend(f.runs);
                 g.median = median(&g.runs);
             }
             None => into.push(f),
@@ -216,10 +214,16 @@ pub fn table(figures: &[SpeedFigure]) -> String {
         }
     }
     for t in tests {
-        let of = |e: &str| figures.iter().find(|f| f.test == t && f.engine == e);
-        if let (Some(d), Some(l)) = (of("docchat"), of("llama-bench")) {
+        let ours = figures
+            .iter()
+            .find(|f| f.test == t && f.engine == "docchat");
+        let theirs = figures
+            .iter()
+            .find(|f| f.test == t && f.engine != "docchat");
+        if let (Some(d), Some(l)) = (ours, theirs) {
             out.push_str(&format!(
-                "{t}: docchat / llama-bench = {:.3}\n",
+                "{t}: docchat / {} = {:.3}\n",
+                l.engine,
                 d.median / l.median.max(f64::MIN_POSITIVE)
             ));
         }

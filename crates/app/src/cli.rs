@@ -849,6 +849,26 @@ pub enum BenchCommand {
     /// Prompt processing and generation tokens/s of docchat's engine against
     /// llama.cpp's llama-bench, same model, threads and batch sizes.
     Engine(BenchEngineArgs),
+    /// The same streamed chat request through docchat's OpenAI endpoint and through
+    /// llama.cpp's llama-server, same model and settings: generation tokens/s and
+    /// time to the first token.
+    Serve(BenchServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchServeArgs {
+    /// Tokens per answer
+    #[arg(long, default_value_t = 128)]
+    max_tokens: u32,
+    /// Requests per server (medians are reported)
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// llama.cpp's llama-server [default: the one scripts/baselines.sh builds]
+    #[arg(long)]
+    llama_server: Option<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -873,15 +893,15 @@ pub struct BenchEngineArgs {
     json: bool,
 }
 
-/// The llama-bench scripts/baselines.sh builds, where it is.
-fn default_llama_bench() -> Option<PathBuf> {
+/// The llama.cpp tool `name` scripts/baselines.sh builds, where it is.
+fn baseline_tool(name: &str) -> Option<PathBuf> {
     let cache = std::env::var_os("DOCCHAT_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/docchat")))?;
     let mut builds: Vec<PathBuf> = std::fs::read_dir(cache.join("bench"))
         .ok()?
         .flatten()
-        .map(|e| e.path().join("bin/llama-bench"))
+        .map(|e| e.path().join("bin").join(name))
         .filter(|p| p.is_file())
         .collect();
     builds.sort();
@@ -946,6 +966,36 @@ pub struct BenchSearchArgs {
 
 pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
     match c {
+        BenchCommand::Serve(a) => {
+            let tool = a
+                .llama_server
+                .or_else(|| baseline_tool("llama-server"))
+                .context("no llama-server: run scripts/baselines.sh or pass --llama-server")?;
+            let settings = crate::bench_serve::ServeSettings {
+                model: s.models.chat.clone(),
+                embedding: s.models.embedding.clone(),
+                threads: s.engine.thread_count(),
+                ctx: s.engine.ctx_size,
+                batch: s.engine.batch_size,
+                ubatch: s.engine.ubatch_size.clamp(1, s.engine.batch_size.max(1)),
+                max_tokens: a.max_tokens,
+                runs: a.runs.max(1),
+            };
+            let figures =
+                tokio::task::spawn_blocking(move || crate::bench_serve::run(&tool, &settings))
+                    .await??;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                println!(
+                    "{}: streamed chat requests, {} tokens each\n",
+                    s.models.chat.display(),
+                    a.max_tokens
+                );
+                print!("{}", crate::bench_engine::table(&figures));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Engine(a) => {
             let settings = crate::bench_engine::SpeedSettings {
                 threads: s.engine.thread_count(),
@@ -958,7 +1008,7 @@ pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
             let tool = if a.docchat_only {
                 None
             } else {
-                a.llama_bench.or_else(default_llama_bench)
+                a.llama_bench.or_else(|| baseline_tool("llama-bench"))
             };
             // The engines take turns, one run each, so that a slower minute of a
             // shared machine weighs on both alike.

@@ -3,6 +3,7 @@
 mod admission;
 mod bench;
 mod bench_engine;
+mod bench_serve;
 mod catalog;
 mod cli;
 mod client;

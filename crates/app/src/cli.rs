@@ -853,6 +853,31 @@ pub enum BenchCommand {
     /// llama.cpp's llama-server, same model and settings: generation tokens/s and
     /// time to the first token.
     Serve(BenchServeArgs),
+    /// Embedding throughput of docchat's embedder against llama.cpp's
+    /// llama-embedding on the chunks docchat makes of PATHS.
+    Embed(BenchEmbedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchEmbedArgs {
+    /// Documents whose chunks are embedded
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Chunks to embed per run (the first ones)
+    #[arg(long, default_value_t = 256)]
+    chunks: usize,
+    /// Measured runs per engine (medians are reported)
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// llama.cpp's llama-embedding [default: the one scripts/baselines.sh builds, if any]
+    #[arg(long)]
+    llama_embedding: Option<PathBuf>,
+    /// Measure docchat alone
+    #[arg(long, conflicts_with = "llama_embedding")]
+    docchat_only: bool,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -966,6 +991,64 @@ pub struct BenchSearchArgs {
 
 pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
     match c {
+        BenchCommand::Embed(a) => {
+            let embedder = s.embedder().await?;
+            let mut texts = Vec::new();
+            for root in roots_of(&a.paths, None)? {
+                let mut files = Vec::new();
+                if root.path.is_dir() {
+                    crate::indexer::walk_files(&root.path, &mut files);
+                } else {
+                    files.push(root.path.clone());
+                }
+                for f in files {
+                    let Ok(extracted) = docchat_ingest::extract_file(&f) else {
+                        continue;
+                    };
+                    let drafts = docchat_ingest::chunk_pages(
+                        &extracted.pages,
+                        embedder.as_ref(),
+                        &docchat_ingest::ChunkOptions::default(),
+                    );
+                    texts.extend(drafts.into_iter().map(|d| d.text));
+                }
+            }
+            texts.truncate(a.chunks);
+            if texts.is_empty() {
+                bail!("no text to embed in the given paths");
+            }
+            let tool = if a.docchat_only {
+                None
+            } else {
+                a.llama_embedding
+                    .or_else(|| baseline_tool("llama-embedding"))
+            };
+            let settings = crate::bench_embed::EmbedSettings {
+                threads: s.engine.thread_count(),
+                batch: s.engine.batch_size,
+                ubatch: s.engine.ubatch_size.clamp(1, s.engine.batch_size.max(1)),
+                runs: a.runs.max(1),
+            };
+            let model = s.models.embedding.clone();
+            let n = texts.len();
+            let figures = tokio::task::spawn_blocking(move || {
+                crate::bench_embed::run(
+                    embedder.as_ref(),
+                    tool.as_deref(),
+                    &model,
+                    &texts,
+                    &settings,
+                )
+            })
+            .await??;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                println!("{}: {n} chunks per run\n", s.models.embedding.display());
+                print!("{}", crate::bench_engine::table(&figures));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Serve(a) => {
             let tool = a
                 .llama_server

@@ -1200,7 +1200,7 @@ pub fn is_ignored(path: &Path) -> bool {
 }
 
 /// Supported files under `dir`, following symlinks without looping.
-fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
+pub fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut seen = HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

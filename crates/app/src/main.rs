@@ -2,6 +2,7 @@
 
 mod admission;
 mod bench;
+mod bench_embed;
 mod bench_engine;
 mod bench_serve;
 mod catalog;

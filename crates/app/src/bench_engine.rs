@@ -191,7 +191,7 @@ pub fn merge(into: &mut Vec<SpeedFigure>, more: Vec<SpeedFigure>) {
     }
 }
 
-/// The figures side by side, with docchat's ratio to llama-bench.
+/// The figures side by side, with docchat's ratio to the other engine of each test.
 pub fn table(figures: &[SpeedFigure]) -> String {
     let mut out = String::from("test     engine          median t/s   runs\n");
     for f in figures {

@@ -189,14 +189,6 @@ fn walk_away(addr: &str) -> Option<Outcome> {
     })
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 fn figure(kind: &str, outcomes: &[Option<Outcome>]) -> KindFigure {
     let ok: Vec<&Outcome> = outcomes
         .iter()
@@ -208,24 +200,24 @@ fn figure(kind: &str, outcomes: &[Option<Outcome>]) -> KindFigure {
         .flatten()
         .filter(|o| o.status == 503 && o.retry_after)
         .count();
-    let mut ms: Vec<f64> = ok.iter().map(|o| o.took.as_secs_f64() * 1e3).collect();
-    ms.sort_by(f64::total_cmp);
-    let mut ttft: Vec<f64> = ok
+    let ms: Vec<f64> = ok.iter().map(|o| o.took.as_secs_f64() * 1e3).collect();
+    let latency = crate::eval::Latency::of(&ms);
+    let ttft: Vec<f64> = ok
         .iter()
         .filter_map(|o| o.first_token)
         .map(|d| d.as_secs_f64() * 1e3)
         .collect();
-    ttft.sort_by(f64::total_cmp);
     KindFigure {
         kind: kind.into(),
         requests: outcomes.len(),
         ok: ok.len(),
         busy,
         errors: outcomes.len() - ok.len() - busy,
-        p50_ms: percentile(&ms, 0.5),
-        p95_ms: percentile(&ms, 0.95),
-        max_ms: ms.last().copied().unwrap_or(0.0),
-        ttft_p95_ms: (kind == "chat" && !ttft.is_empty()).then(|| percentile(&ttft, 0.95)),
+        p50_ms: latency.p50_ms,
+        p95_ms: latency.p95_ms,
+        max_ms: latency.max_ms,
+        ttft_p95_ms: (kind == "chat" && !ttft.is_empty())
+            .then(|| crate::eval::Latency::of(&ttft).p95_ms),
     }
 }
 

@@ -3,7 +3,12 @@
 # $DOCCHAT_CACHE/bench (idempotent):
 #   - llama.cpp's own tools (llama-bench, llama-server, llama-embedding) from the
 #     source distribution of llama-cpp-python, which carries a full llama.cpp;
-#     built like docchat's copy: Release, native instruction set, OpenMP, no CURL.
+#     built like docchat's copy: Release, native instruction set, OpenMP, no CURL;
+#   - the Python peer pipeline a user would otherwise assemble (pypdf +
+#     llama-cpp-python built from that same source + lancedb), in a venv at
+#     $DOCCHAT_CACHE/bench/peer-venv, run by scripts/peer_ingest.py;
+#   - R's reference manual (Debian package r-doc-pdf: fullrefman.pdf, 2,415
+#     pages), unpacked into $DOCCHAT_CACHE/bench/r-doc-pdf.
 # Prints the directory of the tools and the llama.cpp version of each side.
 set -euo pipefail
 
@@ -25,5 +30,23 @@ if [ ! -x "$build/bin/llama-embedding" ]; then
         -DGGML_OPENMP=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF >&2
     cmake --build "$build" --config Release -j "$(nproc)" --target "${tools[@]}" >&2
 fi
+peer="$bench/peer-venv"
+if ! "$peer/bin/python" -c "import llama_cpp, lancedb, pypdf" 2>/dev/null; then
+    python3 -m venv "$peer"
+    "$peer/bin/pip" install --quiet "pypdf==${PYPDF_VERSION:-7.1.0}" "lancedb==${LANCEDB_VERSION:-0.40.0}" >&2
+    CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_OPENMP=ON -DLLAMA_CURL=OFF" \
+        "$peer/bin/pip" install --quiet "$bench/llama_cpp_python-$version.tar.gz" >&2
+fi
+
+rdoc="$bench/r-doc-pdf"
+if [ ! -f "$rdoc/fullrefman.pdf" ]; then
+    mkdir -p "$rdoc/deb"
+    (cd "$rdoc/deb" && apt-get download r-doc-pdf >&2)
+    dpkg-deb -x "$rdoc"/deb/r-doc-pdf_*.deb "$rdoc/unpacked"
+    cp "$rdoc/unpacked/usr/share/R/doc/manual/fullrefman.pdf" "$rdoc/fullrefman.pdf"
+fi
+
 echo "tools: $build/bin"
+echo "peer python: $peer/bin/python"
+echo "fullrefman: $rdoc/fullrefman.pdf"
 echo "baseline llama.cpp: $("$build/bin/llama-bench" --version 2>&1 | head -1)"

@@ -1,6 +1,7 @@
 //! A bound on the requests waiting for a model: past it, requests are turned away at
 //! once (503 with `Retry-After`) instead of piling up behind the one model worker.
 
+use docchat_core::{Foreground, Priority};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -12,6 +13,9 @@ pub struct Admission {
     in_flight: AtomicUsize,
     /// Moving average of how long a request holds its place, in milliseconds.
     avg_ms: AtomicU64,
+    /// Held in the foreground by every admitted request, so background indexing
+    /// pauses while a user waits (absent: requests do not pause it).
+    priority: Option<Arc<Priority>>,
 }
 
 /// A place in the line; dropping it (the request finished or its client left)
@@ -20,6 +24,7 @@ pub struct Admission {
 pub struct Permit {
     admission: Arc<Admission>,
     since: Instant,
+    _foreground: Option<Foreground>,
 }
 
 /// Why a request was turned away, and when to come back.
@@ -32,10 +37,17 @@ pub struct Busy {
 impl Admission {
     /// One running request and `queue` waiting ones.
     pub fn new(queue: usize) -> Arc<Self> {
+        Self::with_priority(queue, None)
+    }
+
+    /// Like [`Admission::new`]; each admitted request holds `priority` in the
+    /// foreground until it finishes.
+    pub fn with_priority(queue: usize, priority: Option<Arc<Priority>>) -> Arc<Self> {
         Arc::new(Self {
             limit: queue + 1,
             in_flight: AtomicUsize::new(0),
             avg_ms: AtomicU64::new(2_000),
+            priority,
         })
     }
 
@@ -50,6 +62,7 @@ impl Admission {
             Ok(_) => Ok(Permit {
                 admission: Arc::clone(self),
                 since: Instant::now(),
+                _foreground: self.priority.as_ref().map(Priority::foreground),
             }),
             Err(n) => {
                 let avg = self.avg_ms.load(Ordering::Relaxed);
@@ -97,5 +110,16 @@ mod tests {
         drop(p1);
         assert_eq!(a.in_flight(), 2);
         assert!(a.try_enter().is_ok(), "a freed place is taken again");
+    }
+
+    #[test]
+    fn an_admitted_request_holds_the_foreground_until_it_ends() {
+        let p = Priority::new();
+        let a = Admission::with_priority(1, Some(Arc::clone(&p)));
+        assert!(!p.busy());
+        let permit = a.try_enter().expect("admitted");
+        assert!(p.busy(), "background work pauses while the request runs");
+        drop(permit);
+        assert!(!p.busy());
     }
 }

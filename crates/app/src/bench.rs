@@ -364,6 +364,59 @@ pub async fn ingest(
     })
 }
 
+impl IngestFigure {
+    /// The Python peer's run, in the same terms.
+    pub fn of_peer(p: &crate::bench_peer::PeerFigure) -> Self {
+        Self {
+            mode: "python peer",
+            files: (p.files + p.failed) as usize,
+            indexed: p.files as usize,
+            failed: p.failed as usize,
+            pages: p.pages,
+            chunks: p.chunks,
+            wall_s: p.wall_s,
+            pages_per_s: p.pages as f64 / p.wall_s,
+            chunks_per_s: p.chunks as f64 / p.wall_s,
+            embed_s: p.embed_s,
+            extract_s: p.extract_s,
+            embed_share: p.embed_s / p.wall_s,
+        }
+    }
+}
+
+/// docchat (pipelined) against the Python peer: the medians of their runs'
+/// pages/s and embedding shares; empty without peer runs.
+pub fn ingest_ratios(figures: &[IngestFigure]) -> String {
+    let of = |mode: &str, f: fn(&IngestFigure) -> f64| {
+        let v: Vec<f64> = figures.iter().filter(|x| x.mode == mode).map(f).collect();
+        (!v.is_empty()).then(|| crate::bench_engine::median(&v))
+    };
+    let (Some(ours), Some(theirs)) = (
+        of("pipelined", |f| f.pages_per_s),
+        of("python peer", |f| f.pages_per_s),
+    ) else {
+        return String::new();
+    };
+    let mut out = format!("pages/s: docchat / python peer = {:.2}\n", ours / theirs);
+    if let (Some(a), Some(b)) = (
+        of("pipelined", |f| f.chunks_per_s),
+        of("python peer", |f| f.chunks_per_s),
+    ) {
+        out.push_str(&format!("chunks/s: docchat / python peer = {:.2}\n", a / b));
+    }
+    if let (Some(a), Some(b)) = (
+        of("pipelined", |f| f.embed_share),
+        of("python peer", |f| f.embed_share),
+    ) {
+        out.push_str(&format!(
+            "embedding share: docchat {:.1} %, python peer {:.1} %\n",
+            a * 100.0,
+            b * 100.0
+        ));
+    }
+    out
+}
+
 /// Indexing figures as a text table.
 pub fn ingest_table(figures: &[IngestFigure]) -> String {
     let mut out = String::from(

@@ -379,7 +379,10 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
             ctx_size: u64::from(s.engine.ctx_size),
             engine: s.engine.clone(),
             cpu: Arc::default(),
-            chat_slots: crate::admission::Admission::new(queue),
+            chat_slots: crate::admission::Admission::with_priority(
+                queue,
+                Some(Arc::clone(&s.engine.priority)),
+            ),
             embed_slots: crate::admission::Admission::new(queue),
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -856,6 +859,21 @@ pub enum BenchCommand {
     /// Embedding throughput of docchat's embedder against llama.cpp's
     /// llama-embedding on the chunks docchat makes of PATHS.
     Embed(BenchEmbedArgs),
+    /// Re-indexing after a one-paragraph edit of a long PDF, against the Python
+    /// peer re-ingesting the file.
+    Reindex(BenchReindexArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchReindexArgs {
+    /// A long PDF (it is copied; the original is not touched)
+    pdf: PathBuf,
+    /// Measure docchat alone
+    #[arg(long)]
+    docchat_only: bool,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -968,6 +986,13 @@ pub struct BenchIngestArgs {
     /// Also run with extraction and embedding one after the other, for comparison
     #[arg(long)]
     compare_sequential: bool,
+    /// Also run the Python peer pipeline (pypdf + llama-cpp-python + lancedb, set
+    /// up by scripts/baselines.sh) on the same PDFs, taking turns
+    #[arg(long)]
+    peer: bool,
+    /// Runs of each (medians are compared)
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
     /// Print JSON
     #[arg(long)]
     json: bool,
@@ -1159,31 +1184,94 @@ pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Ingest(a) => {
             let roots = roots_of(&a.paths, None)?;
             let embedder = s.embedder().await?;
+            let python = if a.peer {
+                Some(
+                    crate::bench_peer::peer_python()
+                        .context("no Python peer: run scripts/baselines.sh to set it up")?,
+                )
+            } else {
+                None
+            };
             let mut figures = Vec::new();
             let modes: &[bool] = if a.compare_sequential {
                 &[false, true]
             } else {
                 &[true]
             };
-            for &pipelined in modes {
-                let tmp = tempfile::Builder::new()
-                    .prefix("docchat-bench-")
-                    .tempdir()?;
-                let f = crate::bench::ingest(
-                    tmp.path(),
-                    Arc::clone(&embedder),
-                    roots.clone(),
-                    s.limits()?,
-                    pipelined,
-                )
-                .await?;
-                eprintln!("{} run: {:.1} s", f.mode, f.wall_s);
-                figures.push(f);
+            for _ in 0..a.runs.max(1) {
+                for &pipelined in modes {
+                    let tmp = tempfile::Builder::new()
+                        .prefix("docchat-bench-")
+                        .tempdir()?;
+                    let f = crate::bench::ingest(
+                        tmp.path(),
+                        Arc::clone(&embedder),
+                        roots.clone(),
+                        s.limits()?,
+                        pipelined,
+                    )
+                    .await?;
+                    eprintln!("{} run: {:.1} s", f.mode, f.wall_s);
+                    figures.push(f);
+                }
+                if let Some(python) = &python {
+                    let tmp = tempfile::Builder::new()
+                        .prefix("docchat-bench-peer-")
+                        .tempdir()?;
+                    let (python, model, paths) =
+                        (python.clone(), s.models.embedding.clone(), a.paths.clone());
+                    let threads = s.engine.thread_count();
+                    let peer = tokio::task::spawn_blocking(move || {
+                        crate::bench_peer::run_peer(
+                            &python,
+                            &model,
+                            tmp.path(),
+                            threads,
+                            "ingest",
+                            &paths,
+                        )
+                    })
+                    .await??;
+                    let f = crate::bench::IngestFigure::of_peer(&peer);
+                    eprintln!("{} run: {:.1} s", f.mode, f.wall_s);
+                    figures.push(f);
+                }
             }
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&figures)?);
             } else {
                 print!("{}", crate::bench::ingest_table(&figures));
+                print!("{}", crate::bench::ingest_ratios(&figures));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Reindex(a) => {
+            let embedder = s.embedder().await?;
+            let python = if a.docchat_only {
+                None
+            } else {
+                Some(crate::bench_peer::peer_python().context(
+                    "no Python peer: run scripts/baselines.sh to set it up (or pass --docchat-only)",
+                )?)
+            };
+            let (edit, figures) = crate::bench_peer::reindex(
+                embedder,
+                &s.models.embedding,
+                s.engine.thread_count(),
+                python.as_deref(),
+                &a.pdf,
+                s.limits()?,
+            )
+            .await?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"edit": edit, "runs": figures})
+                    )?
+                );
+            } else {
+                print!("{}", crate::bench_peer::reindex_table(&edit, &figures));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -796,7 +796,7 @@ impl Indexer {
             let embedder = Arc::clone(&self.embedder);
             let texts = batch.to_vec();
             let t = Instant::now();
-            let embedded = tokio::task::spawn_blocking(move || embedder.embed(&texts))
+            let embedded = tokio::task::spawn_blocking(move || embedder.embed_background(&texts))
                 .await?
                 .context("embedding failed")?;
             self.stats

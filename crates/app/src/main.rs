@@ -4,6 +4,7 @@ mod admission;
 mod bench;
 mod bench_embed;
 mod bench_engine;
+mod bench_peer;
 mod bench_serve;
 mod catalog;
 mod cli;

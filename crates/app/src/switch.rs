@@ -206,7 +206,8 @@ pub async fn reembed(
             for batch in chunks.chunks_mut(BATCH) {
                 let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
                 let e = Arc::clone(&embedder);
-                let vectors = tokio::task::spawn_blocking(move || e.embed(&texts)).await??;
+                let vectors =
+                    tokio::task::spawn_blocking(move || e.embed_background(&texts)).await??;
                 for (c, v) in batch.iter_mut().zip(vectors) {
                     c.vector = v;
                 }

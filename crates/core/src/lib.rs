@@ -7,10 +7,12 @@
 #![warn(missing_docs)]
 
 mod error;
+mod priority;
 mod traits;
 mod types;
 
 pub use error::{Error, Result};
+pub use priority::{Foreground, Priority};
 pub use traits::{
     ChatTurn, Embedder, GenerationParams, GenerationStats, Generator, PLAIN_USER_PREFIX, Role,
     TokenCounter, plain_prompt,

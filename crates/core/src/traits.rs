@@ -99,6 +99,11 @@ pub trait Embedder: TokenCounter {
     fn max_tokens(&self) -> usize;
     /// Embeds each text into an L2-normalized vector.
     fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
+    /// Like [`Embedder::embed`], for background work (indexing): it yields to
+    /// foreground embedding and pauses while a user waits for an answer.
+    fn embed_background(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.embed(texts)
+    }
 }
 
 /// Sampling settings of one generation.

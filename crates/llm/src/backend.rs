@@ -1,4 +1,5 @@
 use crate::{Error, Result};
+use docchat_core::Priority;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -70,6 +71,10 @@ pub struct EngineOptions {
     /// Keep the experts of a mixture-of-experts model in host memory (with a GPU:
     /// the dense layers go to the GPU, the experts stay in RAM).
     pub cpu_moe: bool,
+    /// Shared by every model loaded with these options: background embedding
+    /// pauses while foreground work (a user waiting for an answer) holds it.
+    #[serde(skip)]
+    pub priority: Arc<Priority>,
 }
 
 /// Whether the attention uses llama.cpp's flash-attention kernels.
@@ -119,6 +124,7 @@ impl Default for EngineOptions {
             mmap: true,
             flash_attention: FlashAttention::Auto,
             cpu_moe: false,
+            priority: Priority::new(),
         }
     }
 }

@@ -1,13 +1,15 @@
 use crate::backend::{EngineOptions, backend, load_model};
 use crate::{Error, Result};
-use docchat_core::{Embedder, TokenCounter};
+use docchat_core::{Embedder, Priority, TokenCounter};
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 /// Tokens decoded together in one batch (also the context size of the worker).
 /// Sequences packed into one batch are masked from each other, but llama.cpp still
@@ -17,8 +19,14 @@ const BATCH_TOKENS: u32 = 512;
 /// Most sequences in one batch.
 const MAX_SEQS: u32 = 64;
 
+/// How often a paused background job looks for foreground requests.
+const PAUSE_STEP: Duration = Duration::from_millis(5);
+
 struct Job {
     texts: Vec<String>,
+    /// Background (indexing): runs only while no foreground job waits and no user
+    /// waits for an answer, one batch at a time.
+    background: bool,
     reply: mpsc::Sender<Result<Vec<Vec<f32>>>>,
 }
 
@@ -52,9 +60,10 @@ impl EmbeddingModel {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
         let worker_model = Arc::clone(&model);
         let threads = opts.thread_count();
+        let priority = Arc::clone(&opts.priority);
         std::thread::Builder::new()
             .name("docchat-embed".into())
-            .spawn(move || worker(&worker_model, threads, &ready_tx, &rx))?;
+            .spawn(move || worker(&worker_model, threads, &priority, &ready_tx, &rx))?;
         ready_rx.recv().map_err(|_| Error::WorkerGone)??;
         Ok(Self {
             id,
@@ -65,10 +74,14 @@ impl EmbeddingModel {
         })
     }
 
-    fn embed_blocking(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+    fn embed_blocking(&self, texts: Vec<String>, background: bool) -> Result<Vec<Vec<f32>>> {
         let (reply, rx) = mpsc::channel();
         self.jobs
-            .send(Job { texts, reply })
+            .send(Job {
+                texts,
+                background,
+                reply,
+            })
             .map_err(|_| Error::WorkerGone)?;
         rx.recv().map_err(|_| Error::WorkerGone)?
     }
@@ -89,6 +102,7 @@ fn context_params(threads: i32) -> LlamaContextParams {
 fn worker(
     model: &LlamaModel,
     threads: i32,
+    priority: &Priority,
     ready: &mpsc::Sender<Result<()>>,
     jobs: &mpsc::Receiver<Job>,
 ) {
@@ -111,9 +125,64 @@ fn worker(
     let _ = ready.send(Ok(()));
     let max_tokens = (model.n_ctx_train() as usize).clamp(16, BATCH_TOKENS as usize);
     let mut batch = LlamaBatch::new(BATCH_TOKENS as usize, MAX_SEQS as i32);
-    while let Ok(job) = jobs.recv() {
-        let result = embed_all(model, &mut ctx, &mut batch, &job.texts, max_tokens);
-        let _ = job.reply.send(result);
+    let mut foreground: VecDeque<Job> = VecDeque::new();
+    let mut background: VecDeque<(Job, Packing)> = VecDeque::new();
+    let mut open = true;
+    loop {
+        // Take in what has arrived; block only when there is nothing to do.
+        let idle = foreground.is_empty() && background.is_empty();
+        if idle && !open {
+            return;
+        }
+        let next = if idle {
+            jobs.recv().map_err(|_| mpsc::TryRecvError::Disconnected)
+        } else {
+            jobs.try_recv()
+        };
+        match next {
+            Ok(job) if job.background => {
+                let packing = Packing::new(model, &job.texts, max_tokens);
+                background.push_back((job, packing));
+                continue;
+            }
+            Ok(job) => {
+                foreground.push_back(job);
+                continue;
+            }
+            Err(mpsc::TryRecvError::Disconnected) => open = false,
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        if let Some(job) = foreground.pop_front() {
+            let mut packing = Packing::new(model, &job.texts, max_tokens);
+            let result = loop {
+                match packing.step(&mut ctx, &mut batch) {
+                    Ok(true) => break Ok(packing.out),
+                    Ok(false) => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            let _ = job.reply.send(result);
+            continue;
+        }
+        // Background work goes one batch at a time, and not while a user waits:
+        // a question asked during indexing gets the cores to itself.
+        if !priority.wait_turn(PAUSE_STEP) {
+            continue;
+        }
+        let Some((job, packing)) = background.front_mut() else {
+            continue;
+        };
+        match packing.step(&mut ctx, &mut batch) {
+            Ok(false) => {}
+            Ok(true) => {
+                let (job, packing) = background.pop_front().expect("front");
+                let _ = job.reply.send(Ok(packing.out));
+            }
+            Err(e) => {
+                let _ = job.reply.send(Err(e));
+                background.pop_front();
+            }
+        }
     }
 }
 
@@ -133,21 +202,38 @@ fn tokenize(model: &LlamaModel, text: &str, max_tokens: usize) -> Vec<LlamaToken
     tokens
 }
 
-fn embed_all(
-    model: &LlamaModel,
-    ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
-    batch: &mut LlamaBatch<'_>,
-    texts: &[String],
-    max_tokens: usize,
-) -> Result<Vec<Vec<f32>>> {
-    let tokenized: Vec<Vec<LlamaToken>> = texts
-        .iter()
-        .map(|t| tokenize(model, t, max_tokens))
-        .collect();
-    let mut out = Vec::with_capacity(texts.len());
-    let mut start = 0;
-    while start < tokenized.len() {
-        // Pack as many whole sequences as fit into one batch.
+/// One job's texts, tokenized, embedded a batch at a time.
+struct Packing {
+    tokenized: Vec<Vec<LlamaToken>>,
+    /// The first sequence not embedded yet.
+    start: usize,
+    out: Vec<Vec<f32>>,
+}
+
+impl Packing {
+    fn new(model: &LlamaModel, texts: &[String], max_tokens: usize) -> Self {
+        let tokenized: Vec<Vec<LlamaToken>> = texts
+            .iter()
+            .map(|t| tokenize(model, t, max_tokens))
+            .collect();
+        Self {
+            out: Vec::with_capacity(tokenized.len()),
+            tokenized,
+            start: 0,
+        }
+    }
+
+    /// Embeds the next batch (as many whole sequences as fit); returns whether all
+    /// are done.
+    fn step(
+        &mut self,
+        ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
+        batch: &mut LlamaBatch<'_>,
+    ) -> Result<bool> {
+        let (tokenized, start) = (&self.tokenized, self.start);
+        if start >= tokenized.len() {
+            return Ok(true);
+        }
         let mut end = start;
         let mut used = 0;
         while end < tokenized.len()
@@ -170,11 +256,11 @@ fn embed_all(
             let v = ctx
                 .embeddings_seq_ith(seq as i32)
                 .map_err(|e| Error::Inference(format!("embedding output: {e}")))?;
-            out.push(normalized(v));
+            self.out.push(normalized(v));
         }
-        start = end;
+        self.start = end;
+        Ok(end >= tokenized.len())
     }
-    Ok(out)
 }
 
 fn normalized(v: &[f32]) -> Vec<f32> {
@@ -212,6 +298,13 @@ impl Embedder for EmbeddingModel {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self.embed_blocking(texts.to_vec())?)
+        Ok(self.embed_blocking(texts.to_vec(), false)?)
+    }
+
+    fn embed_background(&self, texts: &[String]) -> docchat_core::Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.embed_blocking(texts.to_vec(), true)?)
     }
 }

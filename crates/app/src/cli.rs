@@ -862,6 +862,48 @@ pub enum BenchCommand {
     /// Re-indexing after a one-paragraph edit of a long PDF, against the Python
     /// peer re-ingesting the file.
     Reindex(BenchReindexArgs),
+    /// A big document indexed by a fresh server while questions are asked: the
+    /// indexing time and the time to first token, idle and during indexing.
+    Busy(BenchBusyArgs),
+    /// Time to first token of RAG answers through /api/chat against llama-bench's
+    /// prompt processing of prompts of the same length.
+    Ttft(BenchTtftArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchTtftArgs {
+    /// Documents indexed before the questions (a file or a folder)
+    docs: PathBuf,
+    /// Questions asked
+    #[arg(long, default_value_t = 8)]
+    questions: usize,
+    /// llama.cpp's llama-bench [default: the one scripts/baselines.sh builds]
+    #[arg(long)]
+    llama_bench: Option<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchBusyArgs {
+    /// The big document (a file or a folder)
+    doc: PathBuf,
+    /// Documents indexed first, so that questions have passages from the start
+    #[arg(long)]
+    seed: Option<PathBuf>,
+    /// Questions asked idle before, during indexing, and idle after
+    #[arg(long, default_value_t = 5)]
+    questions: usize,
+    /// Seconds into the indexing when the questions are asked
+    #[arg(long, default_value_t = 60)]
+    ask_after: u64,
+    /// Tokens per answer
+    #[arg(long, default_value_t = 16)]
+    max_tokens: u32,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -1242,6 +1284,50 @@ pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
             } else {
                 print!("{}", crate::bench::ingest_table(&figures));
                 print!("{}", crate::bench::ingest_ratios(&figures));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Ttft(a) => {
+            let tool = a
+                .llama_bench
+                .or_else(|| baseline_tool("llama-bench"))
+                .context("no llama-bench: run scripts/baselines.sh, or pass --llama-bench")?;
+            let opts = crate::bench_ttft::TtftOptions {
+                docs: a.docs,
+                questions: a.questions.max(1),
+                models: s.models.clone(),
+                llama_bench: tool.clone(),
+                speed: crate::bench_engine::SpeedSettings {
+                    threads: s.engine.thread_count(),
+                    batch: s.engine.batch_size,
+                    ubatch: s.engine.ubatch_size.clamp(1, s.engine.batch_size.max(1)),
+                    n_prompt: 0,
+                    n_gen: 0,
+                    runs: 1,
+                },
+            };
+            let rows = tokio::task::spawn_blocking(move || crate::bench_ttft::run(&opts)).await??;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", crate::bench_ttft::table(&rows, &tool));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Busy(a) => {
+            let opts = crate::bench_busy::BusyOptions {
+                doc: a.doc,
+                seed: a.seed,
+                questions: a.questions.max(1),
+                ask_after: std::time::Duration::from_secs(a.ask_after),
+                max_tokens: a.max_tokens,
+                models: s.models.clone(),
+            };
+            let r = tokio::task::spawn_blocking(move || crate::bench_busy::run(&opts)).await??;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", crate::bench_busy::table(&r));
             }
             Ok(ExitCode::SUCCESS)
         }

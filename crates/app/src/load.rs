@@ -88,15 +88,17 @@ pub struct LoadReport {
 /// One response: status, whether Retry-After came with it, time to the first SSE
 /// token, and the whole time.
 #[derive(Clone)]
-struct Outcome {
-    status: u16,
-    retry_after: bool,
-    first_token: Option<Duration>,
-    took: Duration,
+pub(crate) struct Outcome {
+    pub status: u16,
+    pub retry_after: bool,
+    pub first_token: Option<Duration>,
+    pub took: Duration,
+    /// The data of the `done` event of an answer.
+    pub done: Option<serde_json::Value>,
 }
 
 /// Sends a request and reads the whole response; `None` when the connection broke.
-fn send(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> Option<Outcome> {
+pub(crate) fn send(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> Option<Outcome> {
     let started = Instant::now();
     let mut stream = TcpStream::connect(addr).ok()?;
     stream
@@ -126,6 +128,7 @@ fn send(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -
     }
     // The body: watch for the first token event while reading to the end.
     let mut first_token = None;
+    let (mut done, mut in_done) = (None, false);
     loop {
         line.clear();
         match reader.read_line(&mut line) {
@@ -133,6 +136,12 @@ fn send(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -
             Ok(_) => {
                 if first_token.is_none() && line.starts_with("event: token") {
                     first_token = Some(started.elapsed());
+                }
+                if let Some(data) = line.strip_prefix("data:").filter(|_| in_done) {
+                    done = serde_json::from_str(data.trim()).ok();
+                }
+                if line.starts_with("event:") {
+                    in_done = line.trim_end() == "event: done";
                 }
             }
             Err(_) => return None,
@@ -143,6 +152,7 @@ fn send(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -
         retry_after,
         first_token,
         took: started.elapsed(),
+        done,
     })
 }
 
@@ -186,6 +196,7 @@ fn walk_away(addr: &str) -> Option<Outcome> {
         retry_after,
         first_token,
         took: started.elapsed(),
+        done: None,
     })
 }
 
@@ -222,9 +233,9 @@ fn figure(kind: &str, outcomes: &[Option<Outcome>]) -> KindFigure {
 }
 
 /// The server under load, killed when dropped.
-struct Served {
-    child: Child,
-    addr: String,
+pub(crate) struct Served {
+    pub child: Child,
+    pub addr: String,
 }
 
 impl Drop for Served {
@@ -234,7 +245,7 @@ impl Drop for Served {
     }
 }
 
-fn start_server(
+pub(crate) fn start_server(
     data: &Path,
     watch: &Path,
     max_queue: usize,
@@ -282,7 +293,7 @@ fn start_server(
     Ok(Served { child, addr })
 }
 
-fn status(addr: &str) -> Option<serde_json::Value> {
+pub(crate) fn status(addr: &str) -> Option<serde_json::Value> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     write!(
@@ -296,7 +307,26 @@ fn status(addr: &str) -> Option<serde_json::Value> {
     serde_json::from_str(body).ok()
 }
 
-fn vm_kb(pid: u32, key: &str) -> f64 {
+/// Whether the server has indexed everything it knows of (no queue, no work).
+pub(crate) fn indexed_all(s: &serde_json::Value) -> bool {
+    s["reconciled"] == true && s["queue"] == 0 && s["progress"]["done"] == s["progress"]["total"]
+}
+
+/// Waits until the server has indexed everything, at most `timeout`; returns
+/// whether it has.
+pub(crate) fn wait_indexed(addr: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match status(addr) {
+            Some(s) if indexed_all(&s) => return true,
+            None => return false,
+            Some(_) if Instant::now() > deadline => return false,
+            Some(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+pub(crate) fn vm_kb(pid: u32, key: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -307,7 +337,7 @@ fn vm_kb(pid: u32, key: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<usize> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<usize> {
     let mut n = 0;
     if from.is_file() {
         std::fs::copy(from, to.join(from.file_name().context("a file name")?))?;
@@ -456,17 +486,7 @@ pub fn run(opts: &LoadOptions) -> Result<LoadReport> {
 
     // The slot a walking-away client leaves is free at once: a question right
     // after one starts as fast as on an idle server.
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while status(&addr).is_some_and(|s| {
-        !(s["reconciled"] == true
-            && s["queue"] == 0
-            && s["progress"]["done"] == s["progress"]["total"])
-    }) {
-        if Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_indexed(&addr, Duration::from_secs(600));
     let idle_ttft_ms = lone_ttft(&addr, opts.max_tokens)?;
     walk_away(&addr).context("the long answer did not start")?;
     let after_walk_away_ttft_ms = lone_ttft(&addr, opts.max_tokens)?;

@@ -2,10 +2,12 @@
 
 mod admission;
 mod bench;
+mod bench_busy;
 mod bench_embed;
 mod bench_engine;
 mod bench_peer;
 mod bench_serve;
+mod bench_ttft;
 mod catalog;
 mod cli;
 mod client;

@@ -54,6 +54,12 @@ impl Rng {
     }
 }
 
+/// `n` synthetic texts of `words` words each (reproducible from `seed`).
+pub fn synthetic_texts(n: usize, words: usize, seed: u64) -> Vec<String> {
+    let mut g = Synthetic::new(1, seed);
+    (0..n).map(|_| g.text(words)).collect()
+}
+
 /// Synthetic corpus: pronounceable words, topic-clustered unit vectors.
 struct Synthetic {
     rng: Rng,

@@ -868,6 +868,18 @@ pub enum BenchCommand {
     /// Time to first token of RAG answers through /api/chat against llama-bench's
     /// prompt processing of prompts of the same length.
     Ttft(BenchTtftArgs),
+    /// Cold start, and a restart over an unchanged folder of many files.
+    Start(BenchStartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchStartArgs {
+    /// Small files in the watched folder
+    #[arg(long, default_value_t = 1000)]
+    files: usize,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -1286,6 +1298,21 @@ pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
                 print!("{}", crate::bench::ingest_ratios(&figures));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Start(a) => {
+            let models = s.models.clone();
+            let r = tokio::task::spawn_blocking(move || crate::bench_start::run(a.files, &models))
+                .await??;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", crate::bench_start::table(&r));
+            }
+            Ok(if r.restart_embedded == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         BenchCommand::Ttft(a) => {
             let tool = a

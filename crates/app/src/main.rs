@@ -7,6 +7,7 @@ mod bench_embed;
 mod bench_engine;
 mod bench_peer;
 mod bench_serve;
+mod bench_start;
 mod bench_ttft;
 mod catalog;
 mod cli;

@@ -48,3 +48,54 @@ fn imported_minilm_reproduces_reference_cosines() {
     let alone = model.embed(&texts[1..2]).unwrap();
     assert!(cosine(&alone[0], &v[1]) > 0.9999);
 }
+
+/// Indexing yields to a user: while foreground work holds the priority, background
+/// embedding does not start a batch, foreground embedding still runs, and the
+/// background job finishes with the same vectors once the foreground is free.
+#[test]
+fn background_embedding_waits_for_the_foreground_and_foreground_goes_first() {
+    let opts = EngineOptions::default();
+    let priority = std::sync::Arc::clone(&opts.priority);
+    let model = std::sync::Arc::new(
+        EmbeddingModel::load(&models_dir().join("all-MiniLM-L6-v2.gguf"), &opts)
+            .expect("the default embedding model loads"),
+    );
+    let texts: Vec<String> = (0..40)
+        .map(|i| {
+            format!("Paragraph {i} of a long report on harbour logistics and ferry timetables.")
+        })
+        .collect();
+    let expected = model.embed(&texts).expect("foreground embedding");
+
+    let user = priority.foreground();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let background = {
+        let (model, texts) = (std::sync::Arc::clone(&model), texts.clone());
+        std::thread::spawn(move || {
+            let v = model.embed_background(&texts);
+            let _ = done_tx.send(());
+            v
+        })
+    };
+    // However long the user's request takes, indexing does not run meanwhile...
+    assert!(
+        done_rx
+            .recv_timeout(std::time::Duration::from_millis(1500))
+            .is_err(),
+        "background embedding ran while a user waited"
+    );
+    // ...while the user's own embedding (the question's) is served at once.
+    let query = model
+        .embed(&["ferry timetables".to_string()])
+        .expect("foreground embedding while background work waits");
+    assert_eq!(query.len(), 1);
+    drop(user);
+    let got = background
+        .join()
+        .expect("the background thread")
+        .expect("background embedding finishes once the foreground is free");
+    assert_eq!(got.len(), expected.len());
+    for (a, b) in got.iter().zip(&expected) {
+        assert!(cosine(a, b) > 0.9999, "same vectors as in the foreground");
+    }
+}

@@ -5,10 +5,9 @@
 //! report has the whole indexing time and the time to first token of each
 //! question, idle and during indexing.
 
-use crate::load::{Served, copy_tree, indexed_all, send, start_server, status, vm_kb, wait_indexed};
+use crate::load::{Served, ask, copy_tree, indexed_all, start_server, status, vm_kb, wait_indexed};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -70,19 +69,6 @@ const QUESTIONS: [&str; 6] = [
     "How are missing values represented?",
 ];
 
-fn ask(addr: &str, question: &str, max_tokens: u32) -> Result<f64> {
-    let body = json!({"question": question, "max_tokens": max_tokens, "save": false}).to_string();
-    let o = send(addr, "POST", "/api/chat", "application/json", body.as_bytes())
-        .with_context(|| format!("no answer to {question:?}"))?;
-    if o.status != 200 {
-        bail!("{question:?} got HTTP {}", o.status);
-    }
-    let t = o
-        .first_token
-        .with_context(|| format!("no token for {question:?}"))?;
-    Ok(t.as_secs_f64() * 1e3)
-}
-
 fn still_indexing(addr: &str) -> bool {
     status(addr).is_some_and(|s| !indexed_all(&s))
 }
@@ -96,13 +82,21 @@ pub fn run(opts: &BusyOptions) -> Result<BusyReport> {
     std::fs::write(&watch, format!("{} = docs\n", folder.display()))?;
     let server: Served = start_server(&tmp.path().join("data"), &watch, 2, &opts.models)?;
     let addr = server.addr.clone();
-    let questions: Vec<&str> = QUESTIONS.iter().copied().cycle().take(opts.questions).collect();
+    let questions: Vec<&str> = QUESTIONS
+        .iter()
+        .copied()
+        .cycle()
+        .take(opts.questions)
+        .collect();
     let mut asked = Vec::new();
     let ask_all = |when: &'static str, asked: &mut Vec<Asked>| -> Result<()> {
         for q in &questions {
-            let ttft_ms = ask(&addr, q, opts.max_tokens)?;
+            let (ttft_ms, _) = ask(&addr, q, opts.max_tokens)?;
             let indexing = still_indexing(&addr);
-            eprintln!("busy: {when}: {ttft_ms:.0} ms to the first token{}", if indexing { " (indexing)" } else { "" });
+            eprintln!(
+                "busy: {when}: {ttft_ms:.0} ms to the first token{}",
+                if indexing { " (indexing)" } else { "" }
+            );
             asked.push(Asked {
                 when,
                 question: (*q).to_string(),
@@ -153,7 +147,10 @@ pub fn run(opts: &BusyOptions) -> Result<BusyReport> {
     };
     let busy_ttft_ms = of(&|a| a.when == "during indexing");
     let idle_ttft_ms = of(&|a| a.when != "during indexing");
-    if asked.iter().any(|a| a.when == "during indexing" && !a.indexing) {
+    if asked
+        .iter()
+        .any(|a| a.when == "during indexing" && !a.indexing)
+    {
         eprintln!("busy: some answers ended after the indexing did; ask earlier (--ask-after)");
     }
     let docs = st["documents"].as_array().cloned().unwrap_or_default();

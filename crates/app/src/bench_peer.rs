@@ -312,4 +312,29 @@ mod tests {
         let (back, _) = rot13_strings(out.as_bytes(), 5);
         assert_eq!(back, content.to_vec());
     }
+
+    #[test]
+    fn the_edit_changes_one_page_of_a_real_pdf_and_nothing_else() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/corpus/pdf-wild/tracemonkey.pdf");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dst = tmp.path().join("edited.pdf");
+        let edit = edit_one_paragraph(&src, &dst, 600).expect("edited");
+        assert!(edit.letters >= 300, "{edit:?}");
+        let before = docchat_ingest::extract_file(&src).expect("original extracts");
+        let after = docchat_ingest::extract_file(&dst).expect("edited copy extracts");
+        assert_eq!(before.pages.len(), after.pages.len());
+        let changed: Vec<u32> = before
+            .pages
+            .iter()
+            .zip(&after.pages)
+            .filter(|(a, b)| a.text != b.text)
+            .map(|(a, _)| a.number)
+            .collect();
+        assert_eq!(
+            changed,
+            vec![edit.page],
+            "only the edited page reads differently"
+        );
+    }
 }

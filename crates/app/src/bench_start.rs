@@ -34,7 +34,10 @@ pub struct StartReport {
 
 /// Writes `n` small text files (about 150 words each) in folders of 100.
 fn write_files(dir: &Path, n: usize) -> Result<()> {
-    for (i, text) in crate::bench::synthetic_texts(n, 150, 7).into_iter().enumerate() {
+    for (i, text) in crate::bench::synthetic_texts(n, 150, 7)
+        .into_iter()
+        .enumerate()
+    {
         let sub = dir.join(format!("part{:02}", i / 100));
         std::fs::create_dir_all(&sub)?;
         std::fs::write(sub.join(format!("note{i:05}.txt")), text)?;
@@ -73,7 +76,9 @@ fn stop(mut server: Served) -> Result<()> {
 
 /// Runs the benchmark over `files` files.
 pub fn run(files: usize, models: &crate::models::ModelPaths) -> Result<StartReport> {
-    let tmp = tempfile::Builder::new().prefix("docchat-start-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("docchat-start-")
+        .tempdir()?;
     let folder = tmp.path().join("notes");
     std::fs::create_dir_all(&folder)?;
     let watch = tmp.path().join("watch-dirs");

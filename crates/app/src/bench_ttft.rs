@@ -5,10 +5,9 @@
 //! question, taking turns.
 
 use crate::bench_engine::{SpeedSettings, llama_bench, median};
-use crate::load::{Served, copy_tree, send, start_server, wait_indexed};
+use crate::load::{Served, ask, copy_tree, start_server, wait_indexed};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -65,10 +64,10 @@ pub fn run(opts: &TtftOptions) -> Result<Vec<TtftRow>> {
     }
     // The first question fills the cache with the system prompt, as any earlier
     // question of a running server has.
-    ask(&server.addr, "What is this manual about?")?;
+    ask(&server.addr, "What is this manual about?", 1)?;
     let mut rows = Vec::new();
     for q in QUESTIONS.iter().cycle().take(opts.questions) {
-        let (docchat_ms, prompt_tokens) = ask(&server.addr, q)?;
+        let (docchat_ms, prompt_tokens) = ask(&server.addr, q, 1)?;
         let one = SpeedSettings {
             n_prompt: prompt_tokens as usize,
             n_gen: 0,
@@ -96,28 +95,10 @@ pub fn run(opts: &TtftOptions) -> Result<Vec<TtftRow>> {
     Ok(rows)
 }
 
-/// One streamed answer of one token: (time to first token in ms, prompt tokens).
-fn ask(addr: &str, question: &str) -> Result<(f64, u64)> {
-    let body = json!({"question": question, "max_tokens": 1, "save": false}).to_string();
-    let o = send(addr, "POST", "/api/chat", "application/json", body.as_bytes())
-        .with_context(|| format!("no answer to {question:?}"))?;
-    if o.status != 200 {
-        bail!("{question:?} got HTTP {}", o.status);
-    }
-    let ttft = o.first_token.context("no token")?.as_secs_f64() * 1e3;
-    let prompt_tokens = o
-        .done
-        .as_ref()
-        .and_then(|d| d["prompt_tokens"].as_u64())
-        .context("the answer did not say its prompt length")?;
-    Ok((ttft, prompt_tokens))
-}
-
 /// The rows as a table, with the median ratio.
 pub fn table(rows: &[TtftRow], tool: &Path) -> String {
-    let mut out = String::from(
-        "prompt tokens  docchat /api/chat ms  llama-bench pp ms  ratio  question\n",
-    );
+    let mut out =
+        String::from("prompt tokens  docchat /api/chat ms  llama-bench pp ms  ratio  question\n");
     for r in rows {
         out.push_str(&format!(
             "{:>13}  {:>20.1}  {:>17.1}  {:>5.2}  {}\n",
@@ -128,7 +109,10 @@ pub fn table(rows: &[TtftRow], tool: &Path) -> String {
             r.question
         ));
     }
-    let ratios: Vec<f64> = rows.iter().map(|r| r.docchat_ms / r.llama_bench_ms).collect();
+    let ratios: Vec<f64> = rows
+        .iter()
+        .map(|r| r.docchat_ms / r.llama_bench_ms)
+        .collect();
     out.push_str(&format!(
         "time to first token: docchat / bare prompt processing ({}) = {:.3} (median of {})\n",
         tool.display(),

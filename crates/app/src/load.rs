@@ -98,7 +98,13 @@ pub(crate) struct Outcome {
 }
 
 /// Sends a request and reads the whole response; `None` when the connection broke.
-pub(crate) fn send(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> Option<Outcome> {
+pub(crate) fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Option<Outcome> {
     let started = Instant::now();
     let mut stream = TcpStream::connect(addr).ok()?;
     stream
@@ -305,6 +311,32 @@ pub(crate) fn status(addr: &str) -> Option<serde_json::Value> {
     s.read_to_string(&mut text).ok()?;
     let (_, body) = text.split_once("\r\n\r\n")?;
     serde_json::from_str(body).ok()
+}
+
+/// One streamed answer of an unsaved question: (time to the first token in ms,
+/// tokens of the prompt).
+pub(crate) fn ask(addr: &str, question: &str, max_tokens: u32) -> Result<(f64, u64)> {
+    let body = json!({"question": question, "max_tokens": max_tokens, "save": false}).to_string();
+    let o = send(
+        addr,
+        "POST",
+        "/api/chat",
+        "application/json",
+        body.as_bytes(),
+    )
+    .with_context(|| format!("no answer to {question:?}"))?;
+    if o.status != 200 {
+        bail!("{question:?} got HTTP {}", o.status);
+    }
+    let ttft = o
+        .first_token
+        .with_context(|| format!("no token for {question:?}"))?;
+    let prompt_tokens = o
+        .done
+        .as_ref()
+        .and_then(|d| d["prompt_tokens"].as_u64())
+        .with_context(|| format!("the answer to {question:?} did not say its prompt length"))?;
+    Ok((ttft.as_secs_f64() * 1e3, prompt_tokens))
 }
 
 /// Whether the server has indexed everything it knows of (no queue, no work).

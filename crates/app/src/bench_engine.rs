@@ -77,9 +77,10 @@ pub fn docchat_speed(
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
     for run in 0..=runs {
         let prompt = prompt_of(generator, n_prompt, run)?;
-        let stats = generator.generate(&prompt, &params(1), &mut |_| true)?;
+        // The path the server takes: pieces handed to a sink on the model's thread.
+        let stats = generator.generate_send(&prompt, &params(1), Box::new(|_| true))?;
         let short = format!("Run {run}:");
-        let generated = generator.generate(&short, &params(n_gen), &mut |_| true)?;
+        let generated = generator.generate_send(&short, &params(n_gen), Box::new(|_| true))?;
         if generated.tokens < n_gen {
             bail!("generated {} tokens of {n_gen}", generated.tokens);
         }

@@ -30,6 +30,11 @@ pub struct StartReport {
     pub restart_embedded: u64,
     /// Documents the restarted server lists as indexed.
     pub restart_indexed: u64,
+    /// Peak RSS of the restarted server (which indexed nothing) after answering a
+    /// few questions over the folder, MB.
+    pub serving_rss_mb: f64,
+    /// The model files, MB.
+    pub model_files_mb: f64,
 }
 
 /// Writes `n` small text files (about 150 words each) in folders of 100.
@@ -120,6 +125,19 @@ pub fn run(files: usize, models: &crate::models::ModelPaths) -> Result<StartRepo
     }
     let restart_reconciled_s = t.elapsed().as_secs_f64();
     let st = status(&server.addr).context("the restarted server stopped answering")?;
+    for q in [
+        "What do the notes say about kasora?",
+        "Which notes mention ferry timetables?",
+        "Summarize the first note.",
+    ] {
+        crate::load::ask(&server.addr, q, 64)?;
+    }
+    let serving_rss_mb = vm_kb(server.child.id(), "VmHWM:") / 1024.0;
+    let model_files_mb = [&models.chat, &models.embedding]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len() as f64 / f64::from(1 << 20))
+        .sum();
     let report = StartReport {
         files,
         cold_ready_s,
@@ -129,6 +147,8 @@ pub fn run(files: usize, models: &crate::models::ModelPaths) -> Result<StartRepo
         restart_reconciled_s,
         restart_embedded: st["stats"]["chunks_embedded"].as_u64().unwrap_or(0),
         restart_indexed: st["counts"]["indexed"].as_u64().unwrap_or(0),
+        serving_rss_mb,
+        model_files_mb,
     };
     stop(server)?;
     Ok(report)
@@ -140,7 +160,8 @@ pub fn table(r: &StartReport) -> String {
         "cold start (models loaded, server answering)     {:>6.2} s   (idle peak RSS {:.0} MB)\n\
          first indexing of {} files                     {:>6.1} s\n\
          restart: server answering                        {:>6.2} s\n\
-         restart: all {} files checked, none re-embedded  {:>6.2} s   ({} indexed, {} chunks embedded)\n",
+         restart: all {} files checked, none re-embedded  {:>6.2} s   ({} indexed, {} chunks embedded)\n\
+         serving: peak RSS after 3 answers                {:>6.0} MB  (model files {:.0} MB)\n",
         r.cold_ready_s,
         r.cold_rss_mb,
         r.files,
@@ -149,6 +170,8 @@ pub fn table(r: &StartReport) -> String {
         r.files,
         r.restart_reconciled_s,
         r.restart_indexed,
-        r.restart_embedded
+        r.restart_embedded,
+        r.serving_rss_mb,
+        r.model_files_mb
     )
 }

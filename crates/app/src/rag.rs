@@ -243,18 +243,25 @@ async fn generate(
     tx: &mpsc::Sender<AnswerEvent>,
 ) -> Result<Option<(GenerationStats, String)>> {
     let token_tx = tx.clone();
-    let (stats, answer) = tokio::task::spawn_blocking(move || {
-        let mut answer = String::new();
-        let mut sink = |piece: &str| {
-            answer.push_str(piece);
-            token_tx
-                .blocking_send(AnswerEvent::Token(piece.to_string()))
-                .is_ok()
-        };
-        let stats = generator.generate(&prompt, &params, &mut sink);
-        (stats, answer)
-    })
-    .await?;
+    let answer = Arc::new(std::sync::Mutex::new(String::new()));
+    let text = Arc::clone(&answer);
+    // The model's thread sends each piece straight to the stream.
+    let sink = Box::new(move |piece: &str| {
+        text.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_str(piece);
+        token_tx
+            .blocking_send(AnswerEvent::Token(piece.to_string()))
+            .is_ok()
+    });
+    let stats =
+        tokio::task::spawn_blocking(move || generator.generate_send(&prompt, &params, sink))
+            .await?;
+    let answer = std::mem::take(
+        &mut *answer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     match stats {
         Ok(s) => Ok(Some((s, answer))),
         Err(docchat_core::Error::Cancelled) => Ok(None),

@@ -204,6 +204,18 @@ pub trait Generator: TokenCounter {
         params: &GenerationParams,
         sink: &mut dyn FnMut(&str) -> bool,
     ) -> Result<GenerationStats>;
+
+    /// Like [`Generator::generate`], with a sink the model may call from its own
+    /// thread, which spares a thread hop per token when the caller only forwards
+    /// the pieces.
+    fn generate_send(
+        &self,
+        prompt: &str,
+        params: &GenerationParams,
+        mut sink: Box<dyn FnMut(&str) -> bool + Send>,
+    ) -> Result<GenerationStats> {
+        self.generate(prompt, params, &mut *sink)
+    }
 }
 
 #[cfg(test)]

@@ -21,10 +21,26 @@ enum Event {
     Done(Result<GenerationStats>),
 }
 
+/// Where the pieces of an answer go.
+type Sink = Box<dyn FnMut(&str) -> bool + Send>;
+
 struct Job {
     prompt: String,
     params: GenerationParams,
     events: mpsc::SyncSender<Event>,
+    /// Called on the worker thread with each piece, when the caller gave one;
+    /// otherwise pieces travel over `events`.
+    sink: Option<Sink>,
+}
+
+impl Job {
+    /// Hands a piece to the consumer; `false` when it is gone.
+    fn emit(&mut self, text: String) -> bool {
+        match &mut self.sink {
+            Some(sink) => sink(&text),
+            None => self.events.send(Event::Piece(text)).is_ok(),
+        }
+    }
 }
 
 /// A GGUF chat or completion model served by one worker thread.
@@ -117,8 +133,8 @@ fn worker(
         batch_size: batch_size.max(1),
         cached: Vec::new(),
     };
-    while let Ok(job) = jobs.recv() {
-        let result = session.run(&mut ctx, &job);
+    while let Ok(mut job) = jobs.recv() {
+        let result = session.run(&mut ctx, &mut job);
         let _ = job.events.send(Event::Done(result));
     }
 }
@@ -133,7 +149,7 @@ struct Session<'m> {
 }
 
 impl Session<'_> {
-    fn run(&mut self, ctx: &mut LlamaContext<'_>, job: &Job) -> Result<GenerationStats> {
+    fn run(&mut self, ctx: &mut LlamaContext<'_>, job: &mut Job) -> Result<GenerationStats> {
         let started = Instant::now();
         let vocab = self.model.vocab();
         let prompt = vocab.tokenize(job.prompt.as_bytes(), true, true);
@@ -176,7 +192,7 @@ impl Session<'_> {
         prompt: &[LlamaToken],
         start: usize,
         max_new: usize,
-        job: &Job,
+        job: &mut Job,
         started: Instant,
     ) -> Result<GenerationStats> {
         let vocab = self.model.vocab();
@@ -205,7 +221,8 @@ impl Session<'_> {
             ..GenerationStats::default()
         };
         let mut utf8 = Utf8Stream::default();
-        let mut stops = StopFilter::new(&job.params.stop);
+        let stop_strings = job.params.stop.clone();
+        let mut stops = StopFilter::new(&stop_strings);
         let mut first_token_at = None;
         let mut n_past = prompt.len();
         let mut logits_index = self.batch.n_tokens() - 1;
@@ -227,7 +244,7 @@ impl Session<'_> {
             let piece = vocab.token_to_piece(token, false, None);
             let text = utf8.push(&piece);
             let (emit, stopped) = stops.feed(&text);
-            if !emit.is_empty() && job.events.send(Event::Piece(emit)).is_err() {
+            if !emit.is_empty() && !job.emit(emit) {
                 stats.finish_reason = "cancelled".into();
                 return Ok(stats);
             }
@@ -246,7 +263,7 @@ impl Session<'_> {
             logits_index = 0;
         }
         let rest = stops.finish(&utf8.finish());
-        if !rest.is_empty() && job.events.send(Event::Piece(rest)).is_err() {
+        if !rest.is_empty() && !job.emit(rest) {
             stats.finish_reason = "cancelled".into();
         }
         if let Some(t) = first_token_at {
@@ -408,6 +425,7 @@ impl Generator for ChatModel {
                 prompt: prompt.to_string(),
                 params: params.clone(),
                 events,
+                sink: None,
             })
             .map_err(|_| Error::WorkerGone)?;
         loop {
@@ -423,6 +441,31 @@ impl Generator for ChatModel {
                 Ok(Event::Done(result)) => return Ok(result?),
                 Err(_) => return Err(Error::WorkerGone.into()),
             }
+        }
+    }
+
+    fn generate_send(
+        &self,
+        prompt: &str,
+        params: &GenerationParams,
+        sink: Sink,
+    ) -> docchat_core::Result<GenerationStats> {
+        // The worker calls the sink itself: no thread hop per token.
+        let (events, rx) = mpsc::sync_channel(1);
+        self.jobs
+            .send(Job {
+                prompt: prompt.to_string(),
+                params: params.clone(),
+                events,
+                sink: Some(sink),
+            })
+            .map_err(|_| Error::WorkerGone)?;
+        match rx.recv() {
+            Ok(Event::Done(Ok(stats))) if stats.finish_reason == "cancelled" => {
+                Err(docchat_core::Error::Cancelled)
+            }
+            Ok(Event::Done(result)) => Ok(result?),
+            Ok(Event::Piece(_)) | Err(_) => Err(Error::WorkerGone.into()),
         }
     }
 }

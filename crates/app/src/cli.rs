@@ -360,6 +360,13 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;
     let addr = listener.local_addr()?;
+    // Streamed answers are many small writes: send each at once instead of
+    // holding it until the previous one is acknowledged.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
     let queue = a.max_queue.or(s.file.max_queue).unwrap_or(8);

@@ -31,12 +31,17 @@ pub struct PeerFigure {
     pub write_s: f64,
 }
 
+/// Where `scripts/baselines.sh` puts the baselines: `$DOCCHAT_CACHE/bench`.
+pub fn bench_cache() -> Option<PathBuf> {
+    std::env::var_os("DOCCHAT_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/docchat")))
+        .map(|c| c.join("bench"))
+}
+
 /// The Python of the peer's virtual environment (`scripts/baselines.sh` makes it).
 pub fn peer_python() -> Option<PathBuf> {
-    let cache = std::env::var_os("DOCCHAT_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/docchat")))?;
-    let python = cache.join("bench/peer-venv/bin/python");
+    let python = bench_cache()?.join("peer-venv/bin/python");
     python.is_file().then_some(python)
 }
 

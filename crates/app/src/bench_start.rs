@@ -133,11 +133,7 @@ pub fn run(files: usize, models: &crate::models::ModelPaths) -> Result<StartRepo
         crate::load::ask(&server.addr, q, 64)?;
     }
     let serving_rss_mb = vm_kb(server.child.id(), "VmHWM:") / 1024.0;
-    let model_files_mb = [&models.chat, &models.embedding]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len() as f64 / f64::from(1 << 20))
-        .sum();
+    let model_files_mb = crate::load::model_files_mb(models);
     let report = StartReport {
         files,
         cold_ready_s,

@@ -999,10 +999,7 @@ pub struct BenchEngineArgs {
 
 /// The llama.cpp tool `name` scripts/baselines.sh builds, where it is.
 fn baseline_tool(name: &str) -> Option<PathBuf> {
-    let cache = std::env::var_os("DOCCHAT_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/docchat")))?;
-    let mut builds: Vec<PathBuf> = std::fs::read_dir(cache.join("bench"))
+    let mut builds: Vec<PathBuf> = std::fs::read_dir(crate::bench_peer::bench_cache()?)
         .ok()?
         .flatten()
         .map(|e| e.path().join("bin").join(name))

@@ -313,6 +313,15 @@ pub(crate) fn status(addr: &str) -> Option<serde_json::Value> {
     serde_json::from_str(body).ok()
 }
 
+/// The size of the chat and embedding model files, MB.
+pub(crate) fn model_files_mb(models: &crate::models::ModelPaths) -> f64 {
+    [&models.chat, &models.embedding]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len() as f64 / f64::from(1 << 20))
+        .sum()
+}
+
 /// One streamed answer of an unsaved question: (time to the first token in ms,
 /// tokens of the prompt).
 pub(crate) fn ask(addr: &str, question: &str, max_tokens: u32) -> Result<(f64, u64)> {
@@ -540,11 +549,7 @@ pub fn run(opts: &LoadOptions) -> Result<LoadReport> {
             .collect();
         kinds_out.push(figure(kind, &of_kind));
     }
-    let model_files_mb = [&opts.models.chat, &opts.models.embedding]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len() as f64 / (1 << 20) as f64)
-        .sum();
+    let model_files_mb = model_files_mb(&opts.models);
     Ok(LoadReport {
         seconds,
         concurrency,

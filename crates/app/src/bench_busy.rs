@@ -5,7 +5,9 @@
 //! report has the whole indexing time and the time to first token of each
 //! question, idle and during indexing.
 
-use crate::load::{Served, ask, copy_tree, indexed_all, start_server, status, vm_kb, wait_indexed};
+use crate::load::{
+    Scratch, Served, ask, copy_tree, indexed_all, start_server, status, vm_kb, wait_indexed,
+};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -75,12 +77,8 @@ fn still_indexing(addr: &str) -> bool {
 
 /// Runs the benchmark.
 pub fn run(opts: &BusyOptions) -> Result<BusyReport> {
-    let tmp = tempfile::Builder::new().prefix("docchat-busy-").tempdir()?;
-    let folder = tmp.path().join("docs");
-    std::fs::create_dir_all(&folder)?;
-    let watch = tmp.path().join("watch-dirs");
-    std::fs::write(&watch, format!("{} = docs\n", folder.display()))?;
-    let server: Served = start_server(&tmp.path().join("data"), &watch, 2, &opts.models)?;
+    let scratch = Scratch::new("docchat-busy-", "docs")?;
+    let server: Served = start_server(&scratch.data, &scratch.watch, 2, &opts.models)?;
     let addr = server.addr.clone();
     let questions: Vec<&str> = QUESTIONS
         .iter()
@@ -108,7 +106,7 @@ pub fn run(opts: &BusyOptions) -> Result<BusyReport> {
     };
 
     if let Some(seed) = &opts.seed {
-        let seeded = tmp.path().join("docs/seed");
+        let seeded = scratch.folder.join("seed");
         std::fs::create_dir_all(&seeded)?;
         copy_tree(seed, &seeded)?;
         started_indexing(&addr)?;
@@ -118,7 +116,7 @@ pub fn run(opts: &BusyOptions) -> Result<BusyReport> {
     }
     ask_all("idle before", &mut asked)?;
 
-    let big = tmp.path().join("docs/big");
+    let big = scratch.folder.join("big");
     std::fs::create_dir_all(&big)?;
     let started = Instant::now();
     copy_tree(&opts.doc, &big)?;

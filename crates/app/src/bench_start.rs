@@ -81,20 +81,14 @@ fn stop(mut server: Served) -> Result<()> {
 
 /// Runs the benchmark over `files` files.
 pub fn run(files: usize, models: &crate::models::ModelPaths) -> Result<StartReport> {
-    let tmp = tempfile::Builder::new()
-        .prefix("docchat-start-")
-        .tempdir()?;
-    let folder = tmp.path().join("notes");
-    std::fs::create_dir_all(&folder)?;
-    let watch = tmp.path().join("watch-dirs");
-    std::fs::write(&watch, format!("{} = notes\n", folder.display()))?;
-    let data = tmp.path().join("data");
+    let scratch = crate::load::Scratch::new("docchat-start-", "notes")?;
+    let (folder, watch, data) = (&scratch.folder, &scratch.watch, &scratch.data);
 
-    let (server, cold_ready_s) = started(&data, &watch, models)?;
+    let (server, cold_ready_s) = started(data, watch, models)?;
     let cold_rss_mb = vm_kb(server.child.id(), "VmHWM:") / 1024.0;
     eprintln!("start: cold start {cold_ready_s:.2} s; writing {files} files");
     let t = Instant::now();
-    write_files(&folder, files)?;
+    write_files(folder, files)?;
     while status(&server.addr).is_some_and(|s| indexed_all(&s)) && t.elapsed().as_secs() < 30 {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -119,7 +113,7 @@ pub fn run(files: usize, models: &crate::models::ModelPaths) -> Result<StartRepo
     stop(server)?;
 
     let t = Instant::now();
-    let (server, restart_ready_s) = started(&data, &watch, models)?;
+    let (server, restart_ready_s) = started(data, watch, models)?;
     if !wait_indexed(&server.addr, Duration::from_secs(600)) {
         bail!("the restarted server did not finish checking the folder in 10 minutes");
     }

@@ -5,7 +5,7 @@
 //! question, taking turns.
 
 use crate::bench_engine::{SpeedSettings, llama_bench, median};
-use crate::load::{Served, ask, copy_tree, start_server, wait_indexed};
+use crate::load::{Scratch, Served, ask, copy_tree, start_server, wait_indexed};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -52,13 +52,9 @@ const QUESTIONS: [&str; 8] = [
 
 /// Runs the comparison.
 pub fn run(opts: &TtftOptions) -> Result<Vec<TtftRow>> {
-    let tmp = tempfile::Builder::new().prefix("docchat-ttft-").tempdir()?;
-    let folder = tmp.path().join("docs");
-    std::fs::create_dir_all(&folder)?;
-    copy_tree(&opts.docs, &folder)?;
-    let watch = tmp.path().join("watch-dirs");
-    std::fs::write(&watch, format!("{} = docs\n", folder.display()))?;
-    let server: Served = start_server(&tmp.path().join("data"), &watch, 2, &opts.models)?;
+    let scratch = Scratch::new("docchat-ttft-", "docs")?;
+    copy_tree(&opts.docs, &scratch.folder)?;
+    let server: Served = start_server(&scratch.data, &scratch.watch, 2, &opts.models)?;
     if !wait_indexed(&server.addr, Duration::from_secs(1800)) {
         bail!("the documents were not indexed in 30 minutes");
     }

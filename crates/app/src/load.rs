@@ -419,35 +419,45 @@ fn chat_body(i: usize, max_tokens: u32) -> Vec<u8> {
 
 /// Time to the first token of one question asked alone.
 fn lone_ttft(addr: &str, max_tokens: u32) -> Result<f64> {
-    let o = send(
-        addr,
-        "POST",
-        "/api/chat",
-        "application/json",
-        &chat_body(0, max_tokens),
-    )
-    .context("the lone question got no answer")?;
-    let t = o.first_token.context("the lone question got no token")?;
-    Ok(t.as_secs_f64() * 1e3)
+    Ok(ask(addr, "What is this document about?", max_tokens)?.0)
+}
+
+/// A benchmark server's temporary home: the empty watched folder `name` (also the
+/// collection's name), the watch-dirs file naming it, and the data folder; all
+/// removed when dropped.
+pub(crate) struct Scratch {
+    _tmp: tempfile::TempDir,
+    pub folder: PathBuf,
+    pub watch: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Scratch {
+    pub(crate) fn new(prefix: &str, name: &str) -> Result<Self> {
+        let tmp = tempfile::Builder::new().prefix(prefix).tempdir()?;
+        let folder = tmp.path().join(name);
+        std::fs::create_dir_all(&folder)?;
+        let watch = tmp.path().join("watch-dirs");
+        std::fs::write(&watch, format!("{} = {name}\n", folder.display()))?;
+        let data = tmp.path().join("data");
+        Ok(Self {
+            _tmp: tmp,
+            folder,
+            watch,
+            data,
+        })
+    }
 }
 
 /// Runs the load.
 pub fn run(opts: &LoadOptions) -> Result<LoadReport> {
-    let tmp = tempfile::Builder::new().prefix("docchat-load-").tempdir()?;
-    let folder = tmp.path().join("load");
-    std::fs::create_dir_all(&folder)?;
-    let watch = tmp.path().join("watch-dirs");
-    std::fs::write(&watch, format!("{} = load\n", folder.display()))?;
-    let server = start_server(
-        &tmp.path().join("data"),
-        &watch,
-        opts.max_queue,
-        &opts.models,
-    )?;
+    let scratch = Scratch::new("docchat-load-", "load")?;
+    let folder = &scratch.folder;
+    let server = start_server(&scratch.data, &scratch.watch, opts.max_queue, &opts.models)?;
     let addr = server.addr.clone();
     let pid = server.child.id();
 
-    let copied = copy_tree(&opts.docs, &folder)?;
+    let copied = copy_tree(&opts.docs, folder)?;
     eprintln!(
         "load: {copied} files to index; {} s of mixed load",
         opts.duration.as_secs()

@@ -1,4 +1,5 @@
 use crate::backend::{EngineOptions, backend, load_model};
+use crate::pick::{Picker, eog_tokens};
 use crate::utf8::Utf8Stream;
 use crate::{Error, Result};
 use docchat_core::{
@@ -8,9 +9,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::{Arc, mpsc};
@@ -132,6 +131,7 @@ fn worker(
         batch: LlamaBatch::new(batch_size.max(1), 1),
         batch_size: batch_size.max(1),
         cached: Vec::new(),
+        eog: eog_tokens(model),
     };
     while let Ok(mut job) = jobs.recv() {
         let result = session.run(&mut ctx, &mut job);
@@ -146,6 +146,8 @@ struct Session<'m> {
     batch: LlamaBatch<'static>,
     batch_size: usize,
     cached: Vec<LlamaToken>,
+    /// The model's end-of-generation tokens, banned for `ignore_eos` requests.
+    eog: Vec<i32>,
 }
 
 impl Session<'_> {
@@ -214,7 +216,7 @@ impl Session<'_> {
             pos = end;
         }
 
-        let mut sampler = sampler_for(self.model, &job.params);
+        let mut picker = Picker::new(self.model, &self.eog, &job.params);
         let mut stats = GenerationStats {
             prompt_tokens: prompt.len() as u32,
             finish_reason: "length".into(),
@@ -230,8 +232,9 @@ impl Session<'_> {
             if n_past >= n_ctx {
                 break;
             }
-            let token = sampler.sample(ctx, logits_index);
-            sampler.accept(token);
+            let token = picker
+                .pick(ctx, logits_index)
+                .ok_or_else(|| Error::Inference("the sampler chose no token".into()))?;
             if first_token_at.is_none() {
                 first_token_at = Some(Instant::now());
                 stats.ttft_ms = started.elapsed().as_millis() as u64;
@@ -274,37 +277,6 @@ impl Session<'_> {
         }
         Ok(stats)
     }
-}
-
-fn sampler_for(model: &LlamaModel, p: &GenerationParams) -> LlamaSampler {
-    let mut chain = vec![LlamaSampler::penalties(
-        model.n_vocab(),
-        p.repeat_last_n,
-        p.repeat_penalty,
-        p.frequency_penalty,
-        p.presence_penalty,
-    )];
-    if p.ignore_eos {
-        let vocab = model.vocab();
-        let eog: Vec<LlamaLogitBias> = (0..model.n_vocab())
-            .map(LlamaToken::new)
-            .filter(|t| vocab.is_eog(*t))
-            .map(|t| LlamaLogitBias::new(t, f32::NEG_INFINITY))
-            .collect();
-        chain.push(LlamaSampler::logit_bias(model.n_vocab(), &eog));
-    }
-    if p.temperature <= 0.0 {
-        chain.push(LlamaSampler::greedy());
-    } else {
-        if p.top_k > 0 {
-            chain.push(LlamaSampler::top_k(p.top_k));
-        }
-        chain.push(LlamaSampler::top_p(p.top_p, 1));
-        chain.push(LlamaSampler::min_p(p.min_p, 1));
-        chain.push(LlamaSampler::temp(p.temperature));
-        chain.push(LlamaSampler::dist(p.seed));
-    }
-    LlamaSampler::chain_simple(chain)
 }
 
 /// Holds back text that may be the start of a stop string, and cuts at a stop string.

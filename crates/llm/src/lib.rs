@@ -6,6 +6,7 @@
 //!   text pieces to the caller and stopping as soon as the caller goes away.
 //! - [`meta`]: reads a GGUF header (architecture, size, quantization, context) and
 //!   estimates the memory a model needs at a context size.
+//! - [`heap`]: the C heap tuned for a long-running server (arenas, trimming).
 //! - [`import`]: converts a sentence-transformers BERT checkpoint into a GGUF that
 //!   llama.cpp loads as an embedding model.
 //!
@@ -16,8 +17,10 @@ mod chat;
 mod embed;
 mod error;
 pub mod gguf;
+pub mod heap;
 pub mod import;
 pub mod meta;
+mod pick;
 mod utf8;
 
 pub use backend::{EngineOptions, FlashAttention, system_info};

@@ -250,3 +250,97 @@ fn kill_9_while_chats_are_written_keeps_every_saved_chat() {
         assert!(md.contains("What did meeting"), "{md}");
     }
 }
+
+/// A long document is embedded and written in parts: its first part is searchable
+/// while the rest is embedded, and after a `kill -9` mid-way the restart reuses the
+/// vectors of the parts written instead of embedding them again.
+#[test]
+fn a_long_document_is_written_in_parts_and_a_kill_mid_way_loses_no_embedding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("docs");
+    std::fs::create_dir_all(&folder).unwrap();
+    let body: String = (0..1_500)
+        .map(|i| {
+            format!(
+                "## Ledger entry {i}\n\nEntry {i} of the harbour ledger records that vessel \
+                 number {} unloaded {} crates of tea at berth {} after a crossing of {} days, \
+                 and that the harbour master signed the receipt number {} in the presence of \
+                 clerk {}.\n\n",
+                i * 7 + 3,
+                i * 13 % 97 + 1,
+                i % 23,
+                i % 41 + 5,
+                100_000 + i * 31,
+                i % 17
+            )
+        })
+        .collect();
+    std::fs::write(
+        folder.join("ledger.md"),
+        format!("# Harbour ledger\n\n{body}"),
+    )
+    .unwrap();
+    // Settled files only: no wait for the copy to finish.
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(folder.join("ledger.md"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let watch = tmp.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = docs\n", folder.display())).unwrap();
+    let data = tmp.path().join("data");
+
+    let server = Server::start(&data, &watch);
+    let query =
+        serde_json::json!({ "query": "harbour ledger entry 3 vessel number 24 tea", "top_k": 5 });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (code, body) = server.post("/api/search", &query);
+        assert_eq!(code, 200, "{body}");
+        if body.contains("ledger.md") {
+            let status = server.get("/api/status");
+            let state = crate::common::doc(&status, "ledger.md").map(|d| d["state"].clone());
+            assert_eq!(
+                state,
+                Some(Value::from("pending")),
+                "the first part is searchable before the document is done: {status:#}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first part never became searchable"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server.kill();
+
+    let server = Server::start(&data, &watch);
+    let status = server.wait_status(
+        "the restart to finish the ledger",
+        Duration::from_secs(300),
+        |s| settled(s) && crate::common::doc(s, "ledger.md").is_some(),
+    );
+    server.kill();
+    let ledger = crate::common::doc(&status, "ledger.md").unwrap();
+    assert_eq!(ledger["state"], "indexed", "{status:#}");
+    let chunks = ledger["chunks"].as_u64().unwrap();
+    assert!(
+        chunks > 300,
+        "long enough for two parts of 256: {chunks} chunks"
+    );
+    let embedded = status["stats"]["chunks_embedded"].as_u64().unwrap();
+    assert!(
+        embedded + 256 <= chunks,
+        "the restart embedded {embedded} of {chunks} chunks: the first part's vectors were not reused"
+    );
+    let after: Value = serde_json::from_str(&run(&data, &["status", "--json"])).unwrap();
+    let integrity = &after["integrity"];
+    assert_eq!(integrity["chunks"], chunks, "{integrity}");
+    assert_eq!(integrity["duplicate_chunk_ids"], 0, "{integrity}");
+    assert_eq!(integrity["orphan_chunks"], 0, "{integrity}");
+    assert_eq!(integrity["pending_documents"], 0, "{integrity}");
+    assert_eq!(integrity["mismatched_documents"], 0, "{integrity}");
+}

@@ -11,7 +11,7 @@ use crate::config::WatchRoot;
 use crate::history::now_ms;
 use crate::isolate::{self, ExtractLimits};
 use anyhow::{Context, Result};
-use docchat_core::{Embedder, FileKind, document_id};
+use docchat_core::{ChunkDraft, Embedder, FileKind, document_id};
 use docchat_ingest::{ChunkOptions, chunk_pages};
 use docchat_store::{ChunkRecord, DocState, DocumentRecord, Store};
 use std::collections::{HashMap, HashSet};
@@ -33,6 +33,10 @@ const WRITE_BATCH: usize = 8;
 /// Chunks after which the new documents gathered by the writing task are written
 /// without waiting for the rest of its batch.
 const FLUSH_CHUNKS: usize = 64;
+/// Chunks of a new document embedded and written at a time once it has more than
+/// this: a long document's chunks, vectors and write buffers are never all in
+/// memory at once, and its first parts are searchable while the rest is embedded.
+const PART_CHUNKS: usize = 256;
 /// Documents written between compactions during a long run.
 const COMPACT_EVERY: u64 = 40;
 /// A file modified less than this long ago may still be being written.
@@ -61,8 +65,10 @@ struct Work {
     rel: String,
     id: String,
     doc: DocumentRecord,
+    /// The extraction's metadata (its pages are dropped once chunked).
     extracted: docchat_core::Extracted,
-    drafts: Vec<docchat_core::ChunkDraft>,
+    pages: u32,
+    drafts: Vec<ChunkDraft>,
     started: Instant,
     extract_ms: u64,
 }
@@ -556,6 +562,7 @@ impl Indexer {
             ),
             Err(e) => tracing::warn!(error = %e, "optimizing the search indexes failed"),
         }
+        docchat_llm::heap::trim();
     }
 
     async fn next_ready(&self) -> PathBuf {
@@ -726,7 +733,7 @@ impl Indexer {
         self.stats
             .documents_extracted
             .fetch_add(1, Ordering::SeqCst);
-        let extracted = match extracted {
+        let mut extracted = match extracted {
             Ok(e) => e,
             Err(reason) => return Ok(Step::Fail(Box::new(doc), reason)),
         };
@@ -734,7 +741,8 @@ impl Indexer {
 
         let embedder = Arc::clone(&self.embedder);
         let opts = self.chunking;
-        let pages = extracted.pages.clone();
+        let pages = std::mem::take(&mut extracted.pages);
+        let page_count = pages.len() as u32;
         let drafts =
             tokio::task::spawn_blocking(move || chunk_pages(&pages, embedder.as_ref(), &opts))
                 .await?;
@@ -750,6 +758,7 @@ impl Indexer {
             id,
             doc,
             extracted,
+            pages: page_count,
             drafts,
             started,
             extract_ms,
@@ -771,11 +780,11 @@ impl Indexer {
             id,
             mut doc,
             extracted,
+            pages,
             drafts,
             started,
             extract_ms,
         } = work;
-        let root = &root;
         // Chunks whose text is unchanged keep their vectors (a document with no
         // manifest row has no chunks stored).
         let stored = self.store.document(&id).await?.is_some();
@@ -784,66 +793,17 @@ impl Indexer {
         } else {
             HashMap::new()
         };
-        let mut missing: Vec<String> = Vec::new();
-        let mut queued = HashSet::new();
-        for d in &drafts {
-            if !vectors.contains_key(&d.hash) && queued.insert(d.hash.clone()) {
-                missing.push(d.text.clone());
-            }
-        }
-        let reused = drafts.len() - missing.len();
-        for batch in missing.chunks(EMBED_BATCH) {
-            let embedder = Arc::clone(&self.embedder);
-            let texts = batch.to_vec();
-            let t = Instant::now();
-            let embedded = tokio::task::spawn_blocking(move || embedder.embed_background(&texts))
-                .await?
-                .context("embedding failed")?;
-            self.stats
-                .embed_us
-                .fetch_add(t.elapsed().as_micros() as u64, Ordering::SeqCst);
-            self.stats
-                .chunks_embedded
-                .fetch_add(batch.len() as u64, Ordering::SeqCst);
-            for (text, v) in batch.iter().zip(embedded) {
-                vectors.insert(blake3::hash(text.as_bytes()).to_hex().to_string(), v);
-            }
-        }
-
-        let records: Vec<ChunkRecord> = drafts
-            .iter()
-            .enumerate()
-            .map(|(i, d)| ChunkRecord {
-                id: format!("{id}-{i:05}"),
-                document_id: id.clone(),
-                collection: root.collection.clone(),
-                path: rel.clone(),
-                page_start: d.page_start,
-                page_end: d.page_end,
-                byte_start: d.byte_start,
-                byte_end: d.byte_end,
-                hash: d.hash.clone(),
-                text: d.text.clone(),
-                vector: vectors.get(&d.hash).cloned().unwrap_or_default(),
-            })
-            .collect();
-        doc.state = DocState::Indexed;
-        doc.error = None;
-        doc.pages = extracted.pages.len() as u32;
-        doc.chunks = records.len() as u32;
-        self.stats
-            .pages_indexed
-            .fetch_add(u64::from(doc.pages), Ordering::SeqCst);
-        doc.extractor = extracted.extractor;
-        doc.title = extracted.title;
-        doc.author = extracted.author;
-        doc.indexed_at_ms = now_ms();
+        let embedded = self.embed_missing(&drafts, &mut vectors).await?;
+        let reused = drafts.len() - embedded;
+        let records = into_records(&root, &rel, &id, 0, drafts, &mut vectors);
+        drop(vectors);
+        self.indexed_row(&mut doc, extracted, pages, records.len());
         tracing::debug!(
             path = %rel,
             collection = %root.collection,
             pages = doc.pages,
             chunks = doc.chunks,
-            embedded = missing.len(),
+            embedded,
             reused,
             extract_ms,
             total_ms = started.elapsed().as_millis() as u64,
@@ -854,6 +814,114 @@ impl Indexer {
             records,
             stored,
         })
+    }
+
+    /// Embeds (in the background, [`EMBED_BATCH`] at a time) the drafts whose text
+    /// has no vector in `vectors`, each text once, and adds their vectors there.
+    /// Returns how many texts were embedded.
+    async fn embed_missing(
+        &self,
+        drafts: &[ChunkDraft],
+        vectors: &mut HashMap<String, Vec<f32>>,
+    ) -> Result<usize> {
+        let mut queued = HashSet::new();
+        let missing: Vec<&ChunkDraft> = drafts
+            .iter()
+            .filter(|d| !vectors.contains_key(&d.hash) && queued.insert(d.hash.as_str()))
+            .collect();
+        for batch in missing.chunks(EMBED_BATCH) {
+            let embedder = Arc::clone(&self.embedder);
+            let texts: Vec<String> = batch.iter().map(|d| d.text.clone()).collect();
+            let t = Instant::now();
+            let embedded = tokio::task::spawn_blocking(move || embedder.embed_background(&texts))
+                .await?
+                .context("embedding failed")?;
+            self.stats
+                .embed_us
+                .fetch_add(t.elapsed().as_micros() as u64, Ordering::SeqCst);
+            self.stats
+                .chunks_embedded
+                .fetch_add(batch.len() as u64, Ordering::SeqCst);
+            for (d, v) in batch.iter().zip(embedded) {
+                vectors.insert(d.hash.clone(), v);
+            }
+        }
+        Ok(missing.len())
+    }
+
+    /// Fills the manifest row of a document whose `chunks` chunks are embedded.
+    fn indexed_row(
+        &self,
+        doc: &mut DocumentRecord,
+        extracted: docchat_core::Extracted,
+        pages: u32,
+        chunks: usize,
+    ) {
+        doc.state = DocState::Indexed;
+        doc.error = None;
+        doc.pages = pages;
+        doc.chunks = chunks as u32;
+        self.stats
+            .pages_indexed
+            .fetch_add(u64::from(pages), Ordering::SeqCst);
+        doc.extractor = extracted.extractor;
+        doc.title = extracted.title;
+        doc.author = extracted.author;
+        doc.indexed_at_ms = now_ms();
+    }
+
+    /// Embeds and writes a document with many chunks. A new one goes
+    /// [`PART_CHUNKS`] chunks at a time under a pending manifest row, which turns
+    /// `indexed` once the last part is written: a crash or a failed write leaves
+    /// the row pending, and redoing it reuses the vectors of the parts written.
+    /// One stored already is replaced in one go, as any other.
+    async fn write_in_parts(&self, work: Work) -> Result<()> {
+        if self.store.document(&work.id).await?.is_some() {
+            let embedded = self.embed_work(work).await?;
+            return self.store_embedded(embedded).await;
+        }
+        let Work {
+            root,
+            rel,
+            id,
+            mut doc,
+            extracted,
+            pages,
+            drafts,
+            started,
+            extract_ms,
+        } = work;
+        self.store.put_document(&doc).await?;
+        let total = drafts.len();
+        let mut drafts = drafts.into_iter();
+        let (mut first, mut embedded) = (0, 0);
+        while first < total {
+            let part: Vec<ChunkDraft> = drafts.by_ref().take(PART_CHUNKS).collect();
+            let mut vectors = HashMap::new();
+            embedded += self.embed_missing(&part, &mut vectors).await?;
+            let n = part.len();
+            let records = into_records(&root, &rel, &id, first, part, &mut vectors);
+            drop(vectors);
+            self.store.append_chunks(&records).await?;
+            self.dirty.store(true, Ordering::SeqCst);
+            first += n;
+            tracing::debug!(path = %rel, written = first, total, "part written");
+        }
+        self.indexed_row(&mut doc, extracted, pages, total);
+        self.store.put_document(&doc).await?;
+        tracing::debug!(
+            path = %rel,
+            collection = %root.collection,
+            pages = doc.pages,
+            chunks = doc.chunks,
+            embedded,
+            reused = total - embedded,
+            extract_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            "embedded in parts"
+        );
+        self.written(&[(doc, Change::Indexed)]).await;
+        Ok(())
     }
 
     /// Writes one embedded document: its chunks replace any stored ones, then its
@@ -1086,6 +1154,9 @@ impl Indexer {
                 self.flush_new(&mut chunks, &mut rows, &mut paths).await;
             }
             let result = match step {
+                Step::Embed(work) if work.drafts.len() > PART_CHUNKS => {
+                    self.write_in_parts(*work).await
+                }
                 Step::Embed(work) => match self.embed_work(*work).await {
                     Ok(e) if !e.stored => {
                         chunks.extend(e.records);
@@ -1137,6 +1208,50 @@ impl Indexer {
             self.handled(&path, r, true).await;
         }
     }
+}
+
+/// The chunk rows of `drafts`, numbered from `first`, each with its text's vector
+/// from `vectors` (moved out at the text's last use).
+fn into_records(
+    root: &WatchRoot,
+    rel: &str,
+    id: &str,
+    first: usize,
+    drafts: Vec<ChunkDraft>,
+    vectors: &mut HashMap<String, Vec<f32>>,
+) -> Vec<ChunkRecord> {
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    for d in &drafts {
+        *uses.entry(d.hash.clone()).or_default() += 1;
+    }
+    drafts
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let left = uses.get_mut(&d.hash).map_or(0, |n| {
+                *n -= 1;
+                *n
+            });
+            let vector = if left == 0 {
+                vectors.remove(&d.hash)
+            } else {
+                vectors.get(&d.hash).cloned()
+            };
+            ChunkRecord {
+                id: format!("{id}-{:05}", first + i),
+                document_id: id.to_string(),
+                collection: root.collection.clone(),
+                path: rel.to_string(),
+                page_start: d.page_start,
+                page_end: d.page_end,
+                byte_start: d.byte_start,
+                byte_end: d.byte_end,
+                hash: d.hash,
+                text: d.text,
+                vector: vector.unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 /// `path` relative to `root`, with `/` separators (a root that is a file: its name).

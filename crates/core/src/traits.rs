@@ -104,6 +104,12 @@ pub trait Embedder: TokenCounter {
     fn embed_background(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         self.embed(texts)
     }
+    /// Microseconds spent in the model's batches so far (each from its decode to
+    /// its vectors read out, as llama.cpp times its "prompt eval"); 0 when the
+    /// embedder does not keep count.
+    fn batch_us(&self) -> u64 {
+        0
+    }
 }
 
 /// Sampling settings of one generation.

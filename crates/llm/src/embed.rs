@@ -8,8 +8,9 @@ use llama_cpp_2::token::LlamaToken;
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Tokens decoded together in one batch (also the context size of the worker).
 /// Sequences packed into one batch are masked from each other, but llama.cpp still
@@ -37,6 +38,8 @@ pub struct EmbeddingModel {
     max_tokens: usize,
     model: Arc<LlamaModel>,
     jobs: mpsc::Sender<Job>,
+    /// Time spent in batches, µs.
+    batch_us: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for EmbeddingModel {
@@ -61,9 +64,11 @@ impl EmbeddingModel {
         let worker_model = Arc::clone(&model);
         let threads = opts.thread_count();
         let priority = Arc::clone(&opts.priority);
+        let batch_us = Arc::new(AtomicU64::new(0));
+        let timer = Arc::clone(&batch_us);
         std::thread::Builder::new()
             .name("docchat-embed".into())
-            .spawn(move || worker(&worker_model, threads, &priority, &ready_tx, &rx))?;
+            .spawn(move || worker(&worker_model, threads, &priority, &timer, &ready_tx, &rx))?;
         ready_rx.recv().map_err(|_| Error::WorkerGone)??;
         Ok(Self {
             id,
@@ -71,6 +76,7 @@ impl EmbeddingModel {
             max_tokens,
             model,
             jobs,
+            batch_us,
         })
     }
 
@@ -103,6 +109,7 @@ fn worker(
     model: &LlamaModel,
     threads: i32,
     priority: &Priority,
+    batch_us: &AtomicU64,
     ready: &mpsc::Sender<Result<()>>,
     jobs: &mpsc::Receiver<Job>,
 ) {
@@ -125,6 +132,11 @@ fn worker(
     let _ = ready.send(Ok(()));
     let max_tokens = (model.n_ctx_train() as usize).clamp(16, BATCH_TOKENS as usize);
     let mut batch = LlamaBatch::new(BATCH_TOKENS as usize, MAX_SEQS as i32);
+    let mut outputs = Outputs {
+        n_vocab: model.n_vocab().max(0) as usize,
+        released: 0,
+        batch_us,
+    };
     let mut foreground: VecDeque<Job> = VecDeque::new();
     let mut background: VecDeque<(Job, Packing)> = VecDeque::new();
     let mut open = true;
@@ -155,7 +167,7 @@ fn worker(
         if let Some(job) = foreground.pop_front() {
             let mut packing = Packing::new(model, &job.texts, max_tokens);
             let result = loop {
-                match packing.step(&mut ctx, &mut batch) {
+                match packing.step(&mut ctx, &mut batch, &mut outputs) {
                     Ok(true) => break Ok(packing.out),
                     Ok(false) => {}
                     Err(e) => break Err(e),
@@ -172,7 +184,7 @@ fn worker(
         let Some((job, packing)) = background.front_mut() else {
             continue;
         };
-        match packing.step(&mut ctx, &mut batch) {
+        match packing.step(&mut ctx, &mut batch, &mut outputs) {
             Ok(false) => {}
             Ok(true) => {
                 let (job, packing) = background.pop_front().expect("front");
@@ -229,6 +241,7 @@ impl Packing {
         &mut self,
         ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
         batch: &mut LlamaBatch<'_>,
+        outputs: &mut Outputs<'_>,
     ) -> Result<bool> {
         let (tokenized, start) = (&self.tokenized, self.start);
         if start >= tokenized.len() {
@@ -249,17 +262,70 @@ impl Packing {
                 .add_sequence(tokens, seq as i32, true)
                 .map_err(|e| Error::Inference(e.to_string()))?;
         }
+        let started = Instant::now();
         ctx.clear_kv_cache();
         ctx.decode(batch)
             .map_err(|e| Error::Inference(format!("embedding decode: {e}")))?;
+        outputs.release(ctx, used);
         for seq in 0..(end - start) {
             let v = ctx
                 .embeddings_seq_ith(seq as i32)
                 .map_err(|e| Error::Inference(format!("embedding output: {e}")))?;
             self.out.push(normalized(v));
         }
+        outputs
+            .batch_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.start = end;
         Ok(end >= tokenized.len())
+    }
+}
+
+/// What the worker keeps across batches: how much of the logits memory it gave
+/// back, and the time spent in batches.
+///
+/// llama.cpp sets memory aside for logits in an embedding context too.
+/// With embeddings on, every token of a batch is an output, and llama.cpp reserves
+/// (and zeroes) room for the logits of each: 512 tokens × 30,522 × 4 bytes = 62 MB
+/// for MiniLM, which no embedding reads. Once zeroed, those pages stay resident.
+/// After a batch larger than any before (the only time llama.cpp reallocates and
+/// zeroes that buffer), the pages of the logits rows are handed back to the
+/// kernel; they read as zeros, as they were, and nothing writes them for a model
+/// without an output head (one with a head gets them back, rewritten, each batch).
+struct Outputs<'a> {
+    n_vocab: usize,
+    /// Outputs whose logit rows were released.
+    released: usize,
+    /// The embedder's count of time spent in batches, µs.
+    batch_us: &'a AtomicU64,
+}
+
+impl Outputs<'_> {
+    fn release(&mut self, ctx: &llama_cpp_2::context::LlamaContext<'_>, n_outputs: usize) {
+        if n_outputs <= self.released {
+            return;
+        }
+        self.released = n_outputs;
+        let start = ctx.get_logits().as_ptr() as usize;
+        let len = self.n_vocab * n_outputs * std::mem::size_of::<f32>();
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let first = start.div_ceil(page) * page;
+        let end = (start + len) / page * page;
+        if end > first {
+            // SAFETY: [first, end) lies inside the logits rows of the `n_outputs`
+            // outputs of the context's output buffer (whole pages only), which
+            // llama.cpp allocated for at least that many outputs and keeps until
+            // it needs more. MADV_DONTNEED on private anonymous memory keeps the
+            // mapping; the pages read as zeros, which they hold after llama.cpp
+            // zeroed the buffer.
+            let rc = unsafe {
+                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED)
+            };
+            if rc != 0 {
+                tracing::debug!(error = %std::io::Error::last_os_error(), "could not release the unused logits");
+            }
+        }
     }
 }
 
@@ -306,5 +372,9 @@ impl Embedder for EmbeddingModel {
             return Ok(Vec::new());
         }
         Ok(self.embed_blocking(texts.to_vec(), true)?)
+    }
+
+    fn batch_us(&self) -> u64 {
+        self.batch_us.load(Ordering::Relaxed)
     }
 }

@@ -153,6 +153,7 @@ fn main() -> ExitCode {
             }
         };
     }
+    docchat_llm::heap::limit_arenas();
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -38,10 +38,7 @@ fn the_web_ui_in_a_real_browser() {
     );
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("../ui-screenshots");
     let out = Command::new("node")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/browser/ui.mjs"
-        ))
+        .arg(crate::common::manifest_dir().join("../../tests/browser/ui.mjs"))
         .arg(&server.base)
         .arg(&shots)
         .arg(&upload)

@@ -26,7 +26,7 @@ fn server(tmp: &std::path::Path) -> Server {
 fn the_official_openai_client_gets_answers_citations_embeddings_and_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let server = server(tmp.path());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/openai_client.py");
+    let script = crate::common::manifest_dir().join("../../tests/openai_client.py");
     let out = Command::new(python())
         .arg(script)
         .arg(&server.base)
@@ -59,7 +59,7 @@ fn the_readme_curl_example_works_as_written_and_errors_have_openai_shape() {
     let tmp = tempfile::tempdir().unwrap();
     let server = server(tmp.path());
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        std::fs::read_to_string(crate::common::manifest_dir().join("../../README.md")).unwrap();
     let block = readme
         .split("<!-- curl-example")
         .nth(1)

@@ -3,7 +3,6 @@
 
 use crate::common::{corpus, run};
 use serde_json::Value;
-use std::path::Path;
 
 fn recall_at_5(report: &Value, mode: &str, level: &str) -> f64 {
     let modes = report["modes"].as_array().unwrap();
@@ -30,7 +29,7 @@ fn hybrid_search_finds_the_page_better_than_either_mode_alone() {
     );
     assert!(stdout.contains("chunks embedded"), "{stdout}");
 
-    let questions = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/eval/qa.jsonl");
+    let questions = crate::common::manifest_dir().join("../../tests/eval/qa.jsonl");
     let out = run(
         &data,
         &["eval".as_ref(), questions.as_os_str(), "--json".as_ref()],

@@ -11,9 +11,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The package's folder, as `cargo test` says when it runs the tests: the tests may
+/// run from a checkout other than the one that compiled them (a shared target folder).
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 /// The shared real-world documents.
 pub fn corpus() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    let dir = manifest_dir().join("../../../shared/corpus");
     assert!(
         dir.is_dir(),
         "the shared corpus is missing at {}",

@@ -243,11 +243,20 @@ impl PageWriter {
 mod tests {
     use super::*;
 
+    /// The package's folder, as `cargo test` says when it runs the tests (they may
+    /// run from another checkout than the one that compiled them).
+    fn manifest_dir() -> std::path::PathBuf {
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+            || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            std::path::PathBuf::from,
+        )
+    }
+
     /// A DOCX whose `word/document.xml` is written by `body`, its other parts taken
     /// from a real Word file.
     fn docx_with(body: impl Fn(&mut dyn Write)) -> Vec<u8> {
         let real = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            manifest_dir()
                 .join("../../../shared/corpus/docx-wild/fixtures_line_spacing_line_spacing.docx"),
         )
         .unwrap();

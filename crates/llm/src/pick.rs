@@ -47,19 +47,41 @@ pub fn top_candidates(logits: &[f32], m: usize, extra: &[i32]) -> Vec<LlamaToken
     let mut best: BinaryHeap<Reverse<Score>> = BinaryHeap::with_capacity(m + 1);
     if m > 0 {
         let mut floor = f32::NEG_INFINITY;
-        for (i, &x) in logits.iter().enumerate() {
-            // Most logits fall below the floor: one comparison each.
-            if best.len() < m || x >= floor {
-                let s = Score(x, i as i32);
-                if best.len() < m {
-                    best.push(Reverse(s));
-                } else if s > best.peek().map_or(s, |r| r.0) {
-                    best.pop();
-                    best.push(Reverse(s));
+        let mut consider = |i: usize, x: f32, floor: &mut f32| {
+            let s = Score(x, i as i32);
+            if best.len() < m {
+                best.push(Reverse(s));
+            } else if s > best.peek().map_or(s, |r| r.0) {
+                best.pop();
+                best.push(Reverse(s));
+            }
+            if best.len() == m {
+                *floor = best.peek().map_or(f32::NEG_INFINITY, |r| r.0.0);
+            }
+        };
+        // Blocks of 16: the maximum of a block vectorizes, and almost every block
+        // falls below the floor, so its logits are never looked at one by one.
+        const BLOCK: usize = 16;
+        let mut blocks = logits.chunks_exact(BLOCK);
+        let mut filled = 0;
+        for (b, block) in (&mut blocks).enumerate() {
+            let top = block
+                .iter()
+                .fold(f32::NEG_INFINITY, |a, &x| if x > a { x } else { a });
+            if filled < m || top >= floor {
+                for (k, &x) in block.iter().enumerate() {
+                    if filled < m || x >= floor {
+                        filled += 1;
+                        consider(b * BLOCK + k, x, &mut floor);
+                    }
                 }
-                if best.len() == m {
-                    floor = best.peek().map_or(f32::NEG_INFINITY, |r| r.0.0);
-                }
+            }
+        }
+        let start = logits.len() - blocks.remainder().len();
+        for (k, &x) in blocks.remainder().iter().enumerate() {
+            if filled < m || x >= floor {
+                filled += 1;
+                consider(start + k, x, &mut floor);
             }
         }
     }

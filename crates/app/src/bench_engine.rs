@@ -228,11 +228,23 @@ pub fn table(figures: &[SpeedFigure]) -> String {
             .filter(|f| f.test == t && f.engine.starts_with("docchat"))
         {
             out.push_str(&format!(
-                "{t}: {} / {} = {:.3}\n",
+                "{t}: {} / {} = {:.3}",
                 d.engine,
                 base.engine,
                 d.median / base.median.max(f64::MIN_POSITIVE)
             ));
+            // Runs that took turns pair up: the median of their ratios weighs each
+            // pair's own conditions (a slow minute slows both of a pair).
+            if d.runs.len() == base.runs.len() && !d.runs.is_empty() {
+                let ratios: Vec<f64> = d
+                    .runs
+                    .iter()
+                    .zip(&base.runs)
+                    .map(|(a, b)| a / b.max(f64::MIN_POSITIVE))
+                    .collect();
+                out.push_str(&format!(" (median of paired runs {:.3})", median(&ratios)));
+            }
+            out.push('\n');
         }
     }
     out
@@ -252,6 +264,17 @@ mod tests {
         assert_eq!(f[1].test, "tg128");
         assert!((f[1].median - 50.0).abs() < 1e-9);
         assert!(table(&f).contains("pp512"));
+        let ours = SpeedFigure {
+            engine: "docchat".into(),
+            test: "pp512".into(),
+            median: 900.0,
+            runs: vec![900.0, 800.0, 1010.0],
+        };
+        let t = table(&[ours, f[0].clone()]);
+        assert!(
+            t.contains("pp512: docchat / llama-bench = 0.900 (median of paired runs 0.909)"),
+            "{t}"
+        );
         let mut all = f.clone();
         merge(&mut all, f);
         assert_eq!(all.len(), 2);

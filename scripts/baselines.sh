@@ -30,6 +30,31 @@ if [ ! -x "$build/bin/llama-embedding" ]; then
         -DGGML_OPENMP=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF >&2
     cmake --build "$build" --config Release -j "$(nproc)" --target "${tools[@]}" >&2
 fi
+
+# The same tools built on docchat's own llama.cpp (the copy inside the
+# llama-cpp-sys-2 crate, which has no tool sources): that tree with the tools'
+# sources taken from the source distribution above. Against these, a difference
+# is docchat's wrapping alone, not a difference between llama.cpp versions.
+sys_manifest="$(cd "$here/.." && cargo metadata --format-version 1 --locked 2>/dev/null |
+    python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "llama-cpp-sys-2"))')"
+sys_src="$(dirname "$sys_manifest")/llama.cpp"
+sys_version="$(basename "$(dirname "$sys_manifest")")"
+same_src="$bench/$sys_version-tools-src"
+same="$bench/$sys_version-tools-build"
+if [ ! -x "$same/bin/llama-embedding" ]; then
+    rm -rf "$same_src"
+    cp -r "$sys_src" "$same_src"
+    mkdir -p "$same_src/tools/llama-bench" "$same_src/examples/embedding"
+    cp "$src"/tools/llama-bench/* "$same_src/tools/llama-bench/"
+    cp "$src"/examples/embedding/* "$same_src/examples/embedding/"
+    printf 'llama_add_compile_flags()\nadd_subdirectory(llama-bench)\n' >"$same_src/tools/CMakeLists.txt"
+    printf 'add_subdirectory(embedding)\n' >"$same_src/examples/CMakeLists.txt"
+    cmake -S "$same_src" -B "$same" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+        -DGGML_OPENMP=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF \
+        -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_MTMD=OFF -DLLAMA_BUILD_APP=OFF >&2
+    cmake --build "$same" --config Release -j "$(nproc)" --target llama-bench llama-embedding >&2
+fi
+
 peer="$bench/peer-venv"
 if ! "$peer/bin/python" -c "import llama_cpp, lancedb, pypdf" 2>/dev/null; then
     python3 -m venv "$peer"
@@ -47,6 +72,8 @@ if [ ! -f "$rdoc/fullrefman.pdf" ]; then
 fi
 
 echo "tools: $build/bin"
+echo "tools on docchat's llama.cpp: $same/bin"
 echo "peer python: $peer/bin/python"
 echo "fullrefman: $rdoc/fullrefman.pdf"
 echo "baseline llama.cpp: $("$build/bin/llama-bench" --version 2>&1 | head -1)"
+echo "docchat's llama.cpp ($sys_version): $("$same/bin/llama-bench" --version 2>&1 | head -1)"

@@ -471,29 +471,38 @@ impl SwitchJob {
                 self.limits.clone(),
             );
             tokio::spawn(Arc::clone(&indexer).run());
-            *self
-                .live
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = server::Live {
-                rag: Rag {
-                    retriever: Retriever {
-                        store: target,
-                        embedder: Arc::clone(&self.embedder),
+            {
+                // The switch is done the moment the new index serves: marked under
+                // the same lock, so a status never shows one without the other.
+                let mut live = self
+                    .live
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *live = server::Live {
+                    rag: Rag {
+                        retriever: Retriever {
+                            store: target,
+                            embedder: Arc::clone(&self.embedder),
+                        },
+                        generator: Arc::clone(&self.generator),
                     },
-                    generator: Arc::clone(&self.generator),
-                },
-                indexer: Arc::clone(&indexer),
-            };
+                    indexer: Arc::clone(&indexer),
+                };
+                status("done", None);
+            }
+            tracing::info!(to = %to.embedder, "embedding model switched");
             // Files changed in the last moments are found by the scan.
-            indexer.reconcile().await?;
+            if let Err(e) = indexer.reconcile().await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "the scan after the switch failed; files are picked up at their next change"
+                );
+            }
             Ok(())
         }
         .await;
         match result {
-            Ok(()) => {
-                tracing::info!(to = %to.embedder, "embedding model switched");
-                status("done", None);
-            }
+            Ok(()) => {}
             Err(e) => {
                 tracing::error!(
                     error = format!("{e:#}"),

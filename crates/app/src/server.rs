@@ -86,6 +86,22 @@ impl AppState {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
+
+    /// The live index together with the embedding switch's progress, read under
+    /// the live slot's lock: the switch marks itself done under that lock when it
+    /// swaps the index, so the two always agree.
+    fn live_and_switch(&self) -> (Live, Option<crate::switch::SwitchStatus>) {
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let switch = self
+            .switch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        (live.clone(), switch)
+    }
 }
 
 /// Errors of the API, each with its status.
@@ -221,7 +237,8 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 }
 
 async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let docs = state.live().rag.retriever.store.documents().await?;
+    let (live, switch) = state.live_and_switch();
+    let docs = live.rag.retriever.store.documents().await?;
     let count = |s: DocState| docs.iter().filter(|d| d.state == s).count();
     let (indexed, failed, pending) = (
         count(DocState::Indexed),
@@ -238,7 +255,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>
             })
         })
         .collect();
-    let ix = &state.live().indexer;
+    let ix = &live.indexer;
     Ok(Json(json!({
         "documents": documents,
         "counts": { "indexed": indexed, "failed": failed, "pending": pending },
@@ -257,10 +274,10 @@ async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>
             "documents_moved": ix.stats.documents_moved.load(Ordering::SeqCst),
         },
         "collections": ix.roots().iter().map(|r| json!({"name": r.collection, "path": r.path})).collect::<Vec<_>>(),
-        "embedding_switch": state.switch.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+        "embedding_switch": switch,
         "models": {
-            "chat": state.live().rag.generator.id(),
-            "embedding": state.live().rag.retriever.embedder.id(),
+            "chat": live.rag.generator.id(),
+            "embedding": live.rag.retriever.embedder.id(),
         },
     })))
 }

@@ -1,11 +1,13 @@
 //! Keeps the index in step with the watched folders: a startup reconcile scan plus
 //! file-system events feed a per-path, debounced queue; one worker extracts (in a
-//! child process), chunks, embeds what changed and writes each document in one go.
+//! child process), chunks, embeds what changed and writes each document in one go,
+//! or a long new one in parts of [`PART_CHUNKS`] chunks.
 //!
 //! Order of writes for crash safety: the manifest row goes to `pending` first, then
-//! the chunks are replaced, then the row becomes `indexed` (or `failed`). A crash
-//! leaves a `pending` row, which the next start redoes; a crash while deleting
-//! leaves orphan chunks, which the reconcile removes.
+//! the chunks are replaced (or appended part by part), then the row becomes
+//! `indexed` (or `failed`). A crash leaves a `pending` row, which the next start
+//! redoes, reusing the vectors of the chunks already written; a crash while
+//! deleting leaves orphan chunks, which the reconcile removes.
 
 use crate::config::WatchRoot;
 use crate::history::now_ms;

@@ -775,42 +775,20 @@ impl Indexer {
     }
 
     /// Embeds the chunks of `work` that have no vector yet; nothing is written.
-    async fn embed_work(&self, work: Work) -> Result<Embedded> {
-        let Work {
-            root,
-            rel,
-            id,
-            mut doc,
-            extracted,
-            pages,
-            drafts,
-            started,
-            extract_ms,
-        } = work;
+    async fn embed_work(&self, mut work: Work) -> Result<Embedded> {
         // Chunks whose text is unchanged keep their vectors (a document with no
         // manifest row has no chunks stored).
-        let stored = self.store.document(&id).await?.is_some();
+        let stored = self.store.document(&work.id).await?.is_some();
         let mut vectors = if stored {
-            self.store.chunk_vectors(&id).await?
+            self.store.chunk_vectors(&work.id).await?
         } else {
             HashMap::new()
         };
+        let drafts = std::mem::take(&mut work.drafts);
         let embedded = self.embed_missing(&drafts, &mut vectors).await?;
-        let reused = drafts.len() - embedded;
-        let records = into_records(&root, &rel, &id, 0, drafts, &mut vectors);
+        let records = into_records(&work.root, &work.rel, &work.id, 0, drafts, &mut vectors);
         drop(vectors);
-        self.indexed_row(&mut doc, extracted, pages, records.len());
-        tracing::debug!(
-            path = %rel,
-            collection = %root.collection,
-            pages = doc.pages,
-            chunks = doc.chunks,
-            embedded,
-            reused,
-            extract_ms,
-            total_ms = started.elapsed().as_millis() as u64,
-            "embedded"
-        );
+        let doc = self.indexed_row(work, records.len(), embedded);
         Ok(Embedded {
             doc,
             records,
@@ -851,14 +829,19 @@ impl Indexer {
         Ok(missing.len())
     }
 
-    /// Fills the manifest row of a document whose `chunks` chunks are embedded.
-    fn indexed_row(
-        &self,
-        doc: &mut DocumentRecord,
-        extracted: docchat_core::Extracted,
-        pages: u32,
-        chunks: usize,
-    ) {
+    /// The manifest row of `work` once its `chunks` chunks are stored, `embedded`
+    /// of them embedded now (the others kept their vectors).
+    fn indexed_row(&self, work: Work, chunks: usize, embedded: usize) -> DocumentRecord {
+        let Work {
+            root,
+            rel,
+            mut doc,
+            extracted,
+            pages,
+            started,
+            extract_ms,
+            ..
+        } = work;
         doc.state = DocState::Indexed;
         doc.error = None;
         doc.pages = pages;
@@ -870,6 +853,18 @@ impl Indexer {
         doc.title = extracted.title;
         doc.author = extracted.author;
         doc.indexed_at_ms = now_ms();
+        tracing::debug!(
+            path = %rel,
+            collection = %root.collection,
+            pages = doc.pages,
+            chunks = doc.chunks,
+            embedded,
+            reused = chunks - embedded,
+            extract_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            "embedded"
+        );
+        doc
     }
 
     /// Embeds and writes a document with many chunks. A new one goes
@@ -877,23 +872,12 @@ impl Indexer {
     /// `indexed` once the last part is written: a crash or a failed write leaves
     /// the row pending, and redoing it reuses the vectors of the parts written.
     /// One stored already is replaced in one go, as any other.
-    async fn write_in_parts(&self, work: Work) -> Result<()> {
+    async fn write_in_parts(&self, mut work: Work) -> Result<()> {
         if self.store.document(&work.id).await?.is_some() {
-            let embedded = self.embed_work(work).await?;
-            return self.store_embedded(embedded).await;
+            return self.finish(work).await;
         }
-        let Work {
-            root,
-            rel,
-            id,
-            mut doc,
-            extracted,
-            pages,
-            drafts,
-            started,
-            extract_ms,
-        } = work;
-        self.store.put_document(&doc).await?;
+        self.store.put_document(&work.doc).await?;
+        let drafts = std::mem::take(&mut work.drafts);
         let total = drafts.len();
         let mut drafts = drafts.into_iter();
         let (mut first, mut embedded) = (0, 0);
@@ -902,26 +886,15 @@ impl Indexer {
             let mut vectors = HashMap::new();
             embedded += self.embed_missing(&part, &mut vectors).await?;
             let n = part.len();
-            let records = into_records(&root, &rel, &id, first, part, &mut vectors);
+            let records = into_records(&work.root, &work.rel, &work.id, first, part, &mut vectors);
             drop(vectors);
             self.store.append_chunks(&records).await?;
             self.dirty.store(true, Ordering::SeqCst);
             first += n;
-            tracing::debug!(path = %rel, written = first, total, "part written");
+            tracing::debug!(path = %work.rel, written = first, total, "part written");
         }
-        self.indexed_row(&mut doc, extracted, pages, total);
+        let doc = self.indexed_row(work, total, embedded);
         self.store.put_document(&doc).await?;
-        tracing::debug!(
-            path = %rel,
-            collection = %root.collection,
-            pages = doc.pages,
-            chunks = doc.chunks,
-            embedded,
-            reused = total - embedded,
-            extract_ms,
-            total_ms = started.elapsed().as_millis() as u64,
-            "embedded in parts"
-        );
         self.written(&[(doc, Change::Indexed)]).await;
         Ok(())
     }

@@ -5,6 +5,7 @@
 use crate::bench_engine::{SpeedFigure, median};
 use anyhow::{Context, Result, bail};
 use docchat_core::Embedder;
+use serde::Serialize;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -51,19 +52,41 @@ pub fn docchat_run(embedder: &dyn Embedder, texts: &[String]) -> Result<DocchatR
     })
 }
 
-/// `llama-embedding` on the same texts, one per line: (tokens/s, chunks/s) of one
-/// run, from its own timing of the batches (model loading excluded, as for docchat).
+/// One run of `llama-embedding`, timed by its own log.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolRun {
+    /// Tokens/s and chunks/s over the wall time of its batches.
+    pub rates: (f64, f64),
+    /// Wall time of the batches of the texts, s (from its log).
+    pub wall_s: f64,
+    /// What its own "prompt eval" timer says of all its batches, s.
+    pub timer_s: f64,
+}
+
+/// `llama-embedding` on the same texts, one per line, then `sentinel` (a line that
+/// makes a batch of its own): tokens/s and chunks/s over the wall time of the
+/// texts' batches.
+///
+/// llama-embedding logs each batch, with a timestamp, just before it runs it: the
+/// time from its first batch to the sentinel's is the wall time of every batch of
+/// the texts, read-out and normalizing included, as docchat's own time is taken.
+/// Its "prompt eval" timer is not used: a batch with more outputs than any before
+/// makes llama.cpp grow its output buffer, which ends the timer's window before
+/// that batch is computed, so the timer leaves such batches out while still
+/// counting their tokens (a fresh process has several).
 pub fn llama_embedding_run(
     tool: &Path,
     model: &Path,
     texts: &[String],
+    sentinel: &str,
     s: &EmbedSettings,
-) -> Result<(f64, f64)> {
+) -> Result<ToolRun> {
     let mut file = tempfile::NamedTempFile::new()?;
-    let lines: Vec<String> = texts
+    let mut lines: Vec<String> = texts
         .iter()
         .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
+    lines.push(sentinel.to_owned());
     std::io::Write::write_all(&mut file, lines.join("\n").as_bytes())?;
     let out = Command::new(tool)
         .arg("-m")
@@ -73,8 +96,11 @@ pub fn llama_embedding_run(
         .args(["-t", &s.threads.to_string()])
         .args(["-b", &s.batch.to_string(), "-ub", &s.ubatch.to_string()])
         .args(["--embd-output-format", "array"])
-        // Its performance report is printed at this verbosity.
-        .args(["-lv", "4"])
+        // The texts as they are: by default it turns `\\n` (as in an Rd file's
+        // `\\name`) into a line break, which splits a chunk in two.
+        .arg("--no-escape")
+        // Its batches and its performance report are logged at this verbosity.
+        .args(["-lv", "4", "--log-timestamps"])
         .output()
         .with_context(|| format!("cannot run {}", tool.display()))?;
     if !out.status.success() {
@@ -83,10 +109,47 @@ pub fn llama_embedding_run(
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let (ms, tokens) = prompt_eval(&String::from_utf8_lossy(&out.stderr))
-        .context("llama-embedding printed no prompt eval timing")?;
-    let secs = ms / 1e3;
-    Ok((tokens / secs, texts.len() as f64 / secs))
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let log = batch_log(&stderr);
+    let Some((closing, batches)) = log.split_last() else {
+        bail!("llama-embedding logged no batches");
+    };
+    let seqs: usize = batches.iter().map(|b| b.seqs).sum();
+    if closing.seqs != 1 || seqs != texts.len() {
+        bail!(
+            "llama-embedding's batches hold {seqs} texts of {} and end with {} sequences, not the closing line alone",
+            texts.len(),
+            closing.seqs
+        );
+    }
+    let wall_s = closing.at_s - batches.first().map_or(closing.at_s, |b| b.at_s);
+    if wall_s <= 0.0 {
+        bail!("llama-embedding's log shows no time for its batches");
+    }
+    let tokens: usize = batches.iter().map(|b| b.tokens).sum();
+    let (timer_ms, _) =
+        prompt_eval(&stderr).context("llama-embedding printed no prompt eval timing")?;
+    Ok(ToolRun {
+        rates: (tokens as f64 / wall_s, texts.len() as f64 / wall_s),
+        wall_s,
+        timer_s: timer_ms / 1e3,
+    })
+}
+
+/// A line that llama-embedding puts in a batch of its own after any others: as
+/// many one-token words as fill a batch of `batch` tokens with the model's [CLS]
+/// and [SEP] (or fewer specials).
+pub fn sentinel(embedder: &dyn Embedder, batch: usize) -> String {
+    let target = batch.saturating_sub(2).max(1);
+    let mut words = target;
+    loop {
+        let text = vec!["a"; words].join(" ");
+        let n = embedder.count_tokens(&text);
+        if n <= target || words == 1 {
+            return text;
+        }
+        words -= (n - target).min(words - 1);
+    }
 }
 
 /// Reads `prompt eval time = X ms / N tokens` from llama.cpp's performance report.
@@ -101,6 +164,56 @@ pub fn prompt_eval(stderr: &str) -> Option<(f64, f64)> {
     Some((ms.trim().parse().ok()?, tokens.parse().ok()?))
 }
 
+/// One batch as llama-embedding logs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoggedBatch {
+    /// When it started, s since the process started.
+    pub at_s: f64,
+    /// Its tokens.
+    pub tokens: usize,
+    /// Its sequences (texts).
+    pub seqs: usize,
+}
+
+/// Reads `M.SS.mmm.uuu I batch_decode: n_tokens = N, n_seq = S` lines.
+pub fn batch_log(stderr: &str) -> Vec<LoggedBatch> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let (stamp, rest) = line.split_once(' ')?;
+            let rest = rest.split_once("batch_decode: n_tokens = ")?.1;
+            let (tokens, seqs) = rest.split_once(", n_seq = ")?;
+            Some(LoggedBatch {
+                at_s: log_time(stamp)?,
+                tokens: tokens.trim().parse().ok()?,
+                seqs: seqs.trim().parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// llama.cpp's log timestamp `minutes.seconds.milliseconds.microseconds`, in s.
+fn log_time(stamp: &str) -> Option<f64> {
+    let parts: Vec<u64> = stamp
+        .split('.')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [m, s, ms, us] = parts[..] else {
+        return None;
+    };
+    Some(m as f64 * 60.0 + s as f64 + ms as f64 / 1e3 + us as f64 / 1e6)
+}
+
+/// What `bench embed` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbedBench {
+    /// Rates of both engines, every run.
+    pub figures: Vec<SpeedFigure>,
+    /// Per llama-embedding run: the wall time of its batches of the texts (s, from
+    /// its log) and what its own "prompt eval" timer says of all its batches (s).
+    pub baseline_wall_and_timer_s: Vec<(f64, f64)>,
+}
+
 /// Both engines, taking turns, `s.runs` times (after a warm-up of docchat's).
 pub fn run(
     embedder: &dyn Embedder,
@@ -108,11 +221,13 @@ pub fn run(
     model: &Path,
     texts: &[String],
     s: &EmbedSettings,
-) -> Result<Vec<SpeedFigure>> {
+) -> Result<EmbedBench> {
     docchat_run(embedder, &texts[..texts.len().min(32)])?;
+    let closing = sentinel(embedder, s.batch as usize);
     let mut ours = (Vec::new(), Vec::new());
     let mut batches = (Vec::new(), Vec::new());
     let mut theirs = (Vec::new(), Vec::new());
+    let mut timers = Vec::new();
     for run in 1..=s.runs {
         eprintln!("run {run}/{}", s.runs);
         let r = docchat_run(embedder, texts)?;
@@ -123,9 +238,10 @@ pub fn run(
             batches.1.push(c);
         }
         if let Some(tool) = tool {
-            let (t, c) = llama_embedding_run(tool, model, texts, s)?;
-            theirs.0.push(t);
-            theirs.1.push(c);
+            let r = llama_embedding_run(tool, model, texts, &closing, s)?;
+            theirs.0.push(r.rates.0);
+            theirs.1.push(r.rates.1);
+            timers.push((r.wall_s, r.timer_s));
         }
     }
     let figure = |engine: &str, test: &str, runs: Vec<f64>| SpeedFigure {
@@ -146,7 +262,10 @@ pub fn run(
         out.push(figure("llama-embedding", "tokens/s", theirs.0));
         out.push(figure("llama-embedding", "chunks/s", theirs.1));
     }
-    Ok(out)
+    Ok(EmbedBench {
+        figures: out,
+        baseline_wall_and_timer_s: timers,
+    })
 }
 
 #[cfg(test)]
@@ -159,5 +278,22 @@ mod tests {
                    llama_perf_context_print: prompt eval time =    1234.50 ms /  4096 tokens (    0.30 ms per token,  3317.94 tokens per second)\n";
         assert_eq!(prompt_eval(err), Some((1234.5, 4096.0)));
         assert_eq!(prompt_eval("nothing"), None);
+    }
+
+    #[test]
+    fn batches_are_read_from_the_log_with_their_times() {
+        let err = "0.00.164.123 W init: embeddings required but some input tokens were not marked as outputs\n\
+                   0.00.182.216 I batch_decode: n_tokens = 449, n_seq = 4\n\
+                   0.00.338.390 I batch_decode: n_tokens = 446, n_seq = 2\n\
+                   1.02.001.500 I batch_decode: n_tokens = 510, n_seq = 1\n\
+                   0.10.772.041 I llama_perf_context_print: prompt eval time =    9741.33 ms / 45089 tokens\n";
+        let log = batch_log(err);
+        assert_eq!(log.len(), 3);
+        assert_eq!((log[0].tokens, log[0].seqs), (449, 4));
+        assert!((log[0].at_s - 0.182_216).abs() < 1e-9);
+        assert!((log[1].at_s - 0.338_390).abs() < 1e-9);
+        assert!((log[2].at_s - 62.001_5).abs() < 1e-9);
+        assert_eq!(batch_log("batch_decode: n_tokens = 4, n_seq = 1"), vec![]);
+        assert_eq!(log_time("0.00.182"), None);
     }
 }

@@ -1123,7 +1123,7 @@ pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
             };
             let model = s.models.embedding.clone();
             let n = texts.len();
-            let figures = tokio::task::spawn_blocking(move || {
+            let report = tokio::task::spawn_blocking(move || {
                 crate::bench_embed::run(
                     embedder.as_ref(),
                     tool.as_deref(),
@@ -1134,10 +1134,15 @@ pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
             })
             .await??;
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&figures)?);
+                println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!("{}: {n} chunks per run\n", s.models.embedding.display());
-                print!("{}", crate::bench_engine::table(&figures));
+                print!("{}", crate::bench_engine::table(&report.figures));
+                for (wall, timer) in &report.baseline_wall_and_timer_s {
+                    println!(
+                        "llama-embedding: its batches of these chunks took {wall:.2} s by its log; its own prompt-eval timer says {timer:.2} s for all its batches"
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -118,6 +118,10 @@ assert "citations" not in (a.model_extra or {}), a.model_extra
 assert a.usage.completion_tokens <= 12, a.usage
 long = raw(max_tokens=20, temperature=0.8, extra_body={"ignore_eos": True})
 assert long.usage.completion_tokens == 20 and long.choices[0].finish_reason == "length", long
+# An answer cut at max_tokens leaves its last token out of the model's cache: the
+# next request on the same conversation must not see a stale cache.
+again = raw(max_tokens=12, temperature=0.9, top_p=0.95, seed=1234)
+assert again.choices[0].message.content == a.choices[0].message.content, (again, a)
 stopped = raw(max_tokens=40, temperature=0.8, seed=3, stop=[" ", "\n"], extra_body={"ignore_eos": True})
 text = stopped.choices[0].message.content
 assert " " not in text.strip() and "\n" not in text.strip(), repr(text)

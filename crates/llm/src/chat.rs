@@ -228,7 +228,7 @@ impl Session<'_> {
         let mut first_token_at = None;
         let mut n_past = prompt.len();
         let mut logits_index = self.batch.n_tokens() - 1;
-        for _ in 0..max_new {
+        for step in 1..=max_new {
             if n_past >= n_ctx {
                 break;
             }
@@ -253,6 +253,12 @@ impl Session<'_> {
             }
             if stopped {
                 stats.finish_reason = "stop".into();
+                break;
+            }
+            if step == max_new {
+                // The last token asked for: decoding it would only compute logits
+                // nobody reads. It stays out of the KV cache (and of `cached`), so
+                // the next prompt's common prefix stops before it.
                 break;
             }
             self.batch.clear();

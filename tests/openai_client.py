@@ -114,6 +114,8 @@ def raw(**kw):
 a = raw(max_tokens=12, temperature=0.9, top_p=0.95, seed=1234)
 b = raw(max_tokens=12, temperature=0.9, top_p=0.95, seed=1234)
 assert a.choices[0].message.content == b.choices[0].message.content, (a, b)
+# The same conversation again: all of its prompt but the last token comes from the cache.
+assert b.usage.prompt_tokens_details.cached_tokens == b.usage.prompt_tokens - 1, b.usage
 assert "citations" not in (a.model_extra or {}), a.model_extra
 assert a.usage.completion_tokens <= 12, a.usage
 long = raw(max_tokens=20, temperature=0.8, extra_body={"ignore_eos": True})

@@ -34,14 +34,16 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// A prompt of exactly `tokens` tokens for `generator` (with its BOS), different for
-/// each `run` from its second token on, so no run reuses another's KV cache.
+/// A text of exactly `tokens` tokens for `generator` (without the special tokens it
+/// adds), different for each `run`, and beginning unlike the generation prompt
+/// (`Run N:`) that runs between two of them: no run reuses another's KV cache
+/// beyond the BOS token.
 fn prompt_of(generator: &dyn Generator, tokens: usize, run: usize) -> Result<String> {
     const WORDS: [&str; 16] = [
         "river", "lantern", "copper", "meadow", "signal", "harbor", "violet", "engine", "quartz",
         "ledger", "willow", "summit", "cobalt", "orchard", "falcon", "marble",
     ];
-    let mut words = vec![format!("Run {run}:")];
+    let mut words = vec![format!("Text {run}:")];
     let mut i = run;
     while generator.count_tokens(&words.join(" ")) < tokens {
         words.push(WORDS[i % WORDS.len()].to_string());
@@ -75,19 +77,28 @@ pub fn docchat_speed(
         ..GenerationParams::default()
     };
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
+    // The special tokens (BOS) the model adds to a prompt, found by the warm-up:
+    // the measured prompts are `n_prompt` tokens with them, as llama-bench's are.
+    let mut specials = 0;
     for run in 0..=runs {
-        let prompt = prompt_of(generator, n_prompt, run)?;
+        let text = prompt_of(generator, n_prompt.saturating_sub(specials).max(1), run)?;
         // The path the server takes: pieces handed to a sink on the model's thread.
-        let stats = generator.generate_send(&prompt, &params(1), Box::new(|_| true))?;
+        let stats = generator.generate_send(&text, &params(1), Box::new(|_| true))?;
         let short = format!("Run {run}:");
         let generated = generator.generate_send(&short, &params(n_gen), Box::new(|_| true))?;
         if generated.tokens < n_gen {
             bail!("generated {} tokens of {n_gen}", generated.tokens);
         }
         if run == 0 {
+            specials = (stats.prompt_tokens as usize).saturating_sub(generator.count_tokens(&text));
             continue;
         }
-        pp.push(f64::from(stats.prompt_tokens) / (stats.ttft_ms.max(1) as f64 / 1e3));
+        if stats.prompt_tokens as usize != n_prompt {
+            bail!("a prompt of {} tokens, not {n_prompt}", stats.prompt_tokens);
+        }
+        // The tokens processed (a cached BOS is not) over the time to the first token.
+        let processed = stats.prompt_tokens - stats.cached_tokens;
+        pp.push(f64::from(processed) / (stats.ttft_ms.max(1) as f64 / 1e3));
         tg.push(generated.tokens_per_s);
     }
     Ok(vec![

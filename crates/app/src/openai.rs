@@ -560,6 +560,7 @@ fn usage(s: &GenerationStats) -> Value {
         "prompt_tokens": s.prompt_tokens,
         "completion_tokens": s.tokens,
         "total_tokens": s.prompt_tokens + s.tokens,
+        "prompt_tokens_details": { "cached_tokens": s.cached_tokens },
     })
 }
 

@@ -169,6 +169,9 @@ impl Default for GenerationParams {
 pub struct GenerationStats {
     /// Tokens in the prompt.
     pub prompt_tokens: u32,
+    /// Of those, the leading ones whose KV cache an earlier request left (not
+    /// processed again).
+    pub cached_tokens: u32,
     /// Tokens generated.
     pub tokens: u32,
     /// Milliseconds from the request to the first generated token.

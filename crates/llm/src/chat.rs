@@ -219,6 +219,7 @@ impl Session<'_> {
         let mut picker = Picker::new(self.model, &self.eog, &job.params);
         let mut stats = GenerationStats {
             prompt_tokens: prompt.len() as u32,
+            cached_tokens: start as u32,
             finish_reason: "length".into(),
             ..GenerationStats::default()
         };

@@ -272,6 +272,10 @@ struct ChatCompletionRequest {
     #[serde(default)]
     ignore_eos: Option<bool>,
     #[serde(default)]
+    /// llama-server's `cache_prompt` (default on): reuse the KV cache of the
+    /// previous request's common prefix.
+    cache_prompt: Option<bool>,
+    #[serde(default)]
     docchat: Option<DocchatOptions>,
 }
 
@@ -381,6 +385,7 @@ fn params_of(
         }
     }
     p.ignore_eos = req.ignore_eos.unwrap_or(false);
+    p.cache_prompt = req.cache_prompt.unwrap_or(true);
     p.frequency_penalty = req.frequency_penalty.unwrap_or(p.frequency_penalty);
     p.presence_penalty = req.presence_penalty.unwrap_or(p.presence_penalty);
     if let Some(seed) = req.seed {

@@ -141,6 +141,9 @@ pub struct GenerationParams {
     /// Never end at an end-of-generation token: always produce `max_tokens`
     /// (for benchmarks, as llama-server's `ignore_eos`).
     pub ignore_eos: bool,
+    /// Start from the KV cache an earlier request left when the prompt begins the
+    /// same way (llama-server's `cache_prompt`); off: the whole prompt is processed.
+    pub cache_prompt: bool,
 }
 
 impl Default for GenerationParams {
@@ -160,6 +163,7 @@ impl Default for GenerationParams {
             seed: 42,
             stop: Vec::new(),
             ignore_eos: false,
+            cache_prompt: true,
         }
     }
 }

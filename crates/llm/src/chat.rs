@@ -169,13 +169,16 @@ impl Session<'_> {
 
         // Reuse the KV cache of the longest common prefix with the previous prompt;
         // at least the last prompt token is decoded again to get fresh logits.
-        let common = self
-            .cached
-            .iter()
-            .zip(&prompt)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(prompt.len() - 1);
+        let common = if job.params.cache_prompt {
+            self.cached
+                .iter()
+                .zip(&prompt)
+                .take_while(|(a, b)| a == b)
+                .count()
+                .min(prompt.len() - 1)
+        } else {
+            0
+        };
         if !ctx
             .clear_kv_cache_seq(Some(0), Some(common as u32), None)
             .unwrap_or(false)

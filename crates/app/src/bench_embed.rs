@@ -96,8 +96,8 @@ pub fn llama_embedding_run(
         .args(["-t", &s.threads.to_string()])
         .args(["-b", &s.batch.to_string(), "-ub", &s.ubatch.to_string()])
         .args(["--embd-output-format", "array"])
-        // The texts as they are: by default it turns `\\n` (as in an Rd file's
-        // `\\name`) into a line break, which splits a chunk in two.
+        // The texts as they are: by default it turns `\n` (as in an Rd file's
+        // `\name`) into a line break, which splits a chunk in two.
         .arg("--no-escape")
         // Its batches and its performance report are logged at this verbosity.
         .args(["-lv", "4", "--log-timestamps"])

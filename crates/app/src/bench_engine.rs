@@ -35,9 +35,7 @@ pub fn median(v: &[f64]) -> f64 {
 }
 
 /// A text of exactly `tokens` tokens for `generator` (without the special tokens it
-/// adds), different for each `run`, and beginning unlike the generation prompt
-/// (`Run N:`) that runs between two of them: no run reuses another's KV cache
-/// beyond the BOS token.
+/// adds), different for each `run`.
 fn prompt_of(generator: &dyn Generator, tokens: usize, run: usize) -> Result<String> {
     const WORDS: [&str; 16] = [
         "river", "lantern", "copper", "meadow", "signal", "harbor", "violet", "engine", "quartz",

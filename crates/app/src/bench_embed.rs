@@ -53,7 +53,7 @@ pub fn docchat_run(embedder: &dyn Embedder, texts: &[String]) -> Result<DocchatR
 }
 
 /// One run of `llama-embedding`, timed by its own log.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct ToolRun {
     /// Tokens/s and chunks/s over the wall time of its batches.
     pub rates: (f64, f64),
@@ -209,9 +209,8 @@ fn log_time(stamp: &str) -> Option<f64> {
 pub struct EmbedBench {
     /// Rates of both engines, every run.
     pub figures: Vec<SpeedFigure>,
-    /// Per llama-embedding run: the wall time of its batches of the texts (s, from
-    /// its log) and what its own "prompt eval" timer says of all its batches (s).
-    pub baseline_wall_and_timer_s: Vec<(f64, f64)>,
+    /// Every llama-embedding run.
+    pub baseline_runs: Vec<ToolRun>,
 }
 
 /// Both engines, taking turns, `s.runs` times (after a warm-up of docchat's).
@@ -223,11 +222,11 @@ pub fn run(
     s: &EmbedSettings,
 ) -> Result<EmbedBench> {
     docchat_run(embedder, &texts[..texts.len().min(32)])?;
-    let closing = sentinel(embedder, s.batch as usize);
+    let closing = tool.map(|_| sentinel(embedder, s.batch as usize));
     let mut ours = (Vec::new(), Vec::new());
     let mut batches = (Vec::new(), Vec::new());
     let mut theirs = (Vec::new(), Vec::new());
-    let mut timers = Vec::new();
+    let mut baseline_runs = Vec::new();
     for run in 1..=s.runs {
         eprintln!("run {run}/{}", s.runs);
         let r = docchat_run(embedder, texts)?;
@@ -237,11 +236,11 @@ pub fn run(
             batches.0.push(t);
             batches.1.push(c);
         }
-        if let Some(tool) = tool {
-            let r = llama_embedding_run(tool, model, texts, &closing, s)?;
+        if let (Some(tool), Some(closing)) = (tool, &closing) {
+            let r = llama_embedding_run(tool, model, texts, closing, s)?;
             theirs.0.push(r.rates.0);
             theirs.1.push(r.rates.1);
-            timers.push((r.wall_s, r.timer_s));
+            baseline_runs.push(r);
         }
     }
     let figure = |engine: &str, test: &str, runs: Vec<f64>| SpeedFigure {
@@ -264,7 +263,7 @@ pub fn run(
     }
     Ok(EmbedBench {
         figures: out,
-        baseline_wall_and_timer_s: timers,
+        baseline_runs,
     })
 }
 

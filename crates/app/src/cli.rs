@@ -1138,9 +1138,10 @@ pub async fn bench(s: Settings, c: BenchCommand) -> Result<ExitCode> {
             } else {
                 println!("{}: {n} chunks per run\n", s.models.embedding.display());
                 print!("{}", crate::bench_engine::table(&report.figures));
-                for (wall, timer) in &report.baseline_wall_and_timer_s {
+                for r in &report.baseline_runs {
                     println!(
-                        "llama-embedding: its batches of these chunks took {wall:.2} s by its log; its own prompt-eval timer says {timer:.2} s for all its batches"
+                        "llama-embedding: its batches of these chunks took {:.2} s by its log; its own prompt-eval timer says {:.2} s for all its batches",
+                        r.wall_s, r.timer_s
                     );
                 }
             }

@@ -25,8 +25,12 @@ if [ ! -f "$src/CMakeLists.txt" ]; then
     tar -xzf "$bench/llama_cpp_python-$version.tar.gz" -C "$bench"
 fi
 tools=(llama-bench llama-server llama-embedding)
+# Built as docchat's llama.cpp is (scripts/env.sh): native instruction set, and the
+# same release flags (on x86-64, without the AMX kernels).
+native=(-DGGML_NATIVE=ON)
+[ -n "${CMAKE_CXX_FLAGS_RELEASE:-}" ] && native+=("-DCMAKE_CXX_FLAGS_RELEASE=$CMAKE_CXX_FLAGS_RELEASE")
 if [ ! -x "$build/bin/llama-embedding" ]; then
-    cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+    cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release "${native[@]}" \
         -DGGML_OPENMP=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF >&2
     cmake --build "$build" --config Release -j "$(nproc)" --target "${tools[@]}" >&2
 fi
@@ -49,7 +53,7 @@ if [ ! -x "$same/bin/llama-embedding" ]; then
     cp "$src"/examples/embedding/* "$same_src/examples/embedding/"
     printf 'llama_add_compile_flags()\nadd_subdirectory(llama-bench)\n' >"$same_src/tools/CMakeLists.txt"
     printf 'add_subdirectory(embedding)\n' >"$same_src/examples/CMakeLists.txt"
-    cmake -S "$same_src" -B "$same" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+    cmake -S "$same_src" -B "$same" -DCMAKE_BUILD_TYPE=Release "${native[@]}" \
         -DGGML_OPENMP=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF \
         -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_MTMD=OFF -DLLAMA_BUILD_APP=OFF >&2
     cmake --build "$same" --config Release -j "$(nproc)" --target llama-bench llama-embedding >&2
@@ -59,7 +63,7 @@ peer="$bench/peer-venv"
 if ! "$peer/bin/python" -c "import llama_cpp, lancedb, pypdf" 2>/dev/null; then
     python3 -m venv "$peer"
     "$peer/bin/pip" install --quiet "pypdf==${PYPDF_VERSION:-7.1.0}" "lancedb==${LANCEDB_VERSION:-0.40.0}" >&2
-    CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_OPENMP=ON -DLLAMA_CURL=OFF" \
+    CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_OPENMP=ON -DLLAMA_CURL=OFF${CMAKE_CXX_FLAGS_RELEASE:+ '-DCMAKE_CXX_FLAGS_RELEASE=$CMAKE_CXX_FLAGS_RELEASE'}" \
         "$peer/bin/pip" install --quiet "$bench/llama_cpp_python-$version.tar.gz" >&2
 fi
 

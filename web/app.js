@@ -617,11 +617,18 @@ function mib(bytes) {
   return bytes >= 10 * 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${Math.ceil(bytes / 2 ** 20)} MiB`;
 }
 
+// The server's answer settings are the starting values, taken once: a later refresh of
+// the model table (each time the settings open) must not undo what the user set.
+let serverSettingsTaken = false;
+
 async function loadModels() {
   const m = await api("/api/models");
-  state.settings.top_k = m.settings.top_k;
-  state.settings.temperature = Math.round(m.settings.temperature * 100) / 100;
-  state.settings.max_tokens = m.settings.max_tokens;
+  if (!serverSettingsTaken) {
+    serverSettingsTaken = true;
+    state.settings.top_k = m.settings.top_k;
+    state.settings.temperature = Math.round(m.settings.temperature * 100) / 100;
+    state.settings.max_tokens = m.settings.max_tokens;
+  }
   if (m.settings.max_upload_bytes) state.maxUpload = m.settings.max_upload_bytes;
   $("in-use").textContent = `In use: ${m.in_use.chat} (context ${m.in_use.context_size} tokens) and ${m.in_use.embedding} for search.`;
   const body = $("model-table").querySelector("tbody");

@@ -25,6 +25,9 @@ phase build
 cd "$here/.."
 cargo test --locked --workspace --no-run "${timings[@]}"
 phase test-build
+# One test at a time: each end-to-end test runs a server whose llama.cpp threads take
+# every core, and two such servers side by side slow each other far more than they
+# overlap (the suite took 681 s with two test threads, 450 s with one: BENCHMARKS.md).
 # --show-output: the corpus, crash and retrieval tests print their counts and figures.
-cargo test --locked --workspace -- --test-threads "${DOCCHAT_TEST_THREADS:-2}" --show-output
+cargo test --locked --workspace -- --test-threads "${DOCCHAT_TEST_THREADS:-1}" --show-output
 phase suite

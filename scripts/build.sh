@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 cd "$here/.."
 
-cargo build --locked --bin docchat "$@"
+cargo build --locked --workspace "$@"
 docchat_bin="$CARGO_TARGET_DIR/debug/docchat"
 gguf="$DOCCHAT_MODELS_DIR/all-MiniLM-L6-v2.gguf"
 if [ ! -f "$gguf" ]; then

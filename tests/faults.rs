@@ -238,3 +238,83 @@ fn files_docchat_may_not_read_fail_alone() {
     );
     assert_eq!(status["counts"]["indexed"], 3, "{status:#}");
 }
+
+/// Sets the write bits of `path` and everything below it (`on`) or clears them.
+fn set_writable(path: &Path, on: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            set_writable(&entry.unwrap().path(), on);
+        }
+    }
+    if meta.file_type().is_symlink() {
+        return;
+    }
+    let mode = meta.permissions().mode();
+    let mode = if on { mode | 0o200 } else { mode & !0o222 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_data_folder_docchat_may_not_write_answers_507_with_the_reason_and_is_waited_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = docs_folder(dir.path());
+    let watch = dir.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = docs\n", docs.display())).unwrap();
+    let data = dir.path().join("data");
+    // The tests run as root, whom file modes do not stop: the server runs without
+    // the capabilities that override them.
+    let serve = Server::command(&data, &watch, &[]);
+    let server = Server::spawn(Server::wrapped(
+        &serve,
+        &["setpriv", "--bounding-set=-dac_override,-dac_read_search"],
+    ));
+    server.wait_status("the notes to be indexed", Duration::from_secs(120), |s| {
+        settled(s) && s["counts"]["indexed"] == 3
+    });
+    let (code, body) = server.post(
+        "/api/chat",
+        &serde_json::json!({"question": "What grows on the hills?", "max_tokens": 8}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let events = crate::common::sse_events(&body);
+    let id = events[0].1["id"].as_str().expect("a chat id").to_string();
+
+    // The data folder loses its write permission: a write the API is asked for is
+    // a 507 that says why (not a 500 "internal error").
+    set_writable(&data, false);
+    let rename = |title: &str| {
+        crate::common::http::request(
+            "PATCH",
+            &server.url(&format!("/api/chats/{id}")),
+            Some(&serde_json::json!({ "title": title })),
+        )
+    };
+    let res = rename("Orchards");
+    assert_eq!(res.status, 507, "{}", res.text());
+    let message = res.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("permission denied"), "{message}");
+    assert!(message.contains("data folder"), "{message}");
+    // The indexer waits, and its status says the same.
+    std::fs::write(docs.join("late.md"), "# Late\n\nThe ferry leaves at seven.").unwrap();
+    let status = server.wait_status(
+        "the unwritable folder to be reported",
+        Duration::from_secs(120),
+        |s| !write_error(s).is_empty(),
+    );
+    assert!(
+        write_error(&status).contains("permission denied"),
+        "{status:#}"
+    );
+    assert_eq!(server.get("/api/status")["counts"]["indexed"], 3);
+
+    // Writable again: the late note is indexed without anyone asking, and the
+    // rename goes through.
+    set_writable(&data, true);
+    server.wait_status("indexing to resume", Duration::from_secs(180), |s| {
+        settled(s) && s["counts"]["indexed"] == 4 && s["write_error"].is_null()
+    });
+    let res = rename("Orchards");
+    assert_eq!(res.status, 200, "{}", res.text());
+}

@@ -14,7 +14,7 @@ mod types;
 pub use error::{Error, Result};
 pub use priority::{Foreground, Priority};
 pub use traits::{
-    ChatTurn, Embedder, GenerationParams, GenerationStats, Generator, PLAIN_USER_PREFIX, Role,
-    TokenCounter, plain_prompt,
+    ChatTurn, Embedder, FinishReason, GenerationParams, GenerationStats, Generator,
+    PLAIN_USER_PREFIX, Role, TokenCounter, plain_prompt,
 };
 pub use types::{ChunkDraft, Extracted, FileKind, Page, document_id};

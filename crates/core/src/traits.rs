@@ -182,9 +182,32 @@ pub struct GenerationStats {
     pub ttft_ms: u64,
     /// Generated tokens per second (after the first).
     pub tokens_per_s: f64,
-    /// Why generation stopped: `stop` (end of text or a stop string), `length`, or
-    /// `cancelled`.
-    pub finish_reason: String,
+    /// Why generation stopped.
+    pub finish_reason: FinishReason,
+}
+
+/// Why a generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// The end of the text, or a stop string.
+    #[default]
+    Stop,
+    /// The most tokens allowed were generated.
+    Length,
+    /// The client went away (or the request was cancelled).
+    Cancelled,
+}
+
+impl FinishReason {
+    /// The lower-case name (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+            Self::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// A text generation model.

@@ -91,6 +91,15 @@ pub enum FlashAttention {
 }
 
 impl FlashAttention {
+    /// The name `from_str` reads back: auto, on or off.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+        }
+    }
+
     /// llama.cpp's `llama_flash_attn_type` value.
     pub(crate) fn policy(self) -> i32 {
         match self {

@@ -3,7 +3,8 @@ use crate::pick::{Picker, eog_tokens};
 use crate::utf8::Utf8Stream;
 use crate::{Error, Result};
 use docchat_core::{
-    ChatTurn, GenerationParams, GenerationStats, Generator, TokenCounter, plain_prompt,
+    ChatTurn, FinishReason, GenerationParams, GenerationStats, Generator, TokenCounter,
+    plain_prompt,
 };
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -223,7 +224,7 @@ impl Session<'_> {
         let mut stats = GenerationStats {
             prompt_tokens: prompt.len() as u32,
             cached_tokens: start as u32,
-            finish_reason: "length".into(),
+            finish_reason: FinishReason::Length,
             ..GenerationStats::default()
         };
         let mut utf8 = Utf8Stream::default();
@@ -244,7 +245,7 @@ impl Session<'_> {
                 stats.ttft_ms = started.elapsed().as_millis() as u64;
             }
             if vocab.is_eog(token) {
-                stats.finish_reason = "stop".into();
+                stats.finish_reason = FinishReason::Stop;
                 break;
             }
             stats.tokens += 1;
@@ -252,11 +253,11 @@ impl Session<'_> {
             let text = utf8.push(&piece);
             let (emit, stopped) = stops.feed(&text);
             if !emit.is_empty() && !job.emit(emit) {
-                stats.finish_reason = "cancelled".into();
+                stats.finish_reason = FinishReason::Cancelled;
                 return Ok(stats);
             }
             if stopped {
-                stats.finish_reason = "stop".into();
+                stats.finish_reason = FinishReason::Stop;
                 break;
             }
             if step == max_new {
@@ -277,7 +278,7 @@ impl Session<'_> {
         }
         let rest = stops.finish(&utf8.finish());
         if !rest.is_empty() && !job.emit(rest) {
-            stats.finish_reason = "cancelled".into();
+            stats.finish_reason = FinishReason::Cancelled;
         }
         if let Some(t) = first_token_at {
             let secs = t.elapsed().as_secs_f64();
@@ -443,7 +444,7 @@ impl Generator for ChatModel {
             })
             .map_err(|_| Error::WorkerGone)?;
         match rx.recv() {
-            Ok(Event::Done(Ok(stats))) if stats.finish_reason == "cancelled" => {
+            Ok(Event::Done(Ok(stats))) if stats.finish_reason == FinishReason::Cancelled => {
                 Err(docchat_core::Error::Cancelled)
             }
             Ok(Event::Done(result)) => Ok(result?),

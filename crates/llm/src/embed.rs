@@ -306,26 +306,7 @@ impl Outputs<'_> {
             return;
         }
         self.released = n_outputs;
-        let start = ctx.get_logits().as_ptr() as usize;
-        let len = self.n_vocab * n_outputs * std::mem::size_of::<f32>();
-        // SAFETY: sysconf has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-        let first = start.div_ceil(page) * page;
-        let end = (start + len) / page * page;
-        if end > first {
-            // SAFETY: [first, end) lies inside the logits rows of the `n_outputs`
-            // outputs of the context's output buffer (whole pages only), which
-            // llama.cpp allocated for at least that many outputs and keeps until
-            // it needs more. MADV_DONTNEED on private anonymous memory keeps the
-            // mapping; the pages read as zeros, which they hold after llama.cpp
-            // zeroed the buffer.
-            let rc = unsafe {
-                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED)
-            };
-            if rc != 0 {
-                tracing::debug!(error = %std::io::Error::last_os_error(), "could not release the unused logits");
-            }
-        }
+        crate::heap::release_read_logits(ctx, self.n_vocab * n_outputs);
     }
 }
 

@@ -12,6 +12,8 @@
 //!
 //! llama.cpp types never leave this crate; callers see the traits of `docchat-core`.
 
+#![warn(missing_docs)]
+
 mod backend;
 mod chat;
 mod embed;

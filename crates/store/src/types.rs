@@ -126,6 +126,18 @@ impl SearchFilter {
         }
     }
 
+    /// This filter with `extra` collections added to its own (requests name
+    /// collections both inside the filter and beside it).
+    #[must_use]
+    pub fn with_collections(mut self, extra: Vec<String>) -> Self {
+        for c in extra {
+            if !self.collections.contains(&c) {
+                self.collections.push(c);
+            }
+        }
+        self
+    }
+
     /// Whether the filter restricts by modification time (which needs the
     /// manifest).
     pub fn has_dates(&self) -> bool {

@@ -1,0 +1,56 @@
+//! `docchat search`: the passages that match a query.
+
+use crate::args::FilterArgs;
+use anyhow::{Result, bail};
+use clap::Args;
+use docchat_service::Settings;
+use docchat_service::answer::retrieve::SearchRequest;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The query
+    query: String,
+    /// Passages to show
+    #[arg(long, default_value_t = 10)]
+    top_k: usize,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn search(s: Settings, a: SearchArgs) -> Result<ExitCode> {
+    if a.query.trim().is_empty() {
+        bail!("the query is empty");
+    }
+    let retriever = s.retriever().await?;
+    let req = SearchRequest {
+        mode: a.filter.mode.unwrap_or(s.file.retrieval.mode),
+        filter: a.filter.to_filter()?,
+        fusion: s.file.retrieval.fusion(),
+        ..SearchRequest::new(a.query, a.top_k.clamp(1, 100))
+    };
+    let passages = retriever.search(&req).await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "hits": passages }))?
+        );
+    } else {
+        for (i, h) in passages.iter().enumerate() {
+            let snippet: String = h.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let short: String = snippet.chars().take(160).collect();
+            println!(
+                "{:>2}. {:.3}  {}/{} p. {}\n    {short}",
+                i + 1,
+                h.score,
+                h.collection,
+                h.path,
+                h.page_start
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,55 @@
+//! `docchat status`: the indexed documents, and the failed ones with the reason.
+
+use anyhow::Result;
+use clap::Args;
+use docchat_service::Settings;
+use docchat_store::DocState;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn status(s: Settings, a: StatusArgs) -> Result<ExitCode> {
+    let embedder = s.embedder().await?;
+    let store = s.store(&embedder).await?;
+    let docs = store.documents().await?;
+    if a.json {
+        let integrity = store.integrity().await?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "documents": docs, "integrity": integrity })
+            )?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let count = |st: DocState| docs.iter().filter(|d| d.state == st).count();
+    println!(
+        "{} documents: {} indexed, {} failed, {} pending; {} chunks",
+        docs.len(),
+        count(DocState::Indexed),
+        count(DocState::Failed),
+        count(DocState::Pending),
+        store.count_chunks(None).await?
+    );
+    for d in &docs {
+        let state = d.state.as_str();
+        match d.state {
+            DocState::Failed => println!(
+                "  {state:<8} {}/{}: {}",
+                d.collection,
+                d.path,
+                d.error.as_deref().unwrap_or("")
+            ),
+            _ => println!(
+                "  {state:<8} {}/{}  ({} pages, {} chunks)",
+                d.collection, d.path, d.pages, d.chunks
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,219 @@
+//! `/api/chat` (an answer streamed over SSE, kept in a chat) and `/api/search`.
+
+use super::chats::chat_or_404;
+use super::wire::{ChatEvent, DoneEvent, ErrorEvent, Hit, SearchBody, TokenEvent};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use docchat_core::ChatTurn;
+use docchat_service::answer::MAX_TOP_K;
+use docchat_service::answer::rag::AnswerEvent;
+use docchat_service::answer::retrieve::{Fusion, SearchMode, SearchRequest as Retrieval};
+use docchat_service::clock::now_ms;
+use docchat_store::{ChatRecord, SearchFilter};
+use serde::Deserialize;
+use std::convert::Infallible;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Longest accepted question, in bytes.
+const MAX_QUESTION: usize = 8 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChatRequest {
+    question: String,
+    /// The chat this question continues; a new chat when absent.
+    #[serde(default)]
+    chat_id: Option<String>,
+    /// `false`: answer without keeping the chat (then `history` gives the
+    /// conversation so far).
+    #[serde(default)]
+    save: Option<bool>,
+    /// The conversation so far, oldest first, for a follow-up that is not saved.
+    #[serde(default)]
+    history: Vec<ChatTurn>,
+    #[serde(default)]
+    collections: Vec<String>,
+    #[serde(default)]
+    filter: Option<SearchFilter>,
+    #[serde(default)]
+    mode: Option<SearchMode>,
+    #[serde(default)]
+    top_k: Option<usize>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    /// Generate exactly `max_tokens` (no end of text, no stop strings), as
+    /// llama-server's `ignore_eos`: for benchmarks and tests.
+    #[serde(default)]
+    ignore_eos: bool,
+}
+
+pub(crate) fn check_question(q: &str) -> Result<(), ApiError> {
+    if q.trim().is_empty() {
+        return Err(ApiError::BadRequest("the question is empty".into()));
+    }
+    if q.len() > MAX_QUESTION {
+        return Err(ApiError::BadRequest(format!(
+            "the question is longer than {MAX_QUESTION} bytes"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_top_k(k: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    match k {
+        None => Ok(default),
+        Some(k) if (1..=MAX_TOP_K).contains(&k) => Ok(k),
+        Some(k) => Err(ApiError::BadRequest(format!(
+            "top_k must be between 1 and {MAX_TOP_K}, not {k}"
+        ))),
+    }
+}
+
+pub(crate) async fn chat(
+    State(state): State<AppState>,
+    Json(req): Json<ChatRequest>,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    check_question(&req.question)?;
+    let mut opts = state.ask_defaults.clone();
+    opts.filter = req
+        .filter
+        .unwrap_or_default()
+        .with_collections(req.collections);
+    opts.mode = req.mode.unwrap_or(opts.mode);
+    opts.top_k = check_top_k(req.top_k, opts.top_k)?;
+    if let Some(m) = req.max_tokens {
+        opts.params.max_tokens = m.clamp(1, 4096);
+    }
+    if let Some(t) = req.temperature {
+        opts.params.temperature = t.clamp(0.0, 2.0);
+    }
+    opts.params.ignore_eos = req.ignore_eos;
+    let chat = if req.save == Some(false) {
+        None
+    } else {
+        Some(match &req.chat_id {
+            Some(id) => chat_or_404(&state, id).await?,
+            None => {
+                let now = now_ms();
+                ChatRecord {
+                    id: docchat_service::answer::history::new_chat_id(),
+                    title: docchat_service::answer::history::title_of(&req.question),
+                    created_ms: now,
+                    updated_ms: now,
+                }
+            }
+        })
+    };
+    let permit = state.chat_slots.try_enter()?;
+    let (tx, rx) = mpsc::channel(64);
+    let rag = state.live().rag.clone();
+    let first = chat.as_ref().map(|c| {
+        event(
+            "chat",
+            &ChatEvent {
+                id: &c.id,
+                title: &c.title,
+            },
+        )
+    });
+    let chats = state.chats.clone();
+    tokio::spawn(async move {
+        match chat {
+            Some(chat) => {
+                let (id, out) = (chat.id.clone(), tx.clone());
+                let kept = docchat_service::answer::history::answer_in_chat(
+                    rag,
+                    chats,
+                    chat,
+                    req.question,
+                    opts,
+                    out,
+                )
+                .await;
+                if let Err(e) = kept {
+                    tracing::error!(chat = id, error = format!("{e:#}"), "cannot keep the chat");
+                    let message = format!("the chat could not be saved: {e:#}");
+                    let _ = tx.send(AnswerEvent::Error(message)).await;
+                }
+            }
+            None => {
+                rag.answer(req.question, req.history, opts, tx.clone())
+                    .await
+            }
+        }
+        // The place is free before the stream ends (when the last sender goes).
+        drop(permit);
+        drop(tx);
+    });
+    let stream = tokio_stream::iter(first.map(Ok))
+        .chain(ReceiverStream::new(rx).map(|ev| Ok(sse_event(ev))));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+pub(crate) fn sse_event(ev: AnswerEvent) -> Event {
+    match ev {
+        AnswerEvent::Token(text) => event("token", &TokenEvent { text: &text }),
+        AnswerEvent::Citations(c) => event("citations", &c),
+        AnswerEvent::Done(s) => event("done", &DoneEvent::from(&s)),
+        AnswerEvent::Error(message) => event("error", &ErrorEvent { message: &message }),
+    }
+}
+
+/// The server-sent event `name` with `data` as JSON.
+pub(crate) fn event(name: &str, data: &impl serde::Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(data).unwrap_or_default())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchRequest {
+    query: String,
+    #[serde(default)]
+    top_k: Option<usize>,
+    #[serde(default)]
+    mode: Option<SearchMode>,
+    #[serde(default)]
+    collections: Vec<String>,
+    #[serde(default)]
+    filter: Option<SearchFilter>,
+    #[serde(default)]
+    fusion: Option<Fusion>,
+    #[serde(default)]
+    expand: Option<bool>,
+}
+
+/// `POST /api/search`: passages only, no generation.
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    Json(req): Json<SearchRequest>,
+) -> Result<Json<SearchBody>, ApiError> {
+    check_question(&req.query)?;
+    let top_k = check_top_k(req.top_k, 10)?;
+    let defaults = &state.ask_defaults;
+    let retrieval = Retrieval {
+        query: req.query,
+        mode: req.mode.unwrap_or(defaults.mode),
+        top_k,
+        filter: req
+            .filter
+            .unwrap_or_default()
+            .with_collections(req.collections),
+        fusion: req.fusion.unwrap_or(defaults.fusion),
+        expand: req.expand.unwrap_or(true),
+    };
+    let started = std::time::Instant::now();
+    let passages = state.live().rag.retriever.search(&retrieval).await?;
+    Ok(Json(SearchBody {
+        mode: retrieval.mode,
+        hits: passages.into_iter().map(Hit::from).collect(),
+        took_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }))
+}

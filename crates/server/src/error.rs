@@ -1,0 +1,81 @@
+//! Errors of the API and the status of each.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use docchat_service::admission::Busy;
+use docchat_service::disk::DiskTrouble;
+use serde_json::json;
+
+/// Errors of the API, each with its status.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request is wrong; the message says how.
+    BadRequest(String),
+    /// No such thing.
+    NotFound(String),
+    /// Too many requests wait for the model.
+    Busy(Busy),
+    /// The upload is larger than allowed.
+    TooLarge(String),
+    /// The upload is of a type docchat does not read, or not what it claims.
+    Unsupported(String),
+    /// docchat failed; details go to the log, not to the client.
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Internal(e)
+    }
+}
+
+impl From<docchat_store::Error> for ApiError {
+    fn from(e: docchat_store::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<Busy> for ApiError {
+    fn from(b: Busy) -> Self {
+        Self::Busy(b)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            Self::Busy(b) => {
+                let mut res = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": { "message": "docchat is busy: too many questions are waiting for the model; retry later" } })),
+                )
+                    .into_response();
+                if let Ok(v) = HeaderValue::from_str(&b.retry_after_s.to_string()) {
+                    res.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return res;
+            }
+            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            Self::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            Self::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+            Self::Unsupported(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
+            Self::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "request failed");
+                if let Some(trouble) = DiskTrouble::of(&e) {
+                    // A full, read-only or forbidden data folder: the user can fix that.
+                    (
+                        StatusCode::INSUFFICIENT_STORAGE,
+                        trouble.advice().to_string(),
+                    )
+                } else {
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error; see the server log".to_string(),
+                    )
+                }
+            }
+        };
+        (status, Json(json!({ "error": { "message": message } }))).into_response()
+    }
+}

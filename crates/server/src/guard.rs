@@ -1,0 +1,376 @@
+//! Who may talk to the server: the API key, the Host check against DNS rebinding, the
+//! refusal of cross-origin writes, and the security headers of every response.
+//!
+//! - On a loopback address the server answers only requests whose `Host` is a
+//!   loopback name (or one the user allowed): a web page whose name an attacker
+//!   points at 127.0.0.1 cannot read the user's documents.
+//! - Anywhere else an API key is required, as `Authorization: Bearer KEY` or as the
+//!   cookie the login page sets; the server refuses to start without one.
+//! - A request that changes something and carries an `Origin` other than the
+//!   server's own is refused, whatever the key: no other site can post to it.
+//! - No CORS header is ever sent, so browsers keep other origins from reading replies.
+
+use anyhow::{Result, bail};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde_json::json;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Name of the cookie that carries the API key for the browser.
+pub const KEY_COOKIE: &str = "docchat_key";
+/// Shortest API key accepted.
+pub const MIN_KEY_LEN: usize = 16;
+
+const LOGIN_HTML: &str = include_str!("../web/login.html");
+
+/// The server's access rules.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    /// Required on every request when set.
+    api_key: Option<String>,
+    /// Check `Host` (only when listening on loopback).
+    check_host: bool,
+    /// Host names allowed besides the loopback names.
+    allowed_hosts: Vec<String>,
+}
+
+/// Whether `host` (an address or a name) is loopback only.
+pub fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Guard {
+    /// The rules for a server listening on `host`. Refuses a non-loopback address
+    /// without a key, and a key too short to resist guessing.
+    pub fn new(host: &str, api_key: Option<String>, allowed_hosts: Vec<String>) -> Result<Self> {
+        let api_key = api_key
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty());
+        if let Some(k) = &api_key
+            && (k.len() < MIN_KEY_LEN || k.chars().any(|c| c.is_whitespace() || c == ';'))
+        {
+            bail!(
+                "the API key must be at least {MIN_KEY_LEN} characters, without spaces or ';' \
+                 (for example: openssl rand -hex 24)"
+            );
+        }
+        let loopback = is_loopback(host);
+        if !loopback && api_key.is_none() {
+            bail!(
+                "refusing to listen on {host} without an API key: anyone on the network could \
+                 read your documents. Set DOCCHAT_API_KEY (or --api-key-file FILE) to a secret \
+                 of at least {MIN_KEY_LEN} characters, or listen on 127.0.0.1"
+            );
+        }
+        Ok(Self {
+            api_key,
+            check_host: loopback,
+            allowed_hosts: allowed_hosts
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        })
+    }
+
+    /// Whether requests need the key.
+    pub fn needs_key(&self) -> bool {
+        self.api_key.is_some()
+    }
+
+    fn host_allowed(&self, headers: &HeaderMap) -> bool {
+        if !self.check_host {
+            return true;
+        }
+        let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+            // HTTP/1.0 without Host: nothing a browser sends.
+            return true;
+        };
+        let name = host_name(host).to_ascii_lowercase();
+        is_loopback(&name) || self.allowed_hosts.iter().any(|h| *h == name)
+    }
+
+    fn key_matches(&self, headers: &HeaderMap) -> bool {
+        let Some(key) = &self.api_key else {
+            return true;
+        };
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let cookie = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(name, _)| *name == KEY_COOKIE)
+            .map(|(_, v)| v);
+        [bearer, cookie]
+            .into_iter()
+            .flatten()
+            .any(|given| same(given.as_bytes(), key.as_bytes()))
+    }
+}
+
+/// The host name of a `Host` header value (without the port).
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(name, _)| name)
+}
+
+/// Compares in time independent of where the first difference is.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a request from a page at `origin` to this server (`host`) is same-origin.
+fn same_origin(origin: &str, host: Option<&str>) -> bool {
+    let Some(host) = host else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
+}
+
+fn refuse(status: StatusCode, path: &str, code: &str, message: &str) -> Response {
+    // The OpenAI endpoints answer in OpenAI's error shape, the rest in docchat's.
+    let body = if path.starts_with("/v1") {
+        json!({"error": {"message": message, "type": "invalid_request_error",
+                         "param": null, "code": code}})
+    } else {
+        json!({"error": {"message": message, "code": code}})
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// The middleware: checks every request against the guard.
+pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let headers = req.headers();
+    if !guard.host_allowed(headers) {
+        return refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            &path,
+            "host_not_allowed",
+            "this server answers only to localhost, 127.0.0.1 and [::1] (DNS rebinding \
+             protection); add other names with --allowed-host",
+        );
+    }
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD);
+    if writes
+        && let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && !same_origin(
+            origin,
+            headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+        )
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            &path,
+            "cross_origin",
+            "requests from other sites are refused",
+        );
+    }
+    let login = path == "/login" || path == "/style.css";
+    if !login && !guard.key_matches(headers) {
+        if *req.method() == Method::GET && wants_html(headers) {
+            return Redirect::to("/login").into_response();
+        }
+        let mut res = refuse(
+            StatusCode::UNAUTHORIZED,
+            &path,
+            "invalid_api_key",
+            "a valid API key is required: send it as Authorization: Bearer KEY",
+        );
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return res;
+    }
+    let mut res = next.run(req).await;
+    secure_headers(res.headers_mut());
+    res
+}
+
+/// Headers every response carries; a response that set its own policy keeps it.
+fn secure_headers(h: &mut HeaderMap) {
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
+    h.entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("SAMEORIGIN"));
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; \
+             frame-ancestors 'self'; form-action 'self'; base-uri 'none'",
+        ));
+}
+
+/// `GET /login`: the form that asks for the key (saying so after a wrong one).
+pub async fn login_page(uri: axum::http::Uri) -> Html<String> {
+    let wrong = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "wrong=1"));
+    let message = if wrong {
+        r#"<p class="error" role="alert">That key is not right.</p>"#
+    } else {
+        ""
+    };
+    Html(LOGIN_HTML.replace("<!--MESSAGE-->", message))
+}
+
+/// The login form's fields.
+#[derive(Debug, serde::Deserialize)]
+pub struct LoginForm {
+    key: String,
+}
+
+/// `POST /login`: a right key sets the cookie and goes to the workstation.
+pub async fn login(
+    State(guard): State<Arc<Guard>>,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Response {
+    let key = form.key.trim();
+    let mut headers = HeaderMap::new();
+    headers.insert(header::AUTHORIZATION, {
+        let Ok(v) = HeaderValue::from_str(&format!("Bearer {key}")) else {
+            return Redirect::to("/login?wrong=1").into_response();
+        };
+        v
+    });
+    if !guard.needs_key() || !guard.key_matches(&headers) {
+        return Redirect::to("/login?wrong=1").into_response();
+    }
+    let cookie = format!("{KEY_COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict");
+    let Ok(cookie) = HeaderValue::from_str(&cookie) else {
+        return Redirect::to("/login?wrong=1").into_response();
+    };
+    let mut res = Redirect::to("/").into_response();
+    res.headers_mut().insert(header::SET_COOKIE, cookie);
+    res
+}
+
+/// A response for an HTML document of the user's: shown, never run (its scripts
+/// would otherwise run with the workstation's rights).
+pub fn sandboxed(res: &mut Response<Body>) {
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'",
+        ),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(k.clone(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn loopback_names() {
+        for h in ["127.0.0.1", "localhost", "::1", "[::1]", "127.1.2.3"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in [
+            "0.0.0.0",
+            "::",
+            "192.168.1.4",
+            "example.com",
+            "localhost.evil.com",
+        ] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn open_address_needs_a_long_key() {
+        let err = Guard::new("0.0.0.0", None, vec![]).unwrap_err().to_string();
+        assert!(err.contains("without an API key"), "{err}");
+        assert!(Guard::new("0.0.0.0", Some("short".into()), vec![]).is_err());
+        assert!(Guard::new("0.0.0.0", Some("a".repeat(16)), vec![]).is_ok());
+        assert!(Guard::new("127.0.0.1", None, vec![]).is_ok());
+    }
+
+    #[test]
+    fn host_check_only_on_loopback() {
+        let g = Guard::new("127.0.0.1", None, vec!["docs.lan".into()]).unwrap();
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:1",
+            "[::1]:80",
+            "localhost",
+            "DOCS.lan:9",
+        ] {
+            assert!(g.host_allowed(&headers(&[(header::HOST, ok)])), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "127.0.0.1.nip.io",
+            "localhost.evil.com:80",
+        ] {
+            assert!(!g.host_allowed(&headers(&[(header::HOST, bad)])), "{bad}");
+        }
+        let open = Guard::new("0.0.0.0", Some("k".repeat(20)), vec![]).unwrap();
+        assert!(open.host_allowed(&headers(&[(header::HOST, "anything:1")])));
+    }
+
+    #[test]
+    fn key_from_bearer_or_cookie() {
+        let key = "0123456789abcdef0123";
+        let g = Guard::new("0.0.0.0", Some(key.into()), vec![]).unwrap();
+        assert!(g.key_matches(&headers(&[(
+            header::AUTHORIZATION,
+            &format!("Bearer {key}")
+        )])));
+        assert!(g.key_matches(&headers(&[(
+            header::COOKIE,
+            &format!("theme=dark; {KEY_COOKIE}={key}")
+        )])));
+        assert!(!g.key_matches(&headers(&[(
+            header::AUTHORIZATION,
+            "Bearer 0123456789abcdef0124"
+        )])));
+        assert!(!g.key_matches(&headers(&[(
+            header::COOKIE,
+            &format!("x{KEY_COOKIE}={key}")
+        )])));
+        assert!(!g.key_matches(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn origins() {
+        assert!(same_origin("http://127.0.0.1:8080", Some("127.0.0.1:8080")));
+        assert!(!same_origin("http://evil.example", Some("127.0.0.1:8080")));
+        assert!(!same_origin("null", Some("127.0.0.1:8080")));
+        assert!(!same_origin(
+            "http://127.0.0.1:8081",
+            Some("127.0.0.1:8080")
+        ));
+    }
+}

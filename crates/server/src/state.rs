@@ -1,0 +1,99 @@
+//! What the handlers share, made once from the started service.
+
+use docchat_service::admission::Admission;
+use docchat_service::answer::rag::AskOptions;
+use docchat_service::index::switch::{SwitchProgress, SwitchStatus};
+use docchat_service::{Live, LiveSlot, Runtime, Settings};
+use docchat_store::ChatStore;
+use std::sync::Arc;
+
+/// The server's own bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests that may wait for the chat model (and, apart, for the embedding
+    /// model) while one runs; past that, 503 with Retry-After.
+    pub queue: usize,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: usize,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The index in use.
+    pub live: LiveSlot,
+    /// A switch of the embedding model, while one runs (and its outcome).
+    pub switch: SwitchProgress,
+    /// Question defaults (from the configuration).
+    pub ask_defaults: AskOptions,
+    /// Places in line for the chat model.
+    pub chat_slots: Arc<Admission>,
+    /// Places in line for the embedding model (API requests).
+    pub embed_slots: Arc<Admission>,
+    /// When the server started (Unix seconds).
+    pub started_unix: u64,
+    /// Chat history.
+    pub chats: ChatStore,
+    /// The watched folders, changed while running.
+    pub folders: Arc<docchat_service::index::folders::Folders>,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: usize,
+    /// The model files (for the model picker).
+    pub models: docchat_service::models::ModelPaths,
+    /// The chat model's context size as configured.
+    pub ctx_size: u64,
+    /// Engine options models are loaded with.
+    pub engine: docchat_llm::EngineOptions,
+    /// The last CPU reading (for the resources view).
+    pub cpu: Arc<std::sync::Mutex<Option<(std::time::Instant, u64)>>>,
+}
+
+impl AppState {
+    /// The state of a server over `runtime`, started with `settings`.
+    pub fn new(runtime: Runtime, settings: &Settings, limits: Limits) -> Self {
+        Self {
+            live: runtime.live,
+            switch: runtime.switch,
+            ask_defaults: settings.ask_options(),
+            chats: runtime.chats,
+            folders: runtime.folders,
+            max_upload_bytes: limits.max_upload_bytes,
+            models: settings.models.clone(),
+            ctx_size: u64::from(settings.engine.ctx_size),
+            engine: settings.engine.clone(),
+            cpu: Arc::default(),
+            chat_slots: Admission::with_priority(
+                limits.queue,
+                Some(Arc::clone(&settings.engine.priority)),
+            ),
+            embed_slots: Admission::new(limits.queue),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// The index in use now.
+    pub fn live(&self) -> Live {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The live index together with the embedding switch's progress, read under
+    /// the live slot's lock: the switch marks itself done under that lock when it
+    /// swaps the index, so the two always agree.
+    pub fn live_and_switch(&self) -> (Live, Option<SwitchStatus>) {
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let switch = self
+            .switch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        (live.clone(), switch)
+    }
+}

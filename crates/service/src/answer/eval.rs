@@ -1,0 +1,295 @@
+//! `docchat eval`: retrieval quality and latency of each search mode over a
+//! labelled question set.
+
+use crate::answer::retrieve::{Fusion, Passage, Retriever, SearchMode, SearchRequest};
+use anyhow::{Context, Result, bail};
+use docchat_store::SearchFilter;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// One labelled question (a line of the JSONL file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    /// The question.
+    pub question: String,
+    /// The file that answers it: the end of its path, or of `collection/path`.
+    pub file: String,
+    /// The page that answers it.
+    #[serde(default)]
+    pub page: Option<u32>,
+    /// Other pages that answer it as well.
+    #[serde(default)]
+    pub pages: Vec<u32>,
+}
+
+impl Question {
+    fn answer_pages(&self) -> Vec<u32> {
+        self.page
+            .into_iter()
+            .chain(self.pages.iter().copied())
+            .collect()
+    }
+
+    fn is_file(&self, p: &Passage) -> bool {
+        let want = self.file.trim_start_matches('/');
+        let full = format!("{}/{}", p.collection, p.path);
+        full == want || full.ends_with(&format!("/{want}"))
+    }
+
+    fn is_page(&self, p: &Passage) -> bool {
+        self.is_file(p) && self.answer_pages().iter().any(|&n| p.covers_page(n))
+    }
+}
+
+/// Reads a JSONL question file (blank lines and `#` comments skipped).
+pub fn read_questions(path: &Path) -> Result<Vec<Question>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let q: Question = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: invalid question", path.display(), i + 1))?;
+        out.push(q);
+    }
+    if out.is_empty() {
+        bail!("{} has no questions", path.display());
+    }
+    Ok(out)
+}
+
+/// Rank (from 1) of the first passage that satisfies `ok`, if any.
+fn first_rank(passages: &[Passage], ok: impl Fn(&Passage) -> bool) -> Option<usize> {
+    passages.iter().position(ok).map(|i| i + 1)
+}
+
+/// Quality figures over ranks (from 1) of the right answer (`None`: not found).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Quality {
+    /// Questions scored.
+    pub questions: usize,
+    /// Share with the answer first.
+    pub recall_at_1: f64,
+    /// Share with the answer in the first 5.
+    pub recall_at_5: f64,
+    /// Share with the answer in the first 10.
+    pub recall_at_10: f64,
+    /// Mean reciprocal rank (0 for not found).
+    pub mrr: f64,
+}
+
+impl Quality {
+    /// Figures of `ranks`.
+    pub fn of(ranks: &[Option<usize>]) -> Self {
+        let n = ranks.len();
+        if n == 0 {
+            return Self::default();
+        }
+        let within =
+            |k: usize| ranks.iter().filter(|r| r.is_some_and(|r| r <= k)).count() as f64 / n as f64;
+        Self {
+            questions: n,
+            recall_at_1: within(1),
+            recall_at_5: within(5),
+            recall_at_10: within(10),
+            mrr: ranks
+                .iter()
+                .map(|r| r.map_or(0.0, |r| 1.0 / r as f64))
+                .sum::<f64>()
+                / n as f64,
+        }
+    }
+}
+
+/// Latency percentiles, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// Percentiles of `samples_ms` (nearest rank).
+    pub fn of(samples_ms: &[f64]) -> Self {
+        if samples_ms.is_empty() {
+            return Self::default();
+        }
+        let mut v = samples_ms.to_vec();
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        Self {
+            p50_ms: at(0.50),
+            p95_ms: at(0.95),
+            p99_ms: at(0.99),
+            max_ms: v[v.len() - 1],
+        }
+    }
+}
+
+/// Results of one mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeReport {
+    /// The mode.
+    pub mode: SearchMode,
+    /// Right file.
+    pub file: Quality,
+    /// Right file and page (questions with a page only).
+    pub page: Quality,
+    /// Retrieval latency, query embedding excluded.
+    pub latency: Latency,
+    /// Questions whose file was not in the top 10.
+    pub missed: Vec<String>,
+}
+
+/// Runs every question in every mode.
+pub async fn run(
+    retriever: &Retriever,
+    questions: &[Question],
+    modes: &[SearchMode],
+    fusion: Fusion,
+    filter: &SearchFilter,
+) -> Result<Vec<ModeReport>> {
+    // Embeddings first: the latency measured is the index's, not the model's.
+    let mut vectors = Vec::with_capacity(questions.len());
+    for q in questions {
+        vectors.push(retriever.embed_query(&q.question).await?);
+    }
+    let mut reports = Vec::new();
+    for &mode in modes {
+        let request = |q: &Question| SearchRequest {
+            mode,
+            filter: filter.clone(),
+            fusion,
+            ..SearchRequest::new(q.question.clone(), 10)
+        };
+        // One untimed query warms the caches.
+        retriever
+            .search_with(&request(&questions[0]), Some(&vectors[0]))
+            .await?;
+        let (mut file_ranks, mut page_ranks, mut times, mut missed) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (q, v) in questions.iter().zip(&vectors) {
+            let started = Instant::now();
+            let passages = retriever.search_with(&request(q), Some(v)).await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            let rank = first_rank(&passages, |p| q.is_file(p));
+            if rank.is_none() {
+                missed.push(q.question.clone());
+            }
+            file_ranks.push(rank);
+            if !q.answer_pages().is_empty() {
+                page_ranks.push(first_rank(&passages, |p| q.is_page(p)));
+            }
+        }
+        reports.push(ModeReport {
+            mode,
+            file: Quality::of(&file_ranks),
+            page: Quality::of(&page_ranks),
+            latency: Latency::of(&times),
+            missed,
+        });
+    }
+    Ok(reports)
+}
+
+/// The reports as a text table.
+pub fn table(reports: &[ModeReport]) -> String {
+    let mut out =
+        String::from("mode     level  n    R@1    R@5    R@10   MRR    p50 ms  p95 ms  max ms\n");
+    for r in reports {
+        for (level, q) in [("file", &r.file), ("page", &r.page)] {
+            out.push_str(&format!(
+                "{:<8} {:<6} {:<4} {:.3}  {:.3}  {:.3}  {:.3}  {:>6.1}  {:>6.1}  {:>6.1}\n",
+                r.mode.as_str(),
+                level,
+                q.questions,
+                q.recall_at_1,
+                q.recall_at_5,
+                q.recall_at_10,
+                q.mrr,
+                r.latency.p50_ms,
+                r.latency.p95_ms,
+                r.latency.max_ms,
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passage(path: &str, page: u32) -> Passage {
+        Passage {
+            document_id: "d".into(),
+            collection: "c".into(),
+            path: path.into(),
+            page_start: page,
+            page_end: page,
+            byte_start: 0,
+            byte_end: 1,
+            match_start: 0,
+            match_end: 1,
+            text: "t".into(),
+            score: 1.0,
+            chunk_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn quality_counts_ranks() {
+        let q = Quality::of(&[Some(1), Some(3), None, Some(7)]);
+        assert_eq!(q.questions, 4);
+        assert_eq!(q.recall_at_1, 0.25);
+        assert_eq!(q.recall_at_5, 0.5);
+        assert_eq!(q.recall_at_10, 0.75);
+        assert!((q.mrr - (1.0 + 1.0 / 3.0 + 1.0 / 7.0) / 4.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn latency_uses_nearest_rank() {
+        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
+        let l = Latency::of(&samples);
+        assert_eq!(
+            (l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms),
+            (50.0, 95.0, 99.0, 100.0)
+        );
+        assert_eq!(Latency::of(&[4.0]).p95_ms, 4.0);
+    }
+
+    #[test]
+    fn answers_match_by_path_end_and_page() {
+        let q = Question {
+            question: "?".into(),
+            file: "manual.pdf".into(),
+            page: Some(4),
+            pages: vec![9],
+        };
+        let ranked = [
+            passage("other.pdf", 4),
+            passage("sub/manual.pdf", 2),
+            passage("sub/manual.pdf", 9),
+        ];
+        assert_eq!(first_rank(&ranked, |p| q.is_file(p)), Some(2));
+        assert_eq!(first_rank(&ranked, |p| q.is_page(p)), Some(3));
+        assert!(!q.is_file(&passage("notmanual.pdf", 4)));
+        let in_collection = Question {
+            file: "c/sub/manual.pdf".into(),
+            ..q
+        };
+        assert!(in_collection.is_file(&passage("sub/manual.pdf", 1)));
+        assert!(!in_collection.is_file(&passage("manual.pdf", 1)));
+    }
+}

@@ -1,0 +1,474 @@
+//! Retrieval-augmented answers: retrieve passages, pack them into the prompt within
+//! the chat model's context, stream the answer, and cite the sources given.
+
+use crate::answer::retrieve::{
+    Fusion, Passage, Retriever, SearchMode, SearchRequest, cited_markers,
+};
+use anyhow::Result;
+use docchat_core::{ChatTurn, GenerationParams, GenerationStats, Generator, Role};
+use docchat_store::SearchFilter;
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// The instruction given before the sources.
+const SYSTEM: &str = "You answer questions using only the numbered excerpts from the user's \
+documents below. Cite the excerpts you use with their numbers in brackets, like [1]. If the \
+excerpts do not contain the answer, say that the documents do not say.";
+
+/// A source of an answer, as the client sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Citation {
+    /// Number of the source in the prompt (`[n]`).
+    pub n: usize,
+    /// Document id.
+    pub document_id: String,
+    /// Collection.
+    pub collection: String,
+    /// Path relative to its watched folder.
+    pub path: String,
+    /// First page.
+    pub page_start: u32,
+    /// Last page.
+    pub page_end: u32,
+    /// Byte range of the snippet in the page's extracted text.
+    pub byte_start: u32,
+    /// End of that range.
+    pub byte_end: u32,
+    /// The part of the snippet that matched the question, as a byte range of the
+    /// page text (inside `byte_start..byte_end`), for highlighting.
+    pub match_start: u32,
+    /// End of the matched range.
+    pub match_end: u32,
+    /// The passage.
+    pub snippet: String,
+    /// Retrieval score.
+    pub score: f32,
+    /// Whether the answer cites this source with `[n]`.
+    pub cited: bool,
+    /// Opens the source at its page.
+    pub url: String,
+}
+
+impl Citation {
+    /// The source numbered `n` in the prompt.
+    pub fn from_passage(n: usize, p: &Passage) -> Self {
+        Self {
+            n,
+            document_id: p.document_id.clone(),
+            collection: p.collection.clone(),
+            path: p.path.clone(),
+            page_start: p.page_start,
+            page_end: p.page_end,
+            byte_start: p.byte_start,
+            byte_end: p.byte_end,
+            match_start: p.match_start,
+            match_end: p.match_end,
+            snippet: p.text.clone(),
+            score: p.score,
+            cited: false,
+            url: format!(
+                "/api/documents/{}/file#page={}",
+                p.document_id, p.page_start
+            ),
+        }
+    }
+}
+
+/// The sources of a finished answer, with the answer's `[n]` markers mapped.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sources {
+    /// Every source given to the model, numbered as in the prompt.
+    pub citations: Vec<Citation>,
+    /// Numbers the answer cites, in order of first mention.
+    pub cited: Vec<usize>,
+    /// Numbers the answer cites that name no source (the model made them up).
+    pub unknown: Vec<usize>,
+}
+
+impl Sources {
+    /// Maps the markers of `answer` onto `citations`.
+    pub fn map(mut citations: Vec<Citation>, answer: &str) -> Self {
+        let (cited, unknown) = cited_markers(answer, citations.len());
+        for c in &mut citations {
+            c.cited = cited.contains(&c.n);
+        }
+        Self {
+            citations,
+            cited,
+            unknown,
+        }
+    }
+}
+
+/// What an answer stream carries.
+#[derive(Debug)]
+pub enum AnswerEvent {
+    /// A piece of the answer.
+    Token(String),
+    /// The sources given to the model, mapped to the answer's markers.
+    Citations(Sources),
+    /// The end, with figures.
+    Done(GenerationStats),
+    /// The answer failed.
+    Error(String),
+}
+
+/// Retrieval and generation over one index.
+#[derive(Clone)]
+pub struct Rag {
+    /// Finds passages.
+    pub retriever: Retriever,
+    /// Writes answers.
+    pub generator: Arc<dyn Generator>,
+}
+
+/// Options of one question.
+#[derive(Debug, Clone)]
+pub struct AskOptions {
+    /// Passages to retrieve.
+    pub top_k: usize,
+    /// Which index finds them.
+    pub mode: SearchMode,
+    /// Fusion weights of hybrid search.
+    pub fusion: Fusion,
+    /// Restriction of the search.
+    pub filter: SearchFilter,
+    /// Sampling.
+    pub params: GenerationParams,
+}
+
+impl Default for AskOptions {
+    fn default() -> Self {
+        Self {
+            top_k: 6,
+            mode: SearchMode::Hybrid,
+            fusion: Fusion::default(),
+            filter: SearchFilter::default(),
+            params: GenerationParams::default(),
+        }
+    }
+}
+
+impl Rag {
+    /// Answers `question` (a follow-up of `history` when that is not empty), sending
+    /// events to `tx` until done; stops early when the receiver is dropped.
+    pub async fn answer(
+        &self,
+        question: String,
+        history: Vec<ChatTurn>,
+        opts: AskOptions,
+        tx: mpsc::Sender<AnswerEvent>,
+    ) {
+        if let Err(e) = self.answer_inner(question, &history, opts, &tx).await {
+            tracing::error!(error = format!("{e:#}"), "answer failed");
+            let _ = tx.send(AnswerEvent::Error(format!("{e:#}"))).await;
+        }
+    }
+
+    /// Generates a continuation of `prompt` without retrieval: `Token`s, then `Done`
+    /// (or `Error`).
+    pub async fn complete(
+        &self,
+        prompt: String,
+        params: GenerationParams,
+        tx: mpsc::Sender<AnswerEvent>,
+    ) {
+        match generate(Arc::clone(&self.generator), prompt, params, &tx).await {
+            Ok(Some((stats, _))) => {
+                let _ = tx.send(AnswerEvent::Done(stats)).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "generation failed");
+                let _ = tx.send(AnswerEvent::Error(format!("{e:#}"))).await;
+            }
+        }
+    }
+
+    async fn answer_inner(
+        &self,
+        question: String,
+        history: &[ChatTurn],
+        opts: AskOptions,
+        tx: &mpsc::Sender<AnswerEvent>,
+    ) -> Result<()> {
+        let hits = self
+            .retriever
+            .search(&SearchRequest {
+                query: retrieval_query(&question, history),
+                mode: opts.mode,
+                top_k: opts.top_k,
+                filter: opts.filter.clone(),
+                fusion: opts.fusion,
+                expand: true,
+            })
+            .await?;
+        let generator = Arc::clone(&self.generator);
+        let (prompt, used) = build_prompt(
+            generator.as_ref(),
+            &question,
+            history,
+            &hits,
+            opts.params.max_tokens as usize,
+        );
+        let citations: Vec<Citation> = used
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Citation::from_passage(i + 1, h))
+            .collect();
+        let mut params = opts.params.clone();
+        if !generator.has_chat_template() && !params.ignore_eos {
+            // A base model tends to go on with the prompt's pattern: a new
+            // question or a new numbered source ends the answer.
+            params
+                .stop
+                .extend(["\nQuestion:", "\n\n\n", "\n["].map(String::from));
+        }
+        let Some((stats, answer)) = generate(generator, prompt, params, tx).await? else {
+            return Ok(());
+        };
+        let sources = Sources::map(citations, &answer);
+        if tx.send(AnswerEvent::Citations(sources)).await.is_ok() {
+            let _ = tx.send(AnswerEvent::Done(stats)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Runs one generation off the runtime, sending each piece as a `Token`; returns the
+/// figures and the whole text, or `None` when the receiver went away.
+async fn generate(
+    generator: Arc<dyn Generator>,
+    prompt: String,
+    params: GenerationParams,
+    tx: &mpsc::Sender<AnswerEvent>,
+) -> Result<Option<(GenerationStats, String)>> {
+    let token_tx = tx.clone();
+    let answer = Arc::new(std::sync::Mutex::new(String::new()));
+    let text = Arc::clone(&answer);
+    // The model's thread sends each piece straight to the stream.
+    let sink = Box::new(move |piece: &str| {
+        text.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_str(piece);
+        token_tx
+            .blocking_send(AnswerEvent::Token(piece.to_string()))
+            .is_ok()
+    });
+    let stats =
+        tokio::task::spawn_blocking(move || generator.generate_send(&prompt, &params, sink))
+            .await?;
+    let answer = std::mem::take(
+        &mut *answer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    match stats {
+        Ok(s) => Ok(Some((s, answer))),
+        Err(docchat_core::Error::Cancelled) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Words below which a follow-up question is searched together with the previous
+/// question ("and its second argument?" means little on its own).
+const SHORT_FOLLOW_UP_WORDS: usize = 8;
+
+/// What retrieval searches for: the question, and for a short follow-up also the
+/// user's previous question.
+pub fn retrieval_query(question: &str, history: &[ChatTurn]) -> String {
+    let previous = history.iter().rev().find(|t| t.role == Role::User);
+    match previous {
+        Some(p) if question.split_whitespace().count() < SHORT_FOLLOW_UP_WORDS => {
+            format!("{} {}", p.content.trim(), question.trim())
+        }
+        _ => question.to_string(),
+    }
+}
+
+/// Renders the prompt with as much of the conversation (newest turns first, up to a
+/// quarter of the budget) and as many passages (best first) as fit the context, and
+/// returns it with the passages used, numbered in that order.
+pub fn build_prompt<'h>(
+    generator: &dyn Generator,
+    question: &str,
+    history: &[ChatTurn],
+    hits: &'h [Passage],
+    answer_tokens: usize,
+) -> (String, Vec<&'h Passage>) {
+    let budget = generator.context_size().saturating_sub(answer_tokens + 64);
+    let mut earlier = String::new();
+    for turn in history.iter().rev().filter(|t| t.role != Role::System) {
+        let line = match turn.role {
+            Role::User => format!("Question: {}\n", turn.content.trim()),
+            _ => format!("Answer: {}\n", turn.content.trim()),
+        };
+        let candidate = format!("{line}{earlier}");
+        if generator.count_tokens(&candidate) > budget / 4 {
+            break;
+        }
+        earlier = candidate;
+    }
+    let mut used: Vec<&Passage> = Vec::new();
+    let mut prompt = render(generator, question, &earlier, &used);
+    for hit in hits {
+        used.push(hit);
+        let candidate = render(generator, question, &earlier, &used);
+        if generator.count_tokens(&candidate) > budget {
+            used.pop();
+            break;
+        }
+        prompt = candidate;
+    }
+    (prompt, used)
+}
+
+fn render(
+    generator: &dyn Generator,
+    question: &str,
+    earlier: &str,
+    sources: &[&Passage],
+) -> String {
+    let mut user = String::new();
+    if !earlier.is_empty() {
+        user.push_str("Earlier in this conversation:\n");
+        user.push_str(earlier);
+        user.push('\n');
+    }
+    for (i, h) in sources.iter().enumerate() {
+        let pages = if h.page_start == h.page_end {
+            format!("page {}", h.page_start)
+        } else {
+            format!("pages {}-{}", h.page_start, h.page_end)
+        };
+        user.push_str(&format!(
+            "[{}] ({}, {})\n{}\n\n",
+            i + 1,
+            h.path,
+            pages,
+            h.text.trim()
+        ));
+    }
+    if sources.is_empty() {
+        user.push_str("(No excerpts were found in the documents.)\n\n");
+    }
+    user.push_str(&format!("Question: {}\nAnswer:", question.trim()));
+    generator.render_prompt(SYSTEM, &user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use docchat_core::TokenCounter;
+
+    /// A plain-prompt model whose tokens are bytes: tests the packing logic only.
+    struct Bytes(usize);
+    impl TokenCounter for Bytes {
+        fn count_tokens(&self, text: &str) -> usize {
+            text.len()
+        }
+    }
+    impl Generator for Bytes {
+        fn id(&self) -> &str {
+            "bytes"
+        }
+        fn context_size(&self) -> usize {
+            self.0
+        }
+        fn has_chat_template(&self) -> bool {
+            false
+        }
+        fn render_chat(&self, turns: &[ChatTurn]) -> String {
+            docchat_core::plain_prompt(turns)
+        }
+        fn generate(
+            &self,
+            _: &str,
+            _: &GenerationParams,
+            _: &mut dyn FnMut(&str) -> bool,
+        ) -> docchat_core::Result<GenerationStats> {
+            unreachable!("not used by these tests")
+        }
+    }
+
+    fn hit(text: &str, page: u32) -> Passage {
+        Passage {
+            document_id: "d".into(),
+            collection: "c".into(),
+            path: "paper.pdf".into(),
+            page_start: page,
+            page_end: page,
+            byte_start: 0,
+            byte_end: text.len() as u32,
+            match_start: 0,
+            match_end: text.len() as u32,
+            text: text.into(),
+            score: 0.5,
+            chunk_ids: vec![format!("d-{page:05}")],
+        }
+    }
+
+    #[test]
+    fn prompt_numbers_sources_and_respects_the_budget() {
+        let hits = vec![
+            hit(&"a".repeat(300), 2),
+            hit(&"b".repeat(300), 5),
+            hit(&"c".repeat(300), 9),
+        ];
+        let g = Bytes(SYSTEM.len() + 1000 + 100 + 64);
+        let (prompt, used) = build_prompt(&g, "What?", &[], &hits, 100);
+        assert_eq!(used.len(), 2, "the third passage does not fit");
+        assert!(prompt.contains("[1] (paper.pdf, page 2)"));
+        assert!(prompt.contains("[2] (paper.pdf, page 5)"));
+        assert!(!prompt.contains("[3]"));
+        assert!(prompt.ends_with("Question: What?\nAnswer:"));
+        assert!(g.count_tokens(&prompt) <= g.context_size() - 164);
+    }
+
+    #[test]
+    fn follow_ups_carry_the_conversation() {
+        let history = vec![
+            ChatTurn::new(Role::User, "How is .Call used to call C code?"),
+            ChatTurn::new(Role::Assistant, "With registered routines [1]."),
+        ];
+        let q = retrieval_query("And its arguments?", &history);
+        assert_eq!(q, "How is .Call used to call C code? And its arguments?");
+        let long = "What does the manual say about registering native routines?";
+        assert_eq!(retrieval_query(long, &history), long);
+
+        let hits = vec![hit("x", 1)];
+        let g = Bytes(4000);
+        let (prompt, _) = build_prompt(&g, "And its arguments?", &history, &hits, 100);
+        assert!(prompt.contains("Earlier in this conversation:\nQuestion: How is .Call"));
+        assert!(prompt.contains("Answer: With registered routines [1].\n"));
+        assert!(prompt.ends_with("Question: And its arguments?\nAnswer:"));
+
+        // A conversation longer than a quarter of the budget keeps its newest turns.
+        let long_history: Vec<ChatTurn> = (0..50)
+            .map(|i| {
+                ChatTurn::new(
+                    Role::User,
+                    format!("question number {i:02} {}", "w".repeat(40)),
+                )
+            })
+            .collect();
+        let (prompt, _) = build_prompt(&g, "Q?", &long_history, &hits, 100);
+        assert!(prompt.contains("question number 49"));
+        assert!(!prompt.contains("question number 00"));
+    }
+
+    #[test]
+    fn citations_link_to_the_page() {
+        let c = Citation::from_passage(2, &hit("text", 7));
+        assert_eq!(c.n, 2);
+        assert_eq!(c.url, "/api/documents/d/file#page=7");
+        let sources = Sources::map(
+            vec![c, Citation::from_passage(1, &hit("other", 2))],
+            "As [2] says, and [7].",
+        );
+        assert!(sources.citations[0].cited);
+        assert!(!sources.citations[1].cited);
+        assert_eq!(sources.unknown, vec![7]);
+    }
+}

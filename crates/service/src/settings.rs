@@ -1,0 +1,256 @@
+//! Settings resolved once at start: defaults < `docchat.toml` < `DOCCHAT_*`
+//! environment < flags. The command line fills [`Overrides`]; the service never sees
+//! its parser.
+
+use crate::answer::rag::{AskOptions, Rag};
+use crate::answer::retrieve::Retriever;
+use crate::config::{self, FileConfig};
+use crate::index::isolate::ExtractLimits;
+use crate::models::{self, ModelPaths};
+use anyhow::Result;
+use docchat_core::{Embedder, Generator};
+use docchat_llm::{EngineOptions, FlashAttention};
+use docchat_store::{SearchTuning, Store};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What the user set outside `docchat.toml` (environment or flags); `None` and
+/// `false` leave the choice to the file, then to the default.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// The configuration file [default: ./docchat.toml when present].
+    pub config: Option<PathBuf>,
+    /// Where the index lives.
+    pub data_dir: Option<PathBuf>,
+    /// Folder of the default models.
+    pub models_dir: Option<PathBuf>,
+    /// Chat model file.
+    pub chat_model: Option<PathBuf>,
+    /// Embedding model file.
+    pub embedding_model: Option<PathBuf>,
+    /// CPU threads for inference.
+    pub threads: Option<i32>,
+    /// Context size of the chat model in tokens.
+    pub ctx_size: Option<u32>,
+    /// Model layers offloaded to the GPU.
+    pub gpu_layers: Option<u32>,
+    /// Tokens per prompt-processing batch.
+    pub batch_size: Option<u32>,
+    /// Tokens per compute pass.
+    pub ubatch_size: Option<u32>,
+    /// Flash attention.
+    pub flash_attn: Option<FlashAttention>,
+    /// Read the model files instead of memory-mapping them.
+    pub no_mmap: bool,
+    /// Keep mixture-of-experts weights in RAM.
+    pub cpu_moe: bool,
+}
+
+impl Overrides {
+    /// The overrides of the `DOCCHAT_*` environment variables (the ones docchat's
+    /// global flags read too): for programs without those flags, `docchat-bench`.
+    pub fn from_env() -> Result<Self> {
+        fn var(key: &str) -> Option<String> {
+            std::env::var(key).ok().filter(|v| !v.is_empty())
+        }
+        fn path(key: &str) -> Option<PathBuf> {
+            var(key).map(PathBuf::from)
+        }
+        fn parsed<T: std::str::FromStr>(key: &str) -> Result<Option<T>>
+        where
+            T::Err: std::fmt::Display,
+        {
+            var(key)
+                .map(|v| v.parse().map_err(|e| anyhow::anyhow!("{key}={v}: {e}")))
+                .transpose()
+        }
+        // Set and not one of the words for false (as the flags read them).
+        fn flag(key: &str) -> bool {
+            var(key).is_some_and(|v| {
+                !["0", "false", "no", "off", "n", "f"].contains(&v.to_ascii_lowercase().as_str())
+            })
+        }
+        Ok(Self {
+            config: path("DOCCHAT_CONFIG"),
+            data_dir: path("DOCCHAT_DATA_DIR"),
+            models_dir: path("DOCCHAT_MODELS_DIR"),
+            chat_model: path("DOCCHAT_CHAT_MODEL"),
+            embedding_model: path("DOCCHAT_EMBEDDING_MODEL"),
+            threads: parsed("DOCCHAT_THREADS")?,
+            ctx_size: parsed("DOCCHAT_CTX_SIZE")?,
+            gpu_layers: parsed("DOCCHAT_GPU_LAYERS")?,
+            batch_size: parsed("DOCCHAT_BATCH_SIZE")?,
+            ubatch_size: parsed("DOCCHAT_UBATCH_SIZE")?,
+            flash_attn: parsed("DOCCHAT_FLASH_ATTN")?,
+            no_mmap: flag("DOCCHAT_NO_MMAP"),
+            cpu_moe: flag("DOCCHAT_CPU_MOE"),
+        })
+    }
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the index and the chats live.
+    pub data_dir: PathBuf,
+    /// The model files.
+    pub models: ModelPaths,
+    /// Engine options models are loaded with.
+    pub engine: EngineOptions,
+    /// The configuration file's options.
+    pub file: Arc<FileConfig>,
+    /// Wall-clock limit of one extraction, in seconds.
+    pub extract_timeout_s: u64,
+    /// Memory cap of one extraction, in MB.
+    pub extract_memory_mb: u64,
+    /// The configuration file given (`--config`), if any.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Reads the configuration file and applies `o` over it.
+    pub fn resolve(o: &Overrides) -> Result<Self> {
+        let file = FileConfig::load(o.config.as_deref())?;
+        let data_dir = o
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(config::default_data_dir);
+        let models_dir = o
+            .models_dir
+            .clone()
+            .or_else(|| file.models_dir.clone())
+            .unwrap_or_else(config::default_models_dir);
+        let models = ModelPaths::resolve(
+            models_dir,
+            o.chat_model.clone().or_else(|| file.chat_model.clone()),
+            o.embedding_model
+                .clone()
+                .or_else(|| file.embedding_model.clone()),
+        );
+        let engine = engine_options(o, &file);
+        Ok(Self {
+            data_dir,
+            models,
+            engine,
+            extract_timeout_s: file.extract_timeout_s.unwrap_or(120),
+            extract_memory_mb: file.extract_memory_mb.unwrap_or(4096),
+            config_file: o.config.clone(),
+            file: Arc::new(file),
+        })
+    }
+
+    /// The folder of the chat history (and of the first index).
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join(crate::index::switch::FIRST_INDEX_DIR)
+    }
+
+    /// Loads the embedding model (off the async runtime).
+    pub async fn embedder(&self) -> Result<Arc<dyn Embedder>> {
+        let (paths, opts) = (self.models.clone(), self.engine.clone());
+        tokio::task::spawn_blocking(move || models::load_embedder(&paths, &opts)).await?
+    }
+
+    /// Loads the chat model (off the async runtime).
+    pub async fn generator(&self) -> Result<Arc<dyn Generator>> {
+        let (path, opts) = (self.models.chat.clone(), self.engine.clone());
+        tokio::task::spawn_blocking(move || models::load_generator(&path, &opts)).await?
+    }
+
+    /// Opens the index of `embedder`, tuned as configured; when the index in use was
+    /// made by another embedding model, its text is re-embedded first.
+    pub async fn store(&self, embedder: &Arc<dyn Embedder>) -> Result<Store> {
+        crate::index::switch::open_current(
+            &self.data_dir,
+            &self.models.dir,
+            embedder,
+            &self.models.embedding,
+            self.tuning(),
+        )
+        .await
+    }
+
+    /// The embedding model and the index.
+    pub async fn retriever(&self) -> Result<Retriever> {
+        let embedder = self.embedder().await?;
+        let store = self.store(&embedder).await?;
+        Ok(Retriever { store, embedder })
+    }
+
+    /// Retrieval and the chat model.
+    pub async fn rag(&self) -> Result<Rag> {
+        let retriever = self.retriever().await?;
+        Ok(Rag {
+            retriever,
+            generator: self.generator().await?,
+        })
+    }
+
+    /// Search tuning from the configuration.
+    pub fn tuning(&self) -> SearchTuning {
+        SearchTuning {
+            vector_index_min_rows: self.file.retrieval.vector_index_min_rows,
+            ..SearchTuning::default()
+        }
+    }
+
+    /// Opens the index folder `dir` of the data directory.
+    pub async fn open_index(&self, dir: &str, dim: usize) -> Result<Store> {
+        Ok(Store::open(&self.data_dir.join(dir), dim)
+            .await?
+            .with_tuning(self.tuning()))
+    }
+
+    /// Question defaults from the configuration.
+    pub fn ask_options(&self) -> AskOptions {
+        let r = &self.file.retrieval;
+        AskOptions {
+            top_k: crate::answer::clamp_top_k(r.top_k),
+            mode: r.mode,
+            fusion: r.fusion(),
+            ..AskOptions::default()
+        }
+    }
+
+    /// The configuration file `models use` and `collections` write to.
+    pub fn config_path(&self) -> PathBuf {
+        self.config_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("docchat.toml"))
+    }
+
+    /// The limits of one extraction.
+    pub fn limits(&self) -> Result<ExtractLimits> {
+        ExtractLimits::new(self.extract_timeout_s, self.extract_memory_mb)
+    }
+}
+
+/// Engine options: `o` over the file over the defaults.
+fn engine_options(o: &Overrides, file: &FileConfig) -> EngineOptions {
+    let defaults = EngineOptions::default();
+    EngineOptions {
+        threads: o.threads.or(file.threads).unwrap_or(defaults.threads),
+        ctx_size: o.ctx_size.or(file.ctx_size).unwrap_or(defaults.ctx_size),
+        gpu_layers: o
+            .gpu_layers
+            .or(file.gpu_layers)
+            .unwrap_or(defaults.gpu_layers),
+        batch_size: o
+            .batch_size
+            .or(file.batch_size)
+            .unwrap_or(defaults.batch_size)
+            .max(1),
+        ubatch_size: o
+            .ubatch_size
+            .or(file.ubatch_size)
+            .unwrap_or(defaults.ubatch_size)
+            .max(1),
+        flash_attention: o
+            .flash_attn
+            .or(file.flash_attn)
+            .unwrap_or(defaults.flash_attention),
+        mmap: !o.no_mmap && file.mmap.unwrap_or(defaults.mmap),
+        cpu_moe: o.cpu_moe || file.cpu_moe.unwrap_or(defaults.cpu_moe),
+        ..defaults
+    }
+}

@@ -6,7 +6,7 @@
 #     built like docchat's copy: Release, native instruction set, OpenMP, no CURL;
 #   - the Python peer pipeline a user would otherwise assemble (pypdf +
 #     llama-cpp-python built from that same source + lancedb), in a venv at
-#     $DOCCHAT_CACHE/bench/peer-venv, run by scripts/peer_ingest.py;
+#     $DOCCHAT_CACHE/bench/peer-venv, run by crates/bench/peer_ingest.py;
 #   - R's reference manual (Debian package r-doc-pdf: fullrefman.pdf, 2,415
 #     pages), unpacked into $DOCCHAT_CACHE/bench/r-doc-pdf.
 # Prints the directory of the tools and the llama.cpp version of each side.

@@ -265,7 +265,7 @@ fn hostile_requests_and_files_reach_nothing_outside_the_folders() {
         format!("/api/documents/..%2F..%2F..%2F..%2F..%2F..%2F..{enc}/file"),
         format!("/api/documents/{enc}/file"),
         format!("/api/documents/{enc}/text"),
-        format!("/api/documents/..%2Foutside%2Fpasswords.txt/file"),
+        "/api/documents/..%2Foutside%2Fpasswords.txt/file".to_string(),
         format!("/api/documents/{link_id}/file"),
         format!("/api/documents/{link_id}/text"),
         format!("/view.html/../../../../../..{abs}"),

@@ -13,6 +13,7 @@ mod embedding;
 mod extract;
 mod faults;
 mod folders;
+mod layout;
 mod load;
 mod models;
 mod offline;

@@ -11,7 +11,7 @@ use crate::harness::{
 use crate::http::ask;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// What to run.
@@ -107,13 +107,7 @@ pub fn run(opts: &BusyOptions) -> Result<BusyReport> {
     };
 
     if let Some(seed) = &opts.seed {
-        let seeded = scratch.folder.join("seed");
-        std::fs::create_dir_all(&seeded)?;
-        copy_tree(seed, &seeded)?;
-        started_indexing(&addr)?;
-        if !wait_indexed(&addr, Duration::from_secs(1800)) {
-            bail!("the seed documents were not indexed in 30 minutes");
-        }
+        index_seed(&addr, seed, &scratch.folder.join("seed"))?;
     }
     ask_all("idle before", &mut asked)?;
 
@@ -163,6 +157,18 @@ pub fn run(opts: &BusyOptions) -> Result<BusyReport> {
         busy_ttft_ms,
         peak_rss_mb,
     })
+}
+
+/// Copies the `seed` documents into `folder` (watched) and waits until they are
+/// indexed.
+fn index_seed(addr: &str, seed: &Path, folder: &Path) -> Result<()> {
+    std::fs::create_dir_all(folder)?;
+    copy_tree(seed, folder)?;
+    started_indexing(addr)?;
+    if !wait_indexed(addr, Duration::from_secs(1800)) {
+        bail!("the seed documents were not indexed in 30 minutes");
+    }
+    Ok(())
 }
 
 /// Waits until the server has seen new files to index (at most 30 s).

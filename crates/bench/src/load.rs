@@ -131,20 +131,21 @@ fn lone_ttft(addr: &str, max_tokens: u32) -> Result<f64> {
 }
 
 /// Runs the load.
+/// One request of the load: its kind, and how it went (`None`: no answer).
+type Sample = (&'static str, Option<Outcome>);
+
 pub fn run(opts: &LoadOptions) -> Result<LoadReport> {
     let scratch = Scratch::new("docchat-load-", "load")?;
-    let folder = &scratch.folder;
     let server = start_server(&scratch.data, &scratch.watch, opts.max_queue, &opts.models)?;
     let addr = server.addr.clone();
     let pid = server.child.id();
-
-    let copied = copy_tree(&opts.docs, folder)?;
+    let copied = copy_tree(&opts.docs, &scratch.folder)?;
     eprintln!(
         "load: {copied} files to index; {} s of mixed load",
         opts.duration.as_secs()
     );
     let deadline = Instant::now() + opts.duration;
-    let results: Arc<Mutex<Vec<(&'static str, Option<Outcome>)>>> = Arc::default();
+    let results: Arc<Mutex<Vec<Sample>>> = Arc::default();
     let mut clients = Vec::new();
     let kinds: [(&'static str, usize); 4] = [
         ("chat", opts.chat_clients),
@@ -154,66 +155,20 @@ pub fn run(opts: &LoadOptions) -> Result<LoadReport> {
     ];
     for (kind, count) in kinds {
         for c in 0..count {
-            let addr = addr.clone();
+            let client = Client {
+                addr: addr.clone(),
+                kind,
+                number: c,
+                max_tokens: opts.max_tokens,
+            };
             let results = Arc::clone(&results);
-            let max_tokens = opts.max_tokens;
-            clients.push(std::thread::spawn(move || {
-                let mut n = 0usize;
-                while Instant::now() < deadline {
-                    let outcome = match kind {
-                        "chat" => send(
-                            &addr,
-                            "POST",
-                            "/api/chat",
-                            "application/json",
-                            &chat_body(c + n, max_tokens),
-                        ),
-                        "search" => send(
-                            &addr,
-                            "POST",
-                            "/api/search",
-                            "application/json",
-                            json!({"query": SEARCHES[(c + n) % SEARCHES.len()]})
-                                .to_string()
-                                .as_bytes(),
-                        ),
-                        "upload" => send(
-                            &addr,
-                            "POST",
-                            &format!("/api/collections/load/files?name=upload-{c}-{n}.txt"),
-                            "text/plain",
-                            format!("Upload {n} of client {c}: notes on harbour logistics and ferry timetables.\n")
-                                .repeat(20)
-                                .as_bytes(),
-                        ),
-                        _ => {
-                            let o = walk_away(&addr);
-                            std::thread::sleep(Duration::from_millis(500));
-                            o
-                        }
-                    };
-                    let busy = outcome
-                        .as_ref()
-                        .is_some_and(|o| o.status == 503 && o.retry_after);
-                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((kind, outcome));
-                    n += 1;
-                    if busy {
-                        // A client that is told to come back waits a little.
-                        std::thread::sleep(Duration::from_millis(250));
-                    }
-                    if kind == "upload" {
-                        // A user dropping a file every second is already busy.
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                }
-            }));
+            clients.push(std::thread::spawn(move || client.run(deadline, &results)));
         }
     }
     let concurrency = clients.len();
     for c in clients {
         let _ = c.join();
     }
-    let seconds = opts.duration.as_secs_f64();
     let alive = status(&addr).is_some();
 
     // The slot a walking-away client leaves is free at once: a question right
@@ -231,28 +186,102 @@ pub fn run(opts: &LoadOptions) -> Result<LoadReport> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    let mut kinds_out = Vec::new();
-    for kind in ["chat", "search", "upload", "walk-away"] {
-        let of_kind: Vec<Option<Outcome>> = results
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, o)| o.clone())
-            .collect();
-        kinds_out.push(figure(kind, &of_kind));
-    }
-    let model_files_mb = model_files_mb(&opts.models);
+    let kinds = ["chat", "search", "upload", "walk-away"]
+        .into_iter()
+        .map(|kind| {
+            let of_kind: Vec<Option<Outcome>> = results
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, o)| o.clone())
+                .collect();
+            figure(kind, &of_kind)
+        })
+        .collect();
     Ok(LoadReport {
-        seconds,
+        seconds: opts.duration.as_secs_f64(),
         concurrency,
-        kinds: kinds_out,
+        kinds,
         peak_rss_mb,
-        model_files_mb,
+        model_files_mb: model_files_mb(&opts.models),
         documents_indexed: final_status["counts"]["indexed"].as_u64().unwrap_or(0),
         documents_failed: final_status["counts"]["failed"].as_u64().unwrap_or(0),
         idle_ttft_ms,
         after_walk_away_ttft_ms,
         alive,
     })
+}
+
+/// One client of the load: asks, searches, uploads or walks away, again and again.
+struct Client {
+    addr: String,
+    kind: &'static str,
+    number: usize,
+    max_tokens: u32,
+}
+
+impl Client {
+    /// Sends requests until `deadline`, each outcome into `results`.
+    fn run(&self, deadline: Instant, results: &Mutex<Vec<Sample>>) {
+        let mut n = 0usize;
+        while Instant::now() < deadline {
+            let outcome = self.request(n);
+            let busy = outcome
+                .as_ref()
+                .is_some_and(|o| o.status == 503 && o.retry_after);
+            results
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((self.kind, outcome));
+            n += 1;
+            if busy {
+                // A client that is told to come back waits a little.
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            if self.kind == "upload" {
+                // A user dropping a file every second is already busy.
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+
+    /// The client's `n`th request.
+    fn request(&self, n: usize) -> Option<Outcome> {
+        let (addr, c) = (&self.addr, self.number);
+        match self.kind {
+            "chat" => send(
+                addr,
+                "POST",
+                "/api/chat",
+                "application/json",
+                &chat_body(c + n, self.max_tokens),
+            ),
+            "search" => send(
+                addr,
+                "POST",
+                "/api/search",
+                "application/json",
+                json!({"query": SEARCHES[(c + n) % SEARCHES.len()]})
+                    .to_string()
+                    .as_bytes(),
+            ),
+            "upload" => send(
+                addr,
+                "POST",
+                &format!("/api/collections/load/files?name=upload-{c}-{n}.txt"),
+                "text/plain",
+                format!(
+                    "Upload {n} of client {c}: notes on harbour logistics and ferry timetables.\n"
+                )
+                .repeat(20)
+                .as_bytes(),
+            ),
+            _ => {
+                let o = walk_away(addr);
+                std::thread::sleep(Duration::from_millis(500));
+                o
+            }
+        }
+    }
 }
 
 /// The report as a table.

@@ -113,7 +113,7 @@ pub async fn reindex(
     limits: docchat_service::index::isolate::ExtractLimits,
 ) -> Result<(Edit, Vec<ReindexFigure>)> {
     use std::sync::atomic::Ordering;
-    use std::time::{Duration, Instant, SystemTime};
+    use std::time::Instant;
     let tmp = tempfile::Builder::new()
         .prefix("docchat-bench-")
         .tempdir()?;
@@ -121,15 +121,6 @@ pub async fn reindex(
     std::fs::create_dir_all(&folder)?;
     let file = folder.join(pdf.file_name().context("a file name")?);
     std::fs::copy(pdf, &file)?;
-    // Files younger than a second are left to settle (they may still be copied):
-    // age the copy so neither run waits for that.
-    let aged = |path: &Path| -> Result<()> {
-        std::fs::File::options()
-            .write(true)
-            .open(path)?
-            .set_modified(SystemTime::now() - Duration::from_secs(10))?;
-        Ok(())
-    };
     aged(&file)?;
 
     let store = docchat_store::Store::open(&tmp.path().join("index"), embedder.dim()).await?;
@@ -186,23 +177,46 @@ pub async fn reindex(
         reembedded,
     }];
     if let (Some(py), Some(first)) = (python, peer_first) {
-        let again = run_peer(
-            py,
-            model,
-            &peer_db,
-            threads,
-            "reingest",
-            std::slice::from_ref(&file),
-        )?;
-        figures.push(ReindexFigure {
-            engine: "python peer",
-            first_s: first.wall_s,
-            reindex_s: again.wall_s,
-            chunks: again.chunks,
-            reembedded: again.chunks,
-        });
+        figures.push(peer_reingest(py, model, &peer_db, threads, &file, &first)?);
     }
     Ok((edit, figures))
+}
+
+/// Files younger than a second are left to settle (they may still be copied):
+/// the copy is aged so that no run waits for that.
+fn aged(path: &Path) -> Result<()> {
+    use std::time::{Duration, SystemTime};
+    std::fs::File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(SystemTime::now() - Duration::from_secs(10))?;
+    Ok(())
+}
+
+/// The peer ingesting the edited `file` again into its table at `db`.
+fn peer_reingest(
+    python: &Path,
+    model: &Path,
+    db: &Path,
+    threads: i32,
+    file: &Path,
+    first: &PeerFigure,
+) -> Result<ReindexFigure> {
+    let again = run_peer(
+        python,
+        model,
+        db,
+        threads,
+        "reingest",
+        std::slice::from_ref(&file.to_path_buf()),
+    )?;
+    Ok(ReindexFigure {
+        engine: "python peer",
+        first_s: first.wall_s,
+        reindex_s: again.wall_s,
+        chunks: again.chunks,
+        reembedded: again.chunks,
+    })
 }
 
 /// Re-index figures as a text table, with the ratio of the peer's time to docchat's.

@@ -98,37 +98,49 @@ pub async fn search(
                 if indexed && mode == SearchMode::Keyword {
                     continue;
                 }
-                let mut times = Vec::with_capacity(probes.len());
-                let mut overlap = 0usize;
-                // Untimed warm-up.
-                run_one(&bench, mode, &probes[0]).await?;
-                for (i, probe) in probes.iter().enumerate() {
-                    let t = Instant::now();
-                    run_one(&bench, mode, probe).await?;
-                    times.push(t.elapsed().as_secs_f64() * 1000.0);
-                    if indexed && mode == SearchMode::Vector {
-                        let hits = store
-                            .vector_search(&probe.1, 10, &Default::default())
-                            .await?;
-                        overlap += hits
-                            .iter()
-                            .filter(|h| exact_top[i].contains(&h.chunk_id))
-                            .count();
-                    }
-                }
-                let recall_vs_exact = (indexed && mode == SearchMode::Vector)
-                    .then(|| overlap as f64 / (probes.len() * 10) as f64);
+                let exact = (indexed && mode == SearchMode::Vector).then_some(&exact_top[..]);
+                let (latency, recall_vs_exact) = measure(&bench, mode, &probes, exact).await?;
                 figures.push(SearchFigure {
                     chunks: size,
                     mode,
                     vector_index: indexed,
-                    latency: Latency::of(&times),
+                    latency,
                     recall_vs_exact,
                 });
             }
         }
     }
     Ok(figures)
+}
+
+/// The latency of `mode` over `probes` (after an untimed warm-up), and, given
+/// the exact top 10 of each probe, the share of it the vector index finds.
+async fn measure(
+    bench: &Retriever,
+    mode: SearchMode,
+    probes: &[(String, Vec<f32>)],
+    exact_top: Option<&[Vec<String>]>,
+) -> Result<(Latency, Option<f64>)> {
+    let mut times = Vec::with_capacity(probes.len());
+    let mut overlap = 0usize;
+    run_one(bench, mode, &probes[0]).await?;
+    for (i, probe) in probes.iter().enumerate() {
+        let t = Instant::now();
+        run_one(bench, mode, probe).await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        if let Some(exact) = exact_top {
+            let hits = bench
+                .store
+                .vector_search(&probe.1, 10, &Default::default())
+                .await?;
+            overlap += hits
+                .iter()
+                .filter(|h| exact[i].contains(&h.chunk_id))
+                .count();
+        }
+    }
+    let recall = exact_top.map(|_| overlap as f64 / (probes.len() * 10) as f64);
+    Ok((Latency::of(&times), recall))
 }
 
 async fn run_one(

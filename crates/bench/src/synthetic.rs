@@ -1,6 +1,7 @@
 //! Synthetic text and vectors for the search benchmark: seeded, so every run
 //! measures the same table.
 
+use docchat_core::Location;
 use docchat_store::{ChunkRecord, chunk_id};
 use std::collections::HashSet;
 
@@ -120,13 +121,17 @@ impl Synthetic {
         let text = self.text(150);
         ChunkRecord {
             id: chunk_id(&doc, ordinal),
-            document_id: doc.clone(),
-            collection: "bench".into(),
-            path: format!("{doc}.pdf"),
-            page_start: ordinal / 4 + 1,
-            page_end: ordinal / 4 + 1,
-            byte_start: 0,
-            byte_end: text.len() as u32,
+            at: Location {
+                document_id: doc.clone(),
+                collection: "bench".into(),
+                path: format!("{doc}.pdf"),
+                page_start: ordinal / 4 + 1,
+                page_end: ordinal / 4 + 1,
+                byte_start: 0,
+                byte_end: text.len() as u32,
+                match_start: 0,
+                match_end: text.len() as u32,
+            },
             hash: blake3::hash(text.as_bytes()).to_hex().to_string(),
             text,
             vector: self.vector(1.0),
@@ -164,7 +169,7 @@ mod tests {
         let (ca, cb) = (a.chunk(123), b.chunk(123));
         assert_eq!(ca, cb);
         assert_eq!(ca.id, "bench000001-00023");
-        assert_eq!(ca.byte_end as usize, ca.text.len());
+        assert_eq!(ca.at.byte_end as usize, ca.text.len());
         let norm: f32 = ca.vector.iter().map(|x| x * x).sum();
         assert!((norm - 1.0).abs() < 1e-4);
         // Frequent words are frequent.

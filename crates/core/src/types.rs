@@ -92,6 +92,43 @@ pub struct ChunkDraft {
     pub hash: String,
 }
 
+/// Where a piece of text is: in which document, on which pages, at which bytes of
+/// the extracted page text. Shared by the stored chunk, the search hit, the
+/// passage and the citation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// The document's id.
+    pub document_id: String,
+    /// Its collection (the watched folder's name).
+    pub collection: String,
+    /// Its path, relative to its watched folder.
+    pub path: String,
+    /// First page (1-based).
+    pub page_start: u32,
+    /// Last page.
+    pub page_end: u32,
+    /// Byte offset in the text of `page_start`.
+    pub byte_start: u32,
+    /// Byte offset one past the end, in the text of `page_end`.
+    pub byte_end: u32,
+    /// The part that matched a query, as a byte range of the page text (inside
+    /// `byte_start..byte_end`), for highlighting; a stored chunk's is all of it.
+    pub match_start: u32,
+    /// End of the matched range.
+    pub match_end: u32,
+}
+
+impl Location {
+    /// "p. 3" or "pp. 3-5".
+    pub fn pages(&self) -> String {
+        if self.page_start == self.page_end {
+            format!("p. {}", self.page_start)
+        } else {
+            format!("pp. {}-{}", self.page_start, self.page_end)
+        }
+    }
+}
+
 /// The stable id of a document: derived from its collection and path, so that
 /// re-indexing the same file never creates a second document.
 pub fn document_id(collection: &str, rel_path: &str) -> String {

@@ -192,18 +192,14 @@ impl Session<'_> {
         self.generate(ctx, &prompt, common, max_new, job, started)
     }
 
-    fn generate(
+    /// Prompt processing from `start` (the tokens before it are in the KV cache),
+    /// one batch at a time; logits only for the last token.
+    fn process_prompt(
         &mut self,
         ctx: &mut LlamaContext<'_>,
         prompt: &[LlamaToken],
         start: usize,
-        max_new: usize,
-        job: &mut Job,
-        started: Instant,
-    ) -> Result<GenerationStats> {
-        let vocab = self.model.vocab();
-        let n_ctx = ctx.n_ctx() as usize;
-        // Prompt processing, one batch at a time; logits only for the last token.
+    ) -> Result<()> {
         let mut pos = start;
         while pos < prompt.len() {
             let end = (pos + self.batch_size).min(prompt.len());
@@ -219,7 +215,21 @@ impl Session<'_> {
             self.cached.extend_from_slice(&prompt[pos..end]);
             pos = end;
         }
+        Ok(())
+    }
 
+    fn generate(
+        &mut self,
+        ctx: &mut LlamaContext<'_>,
+        prompt: &[LlamaToken],
+        start: usize,
+        max_new: usize,
+        job: &mut Job,
+        started: Instant,
+    ) -> Result<GenerationStats> {
+        let vocab = self.model.vocab();
+        let n_ctx = ctx.n_ctx() as usize;
+        self.process_prompt(ctx, prompt, start)?;
         let mut picker = Picker::new(self.model, &self.eog, &job.params);
         let mut stats = GenerationStats {
             prompt_tokens: prompt.len() as u32,
@@ -231,9 +241,8 @@ impl Session<'_> {
         let stop_strings = job.params.stop.clone();
         let mut stops = StopFilter::new(&stop_strings);
         let mut first_token_at = None;
-        let mut n_past = prompt.len();
         let mut logits_index = self.batch.n_tokens() - 1;
-        for step in 1..=max_new {
+        for (step, n_past) in (1..=max_new).zip(prompt.len()..) {
             if n_past >= n_ctx {
                 break;
             }
@@ -273,7 +282,6 @@ impl Session<'_> {
             ctx.decode(&mut self.batch)
                 .map_err(|e| Error::Inference(format!("decode: {e}")))?;
             self.cached.push(token);
-            n_past += 1;
             logits_index = 0;
         }
         let rest = stops.finish(&utf8.finish());

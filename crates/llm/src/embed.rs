@@ -165,35 +165,38 @@ fn worker(
             Err(mpsc::TryRecvError::Empty) => {}
         }
         if let Some(job) = foreground.pop_front() {
-            let mut packing = Packing::new(model, &job.texts, max_tokens);
-            let result = loop {
-                match packing.step(&mut ctx, &mut batch, &mut outputs) {
-                    Ok(true) => break Ok(packing.out),
-                    Ok(false) => {}
-                    Err(e) => break Err(e),
-                }
-            };
+            let packing = Packing::new(model, &job.texts, max_tokens);
+            let result = packing.run(&mut ctx, &mut batch, &mut outputs);
             let _ = job.reply.send(result);
             continue;
         }
         // Background work goes one batch at a time, and not while a user waits:
         // a question asked during indexing gets the cores to itself.
-        if !priority.wait_turn(PAUSE_STEP) {
-            continue;
+        if priority.wait_turn(PAUSE_STEP) {
+            background_step(&mut background, &mut ctx, &mut batch, &mut outputs);
         }
-        let Some((job, packing)) = background.front_mut() else {
-            continue;
-        };
-        match packing.step(&mut ctx, &mut batch, &mut outputs) {
-            Ok(false) => {}
-            Ok(true) => {
-                let (job, packing) = background.pop_front().expect("front");
-                let _ = job.reply.send(Ok(packing.out));
-            }
-            Err(e) => {
-                let _ = job.reply.send(Err(e));
-                background.pop_front();
-            }
+    }
+}
+
+/// One batch of the first background job; its reply once it is done (or failed).
+fn background_step(
+    background: &mut VecDeque<(Job, Packing)>,
+    ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
+    batch: &mut LlamaBatch<'_>,
+    outputs: &mut Outputs<'_>,
+) {
+    let Some((job, packing)) = background.front_mut() else {
+        return;
+    };
+    match packing.step(ctx, batch, outputs) {
+        Ok(false) => {}
+        Ok(true) => {
+            let (job, packing) = background.pop_front().expect("front");
+            let _ = job.reply.send(Ok(packing.out));
+        }
+        Err(e) => {
+            let _ = job.reply.send(Err(e));
+            background.pop_front();
         }
     }
 }
@@ -237,6 +240,17 @@ impl Packing {
 
     /// Embeds the next batch (as many whole sequences as fit); returns whether all
     /// are done.
+    /// Every batch at once: the vectors of all the texts.
+    fn run(
+        mut self,
+        ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
+        batch: &mut LlamaBatch<'_>,
+        outputs: &mut Outputs<'_>,
+    ) -> Result<Vec<Vec<f32>>> {
+        while !self.step(ctx, batch, outputs)? {}
+        Ok(self.out)
+    }
+
     fn step(
         &mut self,
         ctx: &mut llama_cpp_2::context::LlamaContext<'_>,

@@ -62,6 +62,33 @@ pub fn import_sentence_transformer(dir: &Path, out: &Path) -> Result<ImportSumma
             "model_type {t:?} is not a BERT-family encoder"
         )));
     }
+    let (pooling_type, pooling_name) = pooling_of(dir)?;
+    let vocab = read_vocab(dir)?;
+    let name = dir
+        .file_name()
+        .map_or_else(|| "bert".into(), |n| n.to_string_lossy().into_owned());
+    let metadata = metadata_of(&config, name, &vocab, pooling_type)?;
+    let tensors = tensors_of(dir)?;
+    let expected = 5 + 16 * config.num_hidden_layers as usize;
+    if tensors.len() != expected {
+        return Err(Error::Import(format!(
+            "expected {expected} BERT tensors, found {}",
+            tensors.len()
+        )));
+    }
+
+    write_gguf(out, &metadata, &tensors)?;
+    Ok(ImportSummary {
+        tensors: tensors.len(),
+        vocab: vocab.len(),
+        dim: config.hidden_size,
+        pooling: pooling_name,
+    })
+}
+
+/// The pooling of the checkpoint (its `1_Pooling/config.json`; mean without one):
+/// llama.cpp's pooling type and its name.
+fn pooling_of(dir: &Path) -> Result<(u32, &'static str)> {
     let pooling_path = dir.join("1_Pooling/config.json");
     let pooling: PoolingConfig = if pooling_path.exists() {
         read_json(&pooling_path)?
@@ -71,14 +98,23 @@ pub fn import_sentence_transformer(dir: &Path, out: &Path) -> Result<ImportSumma
             ..PoolingConfig::default()
         }
     };
-    let (pooling_type, pooling_name) =
+    Ok(
         if pooling.pooling_mode_cls_token && !pooling.pooling_mode_mean_tokens {
             (2u32, "cls")
         } else {
             (1u32, "mean")
-        };
+        },
+    )
+}
 
-    let vocab = read_vocab(dir)?;
+/// The GGUF metadata of a BERT encoder with `vocab`: architecture, sizes, pooling
+/// and the WordPiece tokenizer with its special tokens.
+fn metadata_of(
+    config: &BertConfig,
+    name: String,
+    vocab: &[String],
+    pooling_type: u32,
+) -> Result<Vec<(String, Value)>> {
     let id_of = |tok: &str| -> Result<i32> {
         vocab
             .iter()
@@ -99,11 +135,8 @@ pub fn import_sentence_transformer(dir: &Path, out: &Path) -> Result<ImportSumma
         .map(|t| if SPECIALS.contains(&t.as_str()) { 3 } else { 1 })
         .collect();
 
-    let name = dir
-        .file_name()
-        .map_or_else(|| "bert".into(), |n| n.to_string_lossy().into_owned());
     let s = |v: &str| Value::Str(v.to_string());
-    let metadata: Vec<(String, Value)> = vec![
+    Ok(vec![
         ("general.architecture", s("bert")),
         ("general.name", Value::Str(name)),
         ("general.file_type", Value::U32(1)),
@@ -144,8 +177,12 @@ pub fn import_sentence_transformer(dir: &Path, out: &Path) -> Result<ImportSumma
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    .collect())
+}
 
+/// The tensors of `model.safetensors` under their GGUF names: matrices in F16,
+/// the rest in F32.
+fn tensors_of(dir: &Path) -> Result<Vec<Tensor>> {
     let bytes = std::fs::read(dir.join("model.safetensors"))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::Import(format!("model.safetensors: {e}")))?;
@@ -182,14 +219,11 @@ pub fn import_sentence_transformer(dir: &Path, out: &Path) -> Result<ImportSumma
             data,
         });
     }
-    let expected = 5 + 16 * config.num_hidden_layers as usize;
-    if tensors.len() != expected {
-        return Err(Error::Import(format!(
-            "expected {expected} BERT tensors, found {}",
-            tensors.len()
-        )));
-    }
+    Ok(tensors)
+}
 
+/// Writes the GGUF file `out` whole or not at all (a partial file, then a rename).
+fn write_gguf(out: &Path, metadata: &[(String, Value)], tensors: &[Tensor]) -> Result<()> {
     let tmp = out.with_extension("gguf.partial");
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)?;
@@ -197,16 +231,11 @@ pub fn import_sentence_transformer(dir: &Path, out: &Path) -> Result<ImportSumma
     {
         let file = std::fs::File::create(&tmp)?;
         let mut w = std::io::BufWriter::new(file);
-        gguf::write(&mut w, &metadata, &tensors)?;
+        gguf::write(&mut w, metadata, tensors)?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     }
     std::fs::rename(&tmp, out)?;
-    Ok(ImportSummary {
-        tensors: tensors.len(),
-        vocab: vocab.len(),
-        dim: config.hidden_size,
-        pooling: pooling_name,
-    })
+    Ok(())
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {

@@ -394,6 +394,18 @@ pub fn read_info(path: &Path) -> Result<ModelInfo> {
         let value = r.value(ty)?;
         meta.insert(key, value);
     }
+    let parameters = check_tensors(&mut r, tensors, &meta, file_size)?;
+    info_of(&meta, parameters, file_size).ok_or_else(|| r.bad("no general.architecture"))
+}
+
+/// Reads the tensor infos: the parameter count, after checking that the file is
+/// long enough for the tensors' data (an interrupted download or copy is not).
+fn check_tensors(
+    r: &mut Reader<BufReader<std::fs::File>>,
+    tensors: u64,
+    meta: &BTreeMap<String, Meta>,
+    file_size: u64,
+) -> Result<u64> {
     let mut parameters = 0u64;
     // Where the tensor data ends, relative to its start, as far as the types tell.
     let mut data_end = 0u64;
@@ -431,12 +443,16 @@ pub fn read_info(path: &Path) -> Result<ModelInfo> {
         });
     }
 
+    Ok(parameters)
+}
+
+/// What the metadata says of the model (`None`: no architecture).
+fn info_of(meta: &BTreeMap<String, Meta>, parameters: u64, file_size: u64) -> Option<ModelInfo> {
     let text = |k: &str| match meta.get(k) {
         Some(Meta::Str(s)) => Some(s.clone()),
         _ => None,
     };
-    let architecture =
-        text("general.architecture").ok_or_else(|| r.bad("no general.architecture"))?;
+    let architecture = text("general.architecture")?;
     let arch_u64 = |k: &str| {
         meta.get(&format!("{architecture}.{k}"))
             .and_then(Meta::as_u64)
@@ -451,7 +467,7 @@ pub fn read_info(path: &Path) -> Result<ModelInfo> {
     };
     let embedding = meta.contains_key(&format!("{architecture}.pooling_type"))
         || EMBEDDING_ARCHITECTURES.contains(&architecture.as_str());
-    Ok(ModelInfo {
+    Some(ModelInfo {
         name: text("general.name"),
         parameters,
         quantization: meta

@@ -91,7 +91,7 @@ impl Guard {
             return true;
         };
         let name = host_name(host).to_ascii_lowercase();
-        is_loopback(&name) || self.allowed_hosts.iter().any(|h| *h == name)
+        is_loopback(&name) || self.allowed_hosts.contains(&name)
     }
 
     fn key_matches(&self, headers: &HeaderMap) -> bool {

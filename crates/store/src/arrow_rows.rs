@@ -8,6 +8,7 @@ use arrow_array::{
     UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use docchat_core::Location;
 use std::sync::Arc;
 
 pub(crate) fn documents_schema() -> SchemaRef {
@@ -118,13 +119,13 @@ pub(crate) fn chunks_batch(chunks: &[ChunkRecord], dim: usize) -> Result<RecordB
     };
     let cols: Vec<ArrayRef> = vec![
         strings(chunks.iter().map(|c| c.id.as_str())),
-        strings(chunks.iter().map(|c| c.document_id.as_str())),
-        strings(chunks.iter().map(|c| c.collection.as_str())),
-        strings(chunks.iter().map(|c| c.path.as_str())),
-        u32s(|c| c.page_start),
-        u32s(|c| c.page_end),
-        u32s(|c| c.byte_start),
-        u32s(|c| c.byte_end),
+        strings(chunks.iter().map(|c| c.at.document_id.as_str())),
+        strings(chunks.iter().map(|c| c.at.collection.as_str())),
+        strings(chunks.iter().map(|c| c.at.path.as_str())),
+        u32s(|c| c.at.page_start),
+        u32s(|c| c.at.page_end),
+        u32s(|c| c.at.byte_start),
+        u32s(|c| c.at.byte_end),
         strings(chunks.iter().map(|c| c.hash.as_str())),
         strings(chunks.iter().map(|c| c.text.as_str())),
         Arc::new(vectors),
@@ -281,13 +282,7 @@ pub(crate) fn chunks_from(batch: &RecordBatch) -> Result<Vec<ChunkRecord>> {
             let start = vectors.value_offset(i) as usize;
             ChunkRecord {
                 id: h.chunk_id,
-                document_id: h.document_id,
-                collection: h.collection,
-                path: h.path,
-                page_start: h.page_start,
-                page_end: h.page_end,
-                byte_start: h.byte_start,
-                byte_end: h.byte_end,
+                at: h.at,
                 hash: hashes.value(i).to_string(),
                 text: h.text,
                 vector: values.values()[start..start + dim].to_vec(),
@@ -319,13 +314,17 @@ fn hits_with(batch: &RecordBatch, score: impl Fn(usize) -> f32) -> Result<Vec<Se
     Ok((0..batch.num_rows())
         .map(|i| SearchHit {
             chunk_id: id.value(i).to_string(),
-            document_id: doc.value(i).to_string(),
-            collection: collection.value(i).to_string(),
-            path: path.value(i).to_string(),
-            page_start: ps.value(i),
-            page_end: pe.value(i),
-            byte_start: bs.value(i),
-            byte_end: be.value(i),
+            at: Location {
+                document_id: doc.value(i).to_string(),
+                collection: collection.value(i).to_string(),
+                path: path.value(i).to_string(),
+                page_start: ps.value(i),
+                page_end: pe.value(i),
+                byte_start: bs.value(i),
+                byte_end: be.value(i),
+                match_start: bs.value(i),
+                match_end: be.value(i),
+            },
             text: text.value(i).to_string(),
             score: score(i),
         })
@@ -368,13 +367,17 @@ mod tests {
     fn chunk_vectors_must_match_the_dimension() {
         let c = ChunkRecord {
             id: "c".into(),
-            document_id: "d".into(),
-            collection: "c".into(),
-            path: "p".into(),
-            page_start: 1,
-            page_end: 1,
-            byte_start: 0,
-            byte_end: 1,
+            at: Location {
+                document_id: "d".into(),
+                collection: "c".into(),
+                path: "p".into(),
+                page_start: 1,
+                page_end: 1,
+                byte_start: 0,
+                byte_end: 1,
+                match_start: 0,
+                match_end: 1,
+            },
             hash: "h".into(),
             text: "t".into(),
             vector: vec![0.0; 3],

@@ -759,6 +759,7 @@ mod tests {
 #[cfg(test)]
 mod lance_tests {
     use super::*;
+    use docchat_core::Location;
 
     fn doc(id: &str, collection: &str) -> DocumentRecord {
         DocumentRecord {
@@ -784,13 +785,17 @@ mod lance_tests {
     fn chunk(doc: &str, collection: &str, i: u32, v: [f32; 3]) -> ChunkRecord {
         ChunkRecord {
             id: format!("{doc}-{i}"),
-            document_id: doc.into(),
-            collection: collection.into(),
-            path: format!("{doc}.pdf"),
-            page_start: i + 1,
-            page_end: i + 1,
-            byte_start: 0,
-            byte_end: 4,
+            at: Location {
+                document_id: doc.into(),
+                collection: collection.into(),
+                path: format!("{doc}.pdf"),
+                page_start: i + 1,
+                page_end: i + 1,
+                byte_start: 0,
+                byte_end: 4,
+                match_start: 0,
+                match_end: 4,
+            },
             hash: format!("{doc}{i}"),
             text: format!("text {doc} {i}"),
             vector: v.to_vec(),
@@ -839,7 +844,7 @@ mod lance_tests {
             .vector_search(&[1.0, 0.0, 0.0], 5, &only_two)
             .await
             .unwrap();
-        assert!(hits.iter().all(|h| h.collection == "two"));
+        assert!(hits.iter().all(|h| h.at.collection == "two"));
 
         let vectors = store.chunk_vectors("a").await.unwrap();
         assert_eq!(vectors["a1"], vec![0.0, 1.0, 0.0]);
@@ -884,11 +889,15 @@ mod lance_tests {
     }
 
     fn text_chunk(doc: &str, path: &str, i: u32, text: &str, v: [f32; 3]) -> ChunkRecord {
+        let c = chunk(doc, "one", i, v);
         ChunkRecord {
-            path: path.into(),
+            at: Location {
+                path: path.into(),
+                ..c.at
+            },
             text: text.into(),
             hash: format!("{doc}{i}{text}"),
-            ..chunk(doc, "one", i, v)
+            ..c
         }
     }
 
@@ -966,7 +975,7 @@ mod lance_tests {
             .keyword_search("termination", 5, &prefix)
             .await
             .unwrap();
-        assert!(hits.iter().all(|h| h.document_id == "a") && !hits.is_empty());
+        assert!(hits.iter().all(|h| h.at.document_id == "a") && !hits.is_empty());
         let underscore_is_literal = SearchFilter {
             path_prefix: Some("cases/2024x".into()),
             ..SearchFilter::default()
@@ -984,7 +993,7 @@ mod lance_tests {
         };
         let hits = store.keyword_search("termination", 5, &glob).await.unwrap();
         assert_eq!(hits.len(), 1);
-        assert_eq!(hits[0].document_id, "b");
+        assert_eq!(hits[0].at.document_id, "b");
         let pdf_only = SearchFilter {
             extensions: vec!["PDF".into()],
             ..SearchFilter::default()
@@ -993,7 +1002,7 @@ mod lance_tests {
             .vector_search(&[0.0, 0.0, 1.0], 5, &pdf_only)
             .await
             .unwrap();
-        assert!(!hits.is_empty() && hits.iter().all(|h| h.document_id == "a"));
+        assert!(!hits.is_empty() && hits.iter().all(|h| h.at.document_id == "a"));
         let recent = SearchFilter {
             modified_after_ms: Some(2_000),
             ..SearchFilter::default()
@@ -1002,7 +1011,7 @@ mod lance_tests {
             .vector_search(&[1.0, 0.0, 0.0], 5, &recent)
             .await
             .unwrap();
-        assert!(!hits.is_empty() && hits.iter().all(|h| h.document_id == "b"));
+        assert!(!hits.is_empty() && hits.iter().all(|h| h.at.document_id == "b"));
 
         // After optimizing, rows written later are found at once, and deleted
         // ones are gone.

@@ -1,3 +1,4 @@
+use docchat_core::Location;
 use serde::{Deserialize, Serialize};
 
 /// Where a document stands in the index.
@@ -75,20 +76,8 @@ pub struct DocumentRecord {
 pub struct ChunkRecord {
     /// Chunk id (document id, position).
     pub id: String,
-    /// Owning document.
-    pub document_id: String,
-    /// Collection of the document.
-    pub collection: String,
-    /// Path of the document (relative).
-    pub path: String,
-    /// First page.
-    pub page_start: u32,
-    /// Last page.
-    pub page_end: u32,
-    /// Byte offset in the text of `page_start`.
-    pub byte_start: u32,
-    /// Byte end in the text of `page_end`.
-    pub byte_end: u32,
+    /// Where the chunk is (its match range is the whole chunk).
+    pub at: Location,
     /// BLAKE3 of the text.
     pub hash: String,
     /// The text.
@@ -150,20 +139,9 @@ impl SearchFilter {
 pub struct SearchHit {
     /// Chunk id.
     pub chunk_id: String,
-    /// Owning document.
-    pub document_id: String,
-    /// Collection.
-    pub collection: String,
-    /// Relative path of the document.
-    pub path: String,
-    /// First page.
-    pub page_start: u32,
-    /// Last page.
-    pub page_end: u32,
-    /// Byte offset in the page text.
-    pub byte_start: u32,
-    /// Byte end in the page text.
-    pub byte_end: u32,
+    /// Where the chunk is.
+    #[serde(flatten)]
+    pub at: Location,
     /// The chunk's text.
     pub text: String,
     /// Similarity, higher is better: cosine similarity for vector search, BM25 for

@@ -69,17 +69,12 @@ pub async fn ask(s: Settings, a: AskArgs) -> Result<ExitCode> {
             println!("\nSources:");
         }
         for c in &citations {
-            let pages = if c.page_start == c.page_end {
-                format!("p. {}", c.page_start)
-            } else {
-                format!("pp. {}-{}", c.page_start, c.page_end)
-            };
             println!(
                 "  [{}] {}/{} {}  (score {:.3}){}",
                 c.n,
-                c.collection,
-                c.path,
-                pages,
+                c.at.collection,
+                c.at.path,
+                c.at.pages(),
                 c.score,
                 if c.cited { "  cited" } else { "" }
             );

@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use docchat_service::Settings;
 use docchat_service::config::{self, WatchRoot};
+use docchat_service::index::folders;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,23 +55,11 @@ pub struct ForgetArgs {
 pub async fn forget(s: Settings, a: ForgetArgs) -> Result<ExitCode> {
     let embedder = s.embedder().await?;
     let store = s.store(&embedder).await?;
-    let docs: Vec<_> = store
-        .documents()
-        .await?
-        .into_iter()
-        .filter(|d| d.collection == a.collection)
-        .collect();
-    if docs.is_empty() {
+    let n = folders::forget(&store, &a.collection).await?;
+    if n == 0 {
         bail!("no documents in collection {:?}", a.collection);
     }
-    for d in &docs {
-        store.delete_document(&d.id).await?;
-    }
-    println!(
-        "forgot {} documents of collection {}",
-        docs.len(),
-        a.collection
-    );
+    println!("forgot {n} documents of collection {}", a.collection);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -159,19 +148,8 @@ pub async fn collections(s: Settings, a: CollectionsArgs) -> Result<ExitCode> {
                 .with_context(|| format!("cannot write {}", file.display()))?;
             if forget {
                 let store = s.store(&s.embedder().await?).await?;
-                let docs: Vec<_> = store
-                    .documents()
-                    .await?
-                    .into_iter()
-                    .filter(|d| d.collection == name)
-                    .collect();
-                for d in &docs {
-                    store.delete_document(&d.id).await?;
-                }
-                println!(
-                    "stopped watching {name:?} and removed its {} documents",
-                    docs.len()
-                );
+                let n = folders::forget(&store, &name).await?;
+                println!("stopped watching {name:?} and removed its {n} documents");
             } else {
                 println!(
                     "stopped watching {name:?}; its documents stay searchable until `docchat forget {name}`"

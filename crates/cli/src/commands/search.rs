@@ -46,9 +46,9 @@ pub async fn search(s: Settings, a: SearchArgs) -> Result<ExitCode> {
                 "{:>2}. {:.3}  {}/{} p. {}\n    {short}",
                 i + 1,
                 h.score,
-                h.collection,
-                h.path,
-                h.page_start
+                h.at.collection,
+                h.at.path,
+                h.at.page_start
             );
         }
     }

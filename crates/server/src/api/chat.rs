@@ -1,7 +1,7 @@
 //! `/api/chat` (an answer streamed over SSE, kept in a chat) and `/api/search`.
 
 use super::chats::chat_or_404;
-use super::wire::{ChatEvent, DoneEvent, ErrorEvent, Hit, SearchBody, TokenEvent};
+use super::wire::{ChatEvent, DoneEvent, ErrorEvent, Hit, SearchBody, SourcesBody, TokenEvent};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
@@ -159,7 +159,7 @@ pub(crate) async fn chat(
 pub(crate) fn sse_event(ev: AnswerEvent) -> Event {
     match ev {
         AnswerEvent::Token(text) => event("token", &TokenEvent { text: &text }),
-        AnswerEvent::Citations(c) => event("citations", &c),
+        AnswerEvent::Citations(c) => event("citations", &SourcesBody::from(&c)),
         AnswerEvent::Done(s) => event("done", &DoneEvent::from(&s)),
         AnswerEvent::Error(message) => event("error", &ErrorEvent { message: &message }),
     }

@@ -38,11 +38,12 @@ pub(crate) async fn get_chat(
         .await?
         .into_iter()
         .map(|m| {
-            let record: serde_json::Value = m
+            let mut record: serde_json::Value = m
                 .sources
                 .as_deref()
                 .and_then(|s| serde_json::from_str(s).ok())
                 .unwrap_or(serde_json::Value::Null);
+            super::wire::link_stored(&mut record["sources"]);
             json!({
                 "seq": m.seq, "role": m.role, "content": m.content, "created_ms": m.created_ms,
                 "sources": record["sources"], "stats": record["stats"],

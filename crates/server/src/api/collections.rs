@@ -113,16 +113,11 @@ pub(crate) async fn remove_collection(
         .folders
         .remove(&live.indexer, &name)?
         .ok_or_else(|| ApiError::NotFound(format!("no watched collection {name:?}")))?;
-    let mut forgotten = 0;
-    if q.forget {
-        let store = &live.rag.retriever.store;
-        for d in store.documents().await? {
-            if d.collection == name {
-                store.delete_document(&d.id).await?;
-                forgotten += 1;
-            }
-        }
-    }
+    let forgotten = if q.forget {
+        docchat_service::index::folders::forget(&live.rag.retriever.store, &name).await?
+    } else {
+        0
+    };
     Ok(Json(
         json!({ "name": name, "path": root.path, "forgotten": forgotten }),
     ))

@@ -110,9 +110,9 @@ pub(crate) async fn document_text(
         .document_chunks(&id)
         .await?
         .into_iter()
-        .filter(|c| c.page_start == q.page)
+        .filter(|c| c.at.page_start == q.page)
         .collect();
-    chunks.sort_by_key(|c| (c.byte_start, c.byte_end));
+    chunks.sort_by_key(|c| (c.at.byte_start, c.at.byte_end));
     Ok(Json(json!({
         "document_id": doc.id, "collection": doc.collection, "path": doc.path,
         "page": q.page, "pages": doc.pages, "text": page_text(&chunks),
@@ -124,7 +124,7 @@ pub(crate) async fn document_text(
 pub(crate) fn page_text(chunks: &[docchat_store::ChunkRecord]) -> String {
     let mut out = String::new();
     for c in chunks {
-        let start = c.byte_start as usize;
+        let start = c.at.byte_start as usize;
         if start > out.len() {
             out.push_str(&" ".repeat(start - out.len()));
         }
@@ -147,18 +147,23 @@ pub(crate) fn page_text(chunks: &[docchat_store::ChunkRecord]) -> String {
 #[cfg(test)]
 mod tests {
     use super::page_text;
+    use docchat_core::Location;
     use docchat_store::ChunkRecord;
 
     fn chunk(start: u32, text: &str) -> ChunkRecord {
         ChunkRecord {
             id: String::new(),
-            document_id: String::new(),
-            collection: String::new(),
-            path: String::new(),
-            page_start: 1,
-            page_end: 1,
-            byte_start: start,
-            byte_end: start + text.len() as u32,
+            at: Location {
+                document_id: String::new(),
+                collection: String::new(),
+                path: String::new(),
+                page_start: 1,
+                page_end: 1,
+                byte_start: start,
+                byte_end: start + text.len() as u32,
+                match_start: start,
+                match_end: start + text.len() as u32,
+            },
             hash: String::new(),
             text: text.into(),
             vector: Vec::new(),

@@ -1,7 +1,8 @@
 //! The JSON bodies of the web UI's API, as types: what `/api/status`,
 //! `/api/search` and the events of `/api/chat` send is written down once here.
 
-use docchat_core::GenerationStats;
+use docchat_core::{GenerationStats, Location};
+use docchat_service::answer::rag::{Citation, Sources};
 use docchat_service::answer::retrieve::{Passage, SearchMode};
 use docchat_service::index::WriteError;
 use docchat_service::index::progress::Progress;
@@ -132,16 +133,12 @@ pub struct SearchBody {
 /// One passage found.
 #[derive(Debug, Serialize)]
 pub struct Hit {
-    pub document_id: String,
-    pub collection: String,
-    pub path: String,
-    pub page_start: u32,
-    pub page_end: u32,
-    pub byte_start: u32,
-    pub byte_end: u32,
-    pub match_start: u32,
-    pub match_end: u32,
+    /// Where it is.
+    #[serde(flatten)]
+    pub at: Location,
+    /// The passage.
     pub snippet: String,
+    /// Retrieval score.
     pub score: f32,
     /// Opens the source at its page.
     pub url: String,
@@ -150,26 +147,75 @@ pub struct Hit {
 impl From<Passage> for Hit {
     fn from(p: Passage) -> Self {
         Self {
-            url: page_url(&p.document_id, p.page_start),
-            document_id: p.document_id,
-            collection: p.collection,
-            path: p.path,
-            page_start: p.page_start,
-            page_end: p.page_end,
-            byte_start: p.byte_start,
-            byte_end: p.byte_end,
-            match_start: p.match_start,
-            match_end: p.match_end,
+            url: page_url(&p.at),
+            at: p.at,
             snippet: p.text,
             score: p.score,
         }
     }
 }
 
-/// The link that opens document `id` at `page` (the browser's PDF viewer reads
+/// A source of an answer, with the link that opens it.
+#[derive(Debug, Serialize)]
+pub struct CitationBody<'a> {
+    /// The source.
+    #[serde(flatten)]
+    pub citation: &'a Citation,
+    /// Opens the source at its page.
+    pub url: String,
+}
+
+/// `citations` with their links.
+pub fn linked(citations: &[Citation]) -> Vec<CitationBody<'_>> {
+    citations
+        .iter()
+        .map(|c| CitationBody {
+            citation: c,
+            url: page_url(&c.at),
+        })
+        .collect()
+}
+
+/// The `citations` event: the sources of an answer, each with its link.
+#[derive(Debug, Serialize)]
+pub struct SourcesBody<'a> {
+    pub citations: Vec<CitationBody<'a>>,
+    pub cited: &'a [usize],
+    pub unknown: &'a [usize],
+}
+
+impl<'a> From<&'a Sources> for SourcesBody<'a> {
+    fn from(s: &'a Sources) -> Self {
+        Self {
+            citations: linked(&s.citations),
+            cited: &s.cited,
+            unknown: &s.unknown,
+        }
+    }
+}
+
+/// Gives each citation of stored sources (as kept with a chat) its link.
+pub fn link_stored(sources: &mut serde_json::Value) {
+    let Some(citations) = sources
+        .get_mut("citations")
+        .and_then(serde_json::Value::as_array_mut)
+    else {
+        return;
+    };
+    for c in citations {
+        if let Ok(at) = serde_json::from_value::<Location>(c.clone()) {
+            c["url"] = page_url(&at).into();
+        }
+    }
+}
+
+/// The link that opens a source at its first page (the browser's PDF viewer reads
 /// the `#page=` fragment).
-pub fn page_url(id: &str, page: u32) -> String {
-    format!("/api/documents/{id}/file#page={page}")
+pub fn page_url(at: &Location) -> String {
+    format!(
+        "/api/documents/{}/file#page={}",
+        at.document_id, at.page_start
+    )
 }
 
 /// The `chat` event: the chat an answer is kept in.
@@ -211,4 +257,27 @@ impl From<&GenerationStats> for DoneEvent {
 #[derive(Debug, Serialize)]
 pub struct ErrorEvent<'a> {
     pub message: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_citations_get_their_link() {
+        let mut sources = serde_json::json!({"citations": [{
+            "n": 1, "document_id": "abc", "collection": "c", "path": "a.pdf",
+            "page_start": 7, "page_end": 8, "byte_start": 0, "byte_end": 4,
+            "match_start": 0, "match_end": 4, "snippet": "text", "score": 0.5, "cited": true,
+        }], "cited": [1], "unknown": []});
+        link_stored(&mut sources);
+        assert_eq!(
+            sources["citations"][0]["url"],
+            "/api/documents/abc/file#page=7"
+        );
+        // Sources without citations (a user's message) stay as they are.
+        let mut none = serde_json::Value::Null;
+        link_stored(&mut none);
+        assert!(none.is_null());
+    }
 }

@@ -242,11 +242,8 @@ fn turns_of(messages: Vec<Message>) -> Result<Vec<ChatTurn>, OaiError> {
 }
 
 /// The sampling settings of a request, over the server's defaults.
-fn params_of(
-    req: &ChatCompletionRequest,
-    defaults: &GenerationParams,
-) -> Result<GenerationParams, OaiError> {
-    let mut p = defaults.clone();
+/// What docchat does not do: several choices, tools, log-probabilities.
+fn refuse_unsupported(req: &ChatCompletionRequest) -> Result<(), OaiError> {
     if let Some(n) = req.n
         && n != 1
     {
@@ -261,6 +258,15 @@ fn params_of(
             Some("logprobs"),
         ));
     }
+    Ok(())
+}
+
+fn params_of(
+    req: &ChatCompletionRequest,
+    defaults: &GenerationParams,
+) -> Result<GenerationParams, OaiError> {
+    refuse_unsupported(req)?;
+    let mut p = defaults.clone();
     if let Some(m) = req.max_completion_tokens.or(req.max_tokens) {
         if m == 0 {
             return Err(OaiError::invalid(
@@ -387,7 +393,7 @@ async fn chat_completions(
         "usage": usage(&stats),
     });
     if let Some(c) = collected.citations {
-        body["citations"] = json!(c);
+        body["citations"] = json!(crate::api::wire::linked(&c));
     }
     Ok(Json(body).into_response())
 }
@@ -517,7 +523,7 @@ struct ChunkHeader {
 }
 
 impl ChunkHeader {
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+    fn chunk(&self, delta: &Value, finish: Option<&str>) -> Value {
         json!({
             "id": self.id, "object": "chat.completion.chunk", "created": self.created,
             "model": self.model,
@@ -540,7 +546,7 @@ async fn stream_chunks(
     let data = |v: Value| Event::default().data(v.to_string());
     if out
         .send(data(
-            head.chunk(json!({"role": "assistant", "content": ""}), None),
+            head.chunk(&json!({"role": "assistant", "content": ""}), None),
         ))
         .await
         .is_err()
@@ -550,21 +556,21 @@ async fn stream_chunks(
     let mut citations = None;
     while let Some(ev) = rx.recv().await {
         let event = match ev {
-            AnswerEvent::Token(t) => data(head.chunk(json!({ "content": t }), None)),
+            AnswerEvent::Token(t) => data(head.chunk(&json!({ "content": t }), None)),
             AnswerEvent::Citations(s) => {
                 citations = Some(s.citations);
                 continue;
             }
             AnswerEvent::Done(stats) => {
-                let mut last = head.chunk(json!({}), Some(finish_reason(&stats)));
+                let mut last = head.chunk(&json!({}), Some(finish_reason(&stats)));
                 if let Some(c) = citations.take() {
-                    last["citations"] = json!(c);
+                    last["citations"] = json!(crate::api::wire::linked(&c));
                 }
                 if out.send(data(last)).await.is_err() {
                     return;
                 }
                 if include_usage {
-                    let mut u = head.chunk(json!({}), None);
+                    let mut u = head.chunk(&json!({}), None);
                     u["choices"] = json!([]);
                     u["usage"] = usage(&stats);
                     if out.send(data(u)).await.is_err() {

@@ -34,7 +34,7 @@ impl Question {
 
     fn is_file(&self, p: &Passage) -> bool {
         let want = self.file.trim_start_matches('/');
-        let full = format!("{}/{}", p.collection, p.path);
+        let full = format!("{}/{}", p.at.collection, p.at.path);
         full == want || full.ends_with(&format!("/{want}"))
     }
 
@@ -230,18 +230,21 @@ pub fn table(reports: &[ModeReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use docchat_core::Location;
 
     fn passage(path: &str, page: u32) -> Passage {
         Passage {
-            document_id: "d".into(),
-            collection: "c".into(),
-            path: path.into(),
-            page_start: page,
-            page_end: page,
-            byte_start: 0,
-            byte_end: 1,
-            match_start: 0,
-            match_end: 1,
+            at: Location {
+                document_id: "d".into(),
+                collection: "c".into(),
+                path: path.into(),
+                page_start: page,
+                page_end: page,
+                byte_start: 0,
+                byte_end: 1,
+                match_start: 0,
+                match_end: 1,
+            },
             text: "t".into(),
             score: 1.0,
             chunk_ids: vec![],

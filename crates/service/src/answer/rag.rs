@@ -5,6 +5,7 @@ use crate::answer::retrieve::{
     Fusion, Passage, Retriever, SearchMode, SearchRequest, cited_markers,
 };
 use anyhow::Result;
+use docchat_core::Location;
 use docchat_core::{ChatTurn, GenerationParams, GenerationStats, Generator, Role};
 use docchat_store::SearchFilter;
 use serde::Serialize;
@@ -21,33 +22,15 @@ excerpts do not contain the answer, say that the documents do not say.";
 pub struct Citation {
     /// Number of the source in the prompt (`[n]`).
     pub n: usize,
-    /// Document id.
-    pub document_id: String,
-    /// Collection.
-    pub collection: String,
-    /// Path relative to its watched folder.
-    pub path: String,
-    /// First page.
-    pub page_start: u32,
-    /// Last page.
-    pub page_end: u32,
-    /// Byte range of the snippet in the page's extracted text.
-    pub byte_start: u32,
-    /// End of that range.
-    pub byte_end: u32,
-    /// The part of the snippet that matched the question, as a byte range of the
-    /// page text (inside `byte_start..byte_end`), for highlighting.
-    pub match_start: u32,
-    /// End of the matched range.
-    pub match_end: u32,
+    /// Where it is.
+    #[serde(flatten)]
+    pub at: Location,
     /// The passage.
     pub snippet: String,
     /// Retrieval score.
     pub score: f32,
     /// Whether the answer cites this source with `[n]`.
     pub cited: bool,
-    /// Opens the source at its page.
-    pub url: String,
 }
 
 impl Citation {
@@ -55,22 +38,10 @@ impl Citation {
     pub fn from_passage(n: usize, p: &Passage) -> Self {
         Self {
             n,
-            document_id: p.document_id.clone(),
-            collection: p.collection.clone(),
-            path: p.path.clone(),
-            page_start: p.page_start,
-            page_end: p.page_end,
-            byte_start: p.byte_start,
-            byte_end: p.byte_end,
-            match_start: p.match_start,
-            match_end: p.match_end,
+            at: p.at.clone(),
             snippet: p.text.clone(),
             score: p.score,
             cited: false,
-            url: format!(
-                "/api/documents/{}/file#page={}",
-                p.document_id, p.page_start
-            ),
         }
     }
 }
@@ -205,18 +176,23 @@ impl Rag {
             })
             .await?;
         let generator = Arc::clone(&self.generator);
-        let (prompt, used) = build_prompt(
-            generator.as_ref(),
-            &question,
-            history,
-            &hits,
-            opts.params.max_tokens as usize,
-        );
-        let citations: Vec<Citation> = used
-            .iter()
-            .enumerate()
-            .map(|(i, h)| Citation::from_passage(i + 1, h))
-            .collect();
+        // Fitting the passages into the context tokenizes them again and again:
+        // work for a blocking thread, not for the async runtime.
+        let (prompt, citations) = {
+            let (g, question, history) = (Arc::clone(&generator), question, history.to_vec());
+            let answer_tokens = opts.params.max_tokens as usize;
+            tokio::task::spawn_blocking(move || {
+                let (prompt, used) =
+                    build_prompt(g.as_ref(), &question, &history, &hits, answer_tokens);
+                let citations: Vec<Citation> = used
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| Citation::from_passage(i + 1, h))
+                    .collect();
+                (prompt, citations)
+            })
+            .await?
+        };
         let mut params = opts.params.clone();
         if !generator.has_chat_template() && !params.ignore_eos {
             // A base model tends to go on with the prompt's pattern: a new
@@ -337,15 +313,15 @@ fn render(
         user.push('\n');
     }
     for (i, h) in sources.iter().enumerate() {
-        let pages = if h.page_start == h.page_end {
-            format!("page {}", h.page_start)
+        let pages = if h.at.page_start == h.at.page_end {
+            format!("page {}", h.at.page_start)
         } else {
-            format!("pages {}-{}", h.page_start, h.page_end)
+            format!("pages {}-{}", h.at.page_start, h.at.page_end)
         };
         user.push_str(&format!(
             "[{}] ({}, {})\n{}\n\n",
             i + 1,
-            h.path,
+            h.at.path,
             pages,
             h.text.trim()
         ));
@@ -394,15 +370,17 @@ mod tests {
 
     fn hit(text: &str, page: u32) -> Passage {
         Passage {
-            document_id: "d".into(),
-            collection: "c".into(),
-            path: "paper.pdf".into(),
-            page_start: page,
-            page_end: page,
-            byte_start: 0,
-            byte_end: text.len() as u32,
-            match_start: 0,
-            match_end: text.len() as u32,
+            at: Location {
+                document_id: "d".into(),
+                collection: "c".into(),
+                path: "paper.pdf".into(),
+                page_start: page,
+                page_end: page,
+                byte_start: 0,
+                byte_end: text.len() as u32,
+                match_start: 0,
+                match_end: text.len() as u32,
+            },
             text: text.into(),
             score: 0.5,
             chunk_ids: vec![format!("d-{page:05}")],
@@ -459,10 +437,10 @@ mod tests {
     }
 
     #[test]
-    fn citations_link_to_the_page() {
+    fn citations_are_numbered_and_mapped() {
         let c = Citation::from_passage(2, &hit("text", 7));
         assert_eq!(c.n, 2);
-        assert_eq!(c.url, "/api/documents/d/file#page=7");
+        assert_eq!(c.at.page_start, 7);
         let sources = Sources::map(
             vec![c, Citation::from_passage(1, &hit("other", 2))],
             "As [2] says, and [7].",

@@ -3,7 +3,7 @@
 //! widened to whole sentences from its neighbours on the page.
 
 use anyhow::{Context, Result};
-use docchat_core::Embedder;
+use docchat_core::{Embedder, Location};
 use docchat_store::{SearchFilter, SearchHit, Store, chunk_id};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -105,26 +105,11 @@ impl SearchRequest {
 /// sentence boundaries.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Passage {
-    /// Document id.
-    pub document_id: String,
-    /// Collection.
-    pub collection: String,
-    /// Path relative to its watched folder.
-    pub path: String,
-    /// First page.
-    pub page_start: u32,
-    /// Last page.
-    pub page_end: u32,
-    /// Byte range of `text` in the extracted text of `page_start` (exact: the
-    /// page text sliced at this range is `text`, when the passage is on one page).
-    pub byte_start: u32,
-    /// End of that range.
-    pub byte_end: u32,
-    /// The part of `text` that matched (the retrieved chunks), as a byte range in
-    /// the page text, for highlighting.
-    pub match_start: u32,
-    /// End of the matched range.
-    pub match_end: u32,
+    /// Where it is. The byte range is exact: the page text sliced at it is `text`,
+    /// when the passage is on one page; the match range covers the retrieved
+    /// chunks.
+    #[serde(flatten)]
+    pub at: Location,
     /// The passage.
     pub text: String,
     /// Score: cosine similarity (vector), BM25 (keyword) or fused RRF (hybrid).
@@ -136,15 +121,17 @@ pub struct Passage {
 impl Passage {
     fn from_hit(h: SearchHit) -> Self {
         Self {
-            document_id: h.document_id,
-            collection: h.collection,
-            path: h.path,
-            page_start: h.page_start,
-            page_end: h.page_end,
-            byte_start: h.byte_start,
-            byte_end: h.byte_end,
-            match_start: h.byte_start,
-            match_end: h.byte_end,
+            at: Location {
+                document_id: h.at.document_id,
+                collection: h.at.collection,
+                path: h.at.path,
+                page_start: h.at.page_start,
+                page_end: h.at.page_end,
+                byte_start: h.at.byte_start,
+                byte_end: h.at.byte_end,
+                match_start: h.at.byte_start,
+                match_end: h.at.byte_end,
+            },
             text: h.text,
             score: h.score,
             chunk_ids: vec![h.chunk_id],
@@ -153,7 +140,7 @@ impl Passage {
 
     /// Whether the passage covers `page`.
     pub fn covers_page(&self, page: u32) -> bool {
-        (self.page_start..=self.page_end).contains(&page)
+        (self.at.page_start..=self.at.page_end).contains(&page)
     }
 }
 
@@ -234,9 +221,9 @@ impl Retriever {
         for p in passages.iter() {
             if let Some((first, last)) = ordinal_span(p) {
                 if first > 0 {
-                    wanted.push(chunk_id(&p.document_id, first - 1));
+                    wanted.push(chunk_id(&p.at.document_id, first - 1));
                 }
-                wanted.push(chunk_id(&p.document_id, last + 1));
+                wanted.push(chunk_id(&p.at.document_id, last + 1));
             }
         }
         let neighbours: HashMap<String, SearchHit> = self
@@ -250,17 +237,17 @@ impl Retriever {
             let Some((first, last)) = ordinal_span(p) else {
                 continue;
             };
-            if p.page_start != p.page_end {
+            if p.at.page_start != p.at.page_end {
                 continue;
             }
-            let mut pieces: Vec<(u32, &str)> = vec![(p.byte_start, p.text.as_str())];
+            let mut pieces: Vec<(u32, &str)> = vec![(p.at.byte_start, p.text.as_str())];
             let before = first
                 .checked_sub(1)
-                .and_then(|o| neighbours.get(&chunk_id(&p.document_id, o)));
-            let after = neighbours.get(&chunk_id(&p.document_id, last + 1));
+                .and_then(|o| neighbours.get(&chunk_id(&p.at.document_id, o)));
+            let after = neighbours.get(&chunk_id(&p.at.document_id, last + 1));
             for n in [before, after].into_iter().flatten() {
-                if n.page_start == p.page_start && n.page_end == p.page_end {
-                    pieces.push((n.byte_start, n.text.as_str()));
+                if n.at.page_start == p.at.page_start && n.at.page_end == p.at.page_end {
+                    pieces.push((n.at.byte_start, n.text.as_str()));
                 }
             }
             let Some((base, page_text)) = stitch(&mut pieces) else {
@@ -268,14 +255,14 @@ impl Retriever {
             };
             let (s, e) = sentence_bounds(
                 &page_text,
-                (p.byte_start - base) as usize,
-                (p.byte_end - base) as usize,
+                (p.at.byte_start - base) as usize,
+                (p.at.byte_end - base) as usize,
                 MAX_WIDEN_BYTES,
             );
             if let Some(text) = page_text.get(s..e) {
                 p.text = text.to_string();
-                p.byte_start = base + s as u32;
-                p.byte_end = base + e as u32;
+                p.at.byte_start = base + s as u32;
+                p.at.byte_end = base + e as u32;
             }
         }
         Ok(())
@@ -339,10 +326,10 @@ pub fn merge_neighbours(hits: Vec<SearchHit>, top_k: usize) -> Vec<Passage> {
     for hit in hits {
         let ord = hit.ordinal();
         let target = out.iter().position(|p| {
-            p.document_id == hit.document_id
-                && p.page_start == p.page_end
-                && hit.page_start == p.page_start
-                && hit.page_end == p.page_end
+            p.at.document_id == hit.at.document_id
+                && p.at.page_start == p.at.page_end
+                && hit.at.page_start == p.at.page_start
+                && hit.at.page_end == p.at.page_end
                 && match (ord, ordinal_span(p)) {
                     (Some(o), Some((first, last))) => o + 1 == first || o == last + 1,
                     _ => false,
@@ -360,18 +347,18 @@ pub fn merge_neighbours(hits: Vec<SearchHit>, top_k: usize) -> Vec<Passage> {
 /// Extends passage `p` with the neighbouring chunk `hit` (same page).
 fn join(p: &mut Passage, hit: &SearchHit) {
     let mut pieces = vec![
-        (p.byte_start, p.text.as_str()),
-        (hit.byte_start, hit.text.as_str()),
+        (p.at.byte_start, p.text.as_str()),
+        (hit.at.byte_start, hit.text.as_str()),
     ];
-    if let Some((base, text)) = stitch(&mut pieces) {
-        if base + text.len() as u32 >= p.byte_end.max(hit.byte_end) {
-            p.byte_start = base;
-            p.byte_end = base + text.len() as u32;
-            p.match_start = p.match_start.min(hit.byte_start);
-            p.match_end = p.match_end.max(hit.byte_end);
-            p.text = text;
-            p.chunk_ids.push(hit.chunk_id.clone());
-        }
+    if let Some((base, text)) = stitch(&mut pieces)
+        && base + text.len() as u32 >= p.at.byte_end.max(hit.at.byte_end)
+    {
+        p.at.byte_start = base;
+        p.at.byte_end = base + text.len() as u32;
+        p.at.match_start = p.at.match_start.min(hit.at.byte_start);
+        p.at.match_end = p.at.match_end.max(hit.at.byte_end);
+        p.text = text;
+        p.chunk_ids.push(hit.chunk_id.clone());
     }
 }
 
@@ -519,13 +506,17 @@ mod tests {
     fn hit(doc: &str, ord: u32, page: u32, start: u32, text: &str) -> SearchHit {
         SearchHit {
             chunk_id: chunk_id(doc, ord),
-            document_id: doc.into(),
-            collection: "c".into(),
-            path: format!("{doc}.pdf"),
-            page_start: page,
-            page_end: page,
-            byte_start: start,
-            byte_end: start + text.len() as u32,
+            at: Location {
+                document_id: doc.into(),
+                collection: "c".into(),
+                path: format!("{doc}.pdf"),
+                page_start: page,
+                page_end: page,
+                byte_start: start,
+                byte_end: start + text.len() as u32,
+                match_start: start,
+                match_end: start + text.len() as u32,
+            },
             text: text.into(),
             score: 0.0,
         }
@@ -563,11 +554,11 @@ mod tests {
         assert_eq!(passages.len(), 2);
         assert_eq!(passages[0].text, page);
         assert_eq!(
-            (passages[0].byte_start, passages[0].byte_end),
+            (passages[0].at.byte_start, passages[0].at.byte_end),
             (0, page.len() as u32)
         );
         assert_eq!(passages[0].chunk_ids.len(), 2);
-        assert_eq!(passages[1].page_start, 4);
+        assert_eq!(passages[1].at.page_start, 4);
         // top_k limits passages, not hits merged into them.
         let h0 = hit("d", 0, 3, 0, &page[..38]);
         let far = hit("d", 7, 3, 0, "Far.");

@@ -147,3 +147,16 @@ impl Folders {
         Ok(Some(root))
     }
 }
+
+/// Removes the documents of `collection` from the index (the files stay); how many
+/// there were.
+pub async fn forget(store: &docchat_store::Store, collection: &str) -> Result<usize> {
+    let mut forgotten = 0;
+    for d in store.documents().await? {
+        if d.collection == collection {
+            store.delete_document(&d.id).await?;
+            forgotten += 1;
+        }
+    }
+    Ok(forgotten)
+}

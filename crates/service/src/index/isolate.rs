@@ -33,8 +33,7 @@ impl ExtractLimits {
 }
 
 /// Why a document cannot be extracted; its status shows this to the user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unreadable {
     /// The parser's own reason (unsupported, encrypted, corrupt, no text layer …).
     Parser(String),
@@ -58,13 +57,21 @@ impl std::fmt::Display for Unreadable {
 }
 
 /// The outcome of one extraction (a failure of docchat itself is an `Err` instead).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug)]
 pub enum Extraction {
     /// The document's pages.
     Ok(Extracted),
     /// Why the document cannot be read.
     Failed(Unreadable),
+}
+
+/// What the child writes (`docchat extract --out FILE`): the pages, or the
+/// parser's reason.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ChildOutcome {
+    Ok(Extracted),
+    Failed(String),
 }
 
 /// The child side (`docchat extract --out FILE PATH`): caps its own memory, extracts,
@@ -77,9 +84,11 @@ pub fn run_child(path: &Path, out: &Path, memory_bytes: u64) -> Result<()> {
     // A parser panic is reported as a reason, not a crash.
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = match std::panic::catch_unwind(|| docchat_ingest::extract_file(path)) {
-        Ok(Ok(extracted)) => Extraction::Ok(extracted),
-        Ok(Err(e)) => Extraction::Failed(Unreadable::Parser(e.to_string())),
-        Err(_) => Extraction::Failed(Unreadable::Crashed("crashed on this file".into())),
+        Ok(Ok(extracted)) => ChildOutcome::Ok(extracted),
+        Ok(Err(e)) => ChildOutcome::Failed(e.to_string()),
+        Err(_) => {
+            ChildOutcome::Failed(Unreadable::Crashed("crashed on this file".into()).to_string())
+        }
     };
     let json = serde_json::to_vec(&outcome)?;
     let tmp = out.with_extension("partial");
@@ -121,7 +130,10 @@ pub async fn extract(path: &Path, limits: &ExtractLimits) -> Result<Extraction> 
         }
     };
     if let Ok(bytes) = tokio::fs::read(&out).await {
-        return Ok(serde_json::from_slice::<Extraction>(&bytes)?);
+        return Ok(match serde_json::from_slice::<ChildOutcome>(&bytes)? {
+            ChildOutcome::Ok(e) => Extraction::Ok(e),
+            ChildOutcome::Failed(reason) => Extraction::Failed(Unreadable::Parser(reason)),
+        });
     }
     let stderr = tokio::fs::read(&err_path).await.unwrap_or_default();
     Ok(Extraction::Failed(crash_reason(

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::index::isolate::{self, Extraction};
+use docchat_core::Location;
 
 impl Indexer {
     pub(super) fn root_of(&self, path: &Path) -> Option<WatchRoot> {
@@ -259,9 +260,12 @@ impl Indexer {
                 let ordinal = docchat_store::chunk_ordinal(&c.id).unwrap_or(0);
                 ChunkRecord {
                     id: docchat_store::chunk_id(id, ordinal),
-                    document_id: id.to_string(),
-                    collection: root.collection.clone(),
-                    path: rel.to_string(),
+                    at: Location {
+                        document_id: id.to_string(),
+                        collection: root.collection.clone(),
+                        path: rel.to_string(),
+                        ..c.at
+                    },
                     ..c
                 }
             })

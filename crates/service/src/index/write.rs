@@ -2,6 +2,7 @@
 //! documents written, in batches, or a long new one in parts.
 
 use super::*;
+use docchat_core::Location;
 
 impl Indexer {
     /// Embeds the chunks of prepared `work` that have no vector yet and writes the
@@ -195,10 +196,10 @@ impl Indexer {
         // Every commit adds a small fragment; many of them slow every query down,
         // so a long run compacts as it goes.
         let before = self.writes.fetch_add(rows.len() as u64, Ordering::SeqCst);
-        if before / COMPACT_EVERY != (before + rows.len() as u64) / COMPACT_EVERY {
-            if let Err(e) = self.store.compact().await {
-                tracing::warn!(error = %e, "compaction failed");
-            }
+        if before / COMPACT_EVERY != (before + rows.len() as u64) / COMPACT_EVERY
+            && let Err(e) = self.store.compact().await
+        {
+            tracing::warn!(error = %e, "compaction failed");
         }
     }
 
@@ -326,13 +327,17 @@ pub(super) fn into_records(
             };
             ChunkRecord {
                 id: format!("{id}-{:05}", first + i),
-                document_id: id.to_string(),
-                collection: root.collection.clone(),
-                path: rel.to_string(),
-                page_start: d.page_start,
-                page_end: d.page_end,
-                byte_start: d.byte_start,
-                byte_end: d.byte_end,
+                at: Location {
+                    document_id: id.to_string(),
+                    collection: root.collection.clone(),
+                    path: rel.to_string(),
+                    page_start: d.page_start,
+                    page_end: d.page_end,
+                    byte_start: d.byte_start,
+                    byte_end: d.byte_end,
+                    match_start: d.byte_start,
+                    match_end: d.byte_end,
+                },
                 hash: d.hash,
                 text: d.text,
                 vector: vector.unwrap_or_default(),

@@ -2,6 +2,7 @@
 //! They use the real default models (installed by scripts/setup.sh), a real LanceDB
 //! in temporary folders, and real documents from ../shared/corpus.
 
+mod answers;
 mod browser;
 mod chats;
 mod cli;

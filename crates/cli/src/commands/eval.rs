@@ -1,18 +1,38 @@
 //! `docchat eval`: recall@k, MRR and latency of each search mode over labelled
-//! questions.
+//! questions; with `--answers`, the answers themselves, graded, model against model.
 
 use anyhow::{Result, bail};
 use clap::Args;
 use docchat_service::Settings;
-use docchat_service::answer::retrieve::SearchMode;
+use docchat_service::answer::eval::Question;
+use docchat_service::answer::grade;
+use docchat_service::answer::rag::Rag;
+use docchat_service::answer::retrieve::{Retriever, SearchMode};
+use docchat_service::models;
 use docchat_store::SearchFilter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Questions, one JSON object per line: {"question", "file", "page"?, "pages"?}
+    /// Questions, one JSON object per line: {"question", "file", "page"?, "pages"?,
+    /// "facts"?} (`"file": ""` and no facts: no document answers it)
     questions: PathBuf,
+    /// Grade the answers instead of the retrieval: answered (a key fact in the
+    /// answer), cited right, "not in the documents" when nothing answers,
+    /// time to first token
+    #[arg(long)]
+    answers: bool,
+    /// With --answers: the chat models to compare, taking turns question by question
+    /// [default: the configured chat model]
+    #[arg(long = "model", requires = "answers")]
+    models: Vec<PathBuf>,
+    /// With --answers: most tokens per answer
+    #[arg(long, default_value_t = 160, requires = "answers")]
+    max_tokens: u32,
+    /// With --answers: only the first N questions
+    #[arg(long, requires = "answers")]
+    limit: Option<usize>,
     /// Modes to compare [default: vector, keyword and hybrid]
     #[arg(long = "mode")]
     modes: Vec<SearchMode>,
@@ -28,11 +48,16 @@ pub struct EvalArgs {
 }
 
 pub async fn eval(s: Settings, a: EvalArgs) -> Result<ExitCode> {
-    let questions = docchat_service::answer::eval::read_questions(&a.questions)?;
+    let mut questions = docchat_service::answer::eval::read_questions(&a.questions)?;
     let retriever = s.retriever().await?;
     if retriever.store.count_chunks(None).await? == 0 {
         bail!("the index is empty: index the documents first (docchat index)");
     }
+    if a.answers {
+        return answers(&s, a, retriever, questions).await;
+    }
+    // Retrieval is scored on the questions a document answers.
+    questions.retain(|q| q.has_file());
     let modes = if a.modes.is_empty() {
         SearchMode::ALL.to_vec()
     } else {
@@ -65,6 +90,63 @@ pub async fn eval(s: Settings, a: EvalArgs) -> Result<ExitCode> {
             for r in &reports {
                 for q in &r.missed {
                     println!("  {} missed: {q}", r.mode.as_str());
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docchat eval --answers`.
+async fn answers(
+    s: &Settings,
+    a: EvalArgs,
+    retriever: Retriever,
+    mut questions: Vec<Question>,
+) -> Result<ExitCode> {
+    if let Some(n) = a.limit {
+        questions.truncate(n.max(1));
+    }
+    let paths = if a.models.is_empty() {
+        vec![s.models.chat.clone()]
+    } else {
+        a.models.clone()
+    };
+    let mut models = Vec::new();
+    for path in paths {
+        let opts = s.engine.clone();
+        let generator =
+            tokio::task::spawn_blocking(move || models::load_generator(&path, &opts)).await??;
+        models.push(Rag {
+            retriever: retriever.clone(),
+            generator,
+        });
+    }
+    let mut opts = s.ask_options();
+    opts.filter = SearchFilter::collections(a.collections.clone());
+    opts.params.max_tokens = a.max_tokens.max(1);
+    let reports = grade::run(&models, &questions, &opts).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        println!(
+            "{} questions, at most {} tokens per answer\n",
+            questions.len(),
+            opts.params.max_tokens
+        );
+        print!("{}", grade::table(&reports));
+        if a.verbose {
+            for r in &reports {
+                for g in &r.answers {
+                    println!(
+                        "\n[{}] {}\n  answered {} cited right {} not-in-docs {}\n  {}",
+                        r.model,
+                        g.question,
+                        g.answered,
+                        g.cited_right,
+                        g.says_not_in_documents,
+                        g.answer.replace('\n', " ")
+                    );
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use crate::answer::retrieve::{Fusion, Passage, Retriever, SearchMode, SearchRequest};
 use anyhow::{Context, Result, bail};
+use docchat_core::Location;
 use docchat_store::SearchFilter;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -14,7 +15,9 @@ use std::time::Instant;
 pub struct Question {
     /// The question.
     pub question: String,
-    /// The file that answers it: the end of its path, or of `collection/path`.
+    /// The file that answers it: the end of its path, or of `collection/path`
+    /// (empty: no document answers it).
+    #[serde(default)]
     pub file: String,
     /// The page that answers it.
     #[serde(default)]
@@ -22,6 +25,10 @@ pub struct Question {
     /// Other pages that answer it as well.
     #[serde(default)]
     pub pages: Vec<u32>,
+    /// Key facts, in the document's words: an answer that contains one answers the
+    /// question (`docchat eval --answers`; none: no document answers it).
+    #[serde(default)]
+    pub facts: Vec<String>,
 }
 
 impl Question {
@@ -33,9 +40,27 @@ impl Question {
     }
 
     fn is_file(&self, p: &Passage) -> bool {
+        self.is_file_of(&p.at)
+    }
+
+    fn is_file_of(&self, at: &Location) -> bool {
         let want = self.file.trim_start_matches('/');
-        let full = format!("{}/{}", p.at.collection, p.at.path);
-        full == want || full.ends_with(&format!("/{want}"))
+        let full = format!("{}/{}", at.collection, at.path);
+        !want.is_empty() && (full == want || full.ends_with(&format!("/{want}")))
+    }
+
+    /// Whether `at` is in the file and on a page that answers the question.
+    pub fn is_page_of(&self, at: &Location) -> bool {
+        self.is_file_of(at)
+            && self
+                .answer_pages()
+                .iter()
+                .any(|&n| (at.page_start..=at.page_end).contains(&n))
+    }
+
+    /// Whether a document answers the question (it names one).
+    pub fn has_file(&self) -> bool {
+        !self.file.is_empty()
     }
 
     fn is_page(&self, p: &Passage) -> bool {
@@ -230,7 +255,6 @@ pub fn table(reports: &[ModeReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use docchat_core::Location;
 
     fn passage(path: &str, page: u32) -> Passage {
         Passage {
@@ -279,6 +303,7 @@ mod tests {
             file: "manual.pdf".into(),
             page: Some(4),
             pages: vec![9],
+            facts: Vec::new(),
         };
         let ranked = [
             passage("other.pdf", 4),

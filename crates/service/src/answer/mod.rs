@@ -2,6 +2,7 @@
 //! and the retrieval metrics of `docchat eval`.
 
 pub mod eval;
+pub mod grade;
 pub mod history;
 pub mod rag;
 pub mod retrieve;

@@ -17,6 +17,18 @@ const SYSTEM: &str = "You answer questions using only the numbered excerpts from
 documents below. Cite the excerpts you use with their numbers in brackets, like [1]. If the \
 excerpts do not contain the answer, say that the documents do not say.";
 
+/// The instruction of a model with a chat template (an instruction-tuned model):
+/// grounded, short, cited sentence by sentence, and a plain refusal.
+const GROUNDED: &str = "Answer the user's question from the numbered passages of their \
+documents, and from nothing else. Answer in one to three sentences, in the language of the \
+question. After each sentence, put the numbers of the passages it comes from in square \
+brackets, like [2]. Do not copy the passage labels. If the passages do not answer the \
+question, reply only: The documents do not say.";
+
+/// Passages an instruction-tuned model is given at most: the first ones of the
+/// ranking (more cost time to the first token and add distractors).
+const CHAT_PASSAGES: usize = 4;
+
 /// A source of an answer, as the client sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Citation {
@@ -288,7 +300,12 @@ pub fn build_prompt<'h>(
     }
     let mut used: Vec<&Passage> = Vec::new();
     let mut prompt = render(generator, question, &earlier, &used);
-    for hit in hits {
+    let most = if generator.has_chat_template() {
+        CHAT_PASSAGES
+    } else {
+        usize::MAX
+    };
+    for hit in hits.iter().take(most) {
         used.push(hit);
         let candidate = render(generator, question, &earlier, &used);
         if generator.count_tokens(&candidate) > budget {
@@ -312,6 +329,9 @@ fn render(
         user.push_str(earlier);
         user.push('\n');
     }
+    if generator.has_chat_template() {
+        return render_chat(generator, question, &user, sources);
+    }
     for (i, h) in sources.iter().enumerate() {
         let pages = if h.at.page_start == h.at.page_end {
             format!("page {}", h.at.page_start)
@@ -333,6 +353,31 @@ fn render(
     generator.render_prompt(SYSTEM, &user)
 }
 
+/// The prompt of a model with a chat template: the grounded instruction, the
+/// passages as `Passage [n] (file, p. N):` blocks, then the question.
+fn render_chat(
+    generator: &dyn Generator,
+    question: &str,
+    earlier: &str,
+    sources: &[&Passage],
+) -> String {
+    let mut user = earlier.to_string();
+    for (i, h) in sources.iter().enumerate() {
+        user.push_str(&format!(
+            "Passage [{}] ({}, {}):\n{}\n\n",
+            i + 1,
+            h.at.path,
+            h.at.pages(),
+            h.text.trim()
+        ));
+    }
+    if sources.is_empty() {
+        user.push_str("(No passages were found in the documents.)\n\n");
+    }
+    user.push_str(&format!("Question: {}", question.trim()));
+    generator.render_prompt(GROUNDED, &user)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +385,55 @@ mod tests {
 
     /// A plain-prompt model whose tokens are bytes: tests the packing logic only.
     struct Bytes(usize);
+
+    /// The same, with a chat template (an instruction-tuned model).
+    struct ChatBytes(usize);
+    impl TokenCounter for ChatBytes {
+        fn count_tokens(&self, text: &str) -> usize {
+            text.len()
+        }
+    }
+    impl Generator for ChatBytes {
+        fn id(&self) -> &str {
+            "chat-bytes"
+        }
+        fn context_size(&self) -> usize {
+            self.0
+        }
+        fn has_chat_template(&self) -> bool {
+            true
+        }
+        fn render_chat(&self, turns: &[ChatTurn]) -> String {
+            docchat_core::plain_prompt(turns)
+        }
+        fn generate(
+            &self,
+            _: &str,
+            _: &GenerationParams,
+            _: &mut dyn FnMut(&str) -> bool,
+        ) -> docchat_core::Result<GenerationStats> {
+            unreachable!("not used by these tests")
+        }
+    }
+
+    #[test]
+    fn an_instruct_model_gets_the_grounded_prompt_and_the_first_passages_only() {
+        let hits: Vec<Passage> = (1..=8)
+            .map(|p| hit(&format!("text of page {p}"), p))
+            .collect();
+        let (prompt, used) = build_prompt(&ChatBytes(100_000), "Why?", &[], &hits, 100);
+        assert_eq!(used.len(), CHAT_PASSAGES);
+        assert!(prompt.contains("The documents do not say."), "{prompt}");
+        assert!(
+            prompt.contains("Passage [4] (paper.pdf, p. 4):"),
+            "{prompt}"
+        );
+        assert!(!prompt.contains("page 5"), "{prompt}");
+        // A base model keeps the packing: everything that fits.
+        let (_, used) = build_prompt(&Bytes(100_000), "Why?", &[], &hits, 100);
+        assert_eq!(used.len(), 8);
+    }
+
     impl TokenCounter for Bytes {
         fn count_tokens(&self, text: &str) -> usize {
             text.len()

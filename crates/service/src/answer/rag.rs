@@ -383,36 +383,13 @@ mod tests {
     use super::*;
     use docchat_core::TokenCounter;
 
-    /// A plain-prompt model whose tokens are bytes: tests the packing logic only.
-    struct Bytes(usize);
+    /// A model whose tokens are bytes (its context size, and whether it has a chat
+    /// template): tests the packing logic only.
+    struct Bytes(usize, bool);
 
-    /// The same, with a chat template (an instruction-tuned model).
-    struct ChatBytes(usize);
-    impl TokenCounter for ChatBytes {
-        fn count_tokens(&self, text: &str) -> usize {
-            text.len()
-        }
-    }
-    impl Generator for ChatBytes {
-        fn id(&self) -> &str {
-            "chat-bytes"
-        }
-        fn context_size(&self) -> usize {
-            self.0
-        }
-        fn has_chat_template(&self) -> bool {
-            true
-        }
-        fn render_chat(&self, turns: &[ChatTurn]) -> String {
-            docchat_core::plain_prompt(turns)
-        }
-        fn generate(
-            &self,
-            _: &str,
-            _: &GenerationParams,
-            _: &mut dyn FnMut(&str) -> bool,
-        ) -> docchat_core::Result<GenerationStats> {
-            unreachable!("not used by these tests")
+    impl Bytes {
+        fn plain(context: usize) -> Self {
+            Self(context, false)
         }
     }
 
@@ -421,7 +398,7 @@ mod tests {
         let hits: Vec<Passage> = (1..=8)
             .map(|p| hit(&format!("text of page {p}"), p))
             .collect();
-        let (prompt, used) = build_prompt(&ChatBytes(100_000), "Why?", &[], &hits, 100);
+        let (prompt, used) = build_prompt(&Bytes(100_000, true), "Why?", &[], &hits, 100);
         assert_eq!(used.len(), CHAT_PASSAGES);
         assert!(prompt.contains("The documents do not say."), "{prompt}");
         assert!(
@@ -430,7 +407,7 @@ mod tests {
         );
         assert!(!prompt.contains("page 5"), "{prompt}");
         // A base model keeps the packing: everything that fits.
-        let (_, used) = build_prompt(&Bytes(100_000), "Why?", &[], &hits, 100);
+        let (_, used) = build_prompt(&Bytes::plain(100_000), "Why?", &[], &hits, 100);
         assert_eq!(used.len(), 8);
     }
 
@@ -447,7 +424,7 @@ mod tests {
             self.0
         }
         fn has_chat_template(&self) -> bool {
-            false
+            self.1
         }
         fn render_chat(&self, turns: &[ChatTurn]) -> String {
             docchat_core::plain_prompt(turns)
@@ -488,7 +465,7 @@ mod tests {
             hit(&"b".repeat(300), 5),
             hit(&"c".repeat(300), 9),
         ];
-        let g = Bytes(SYSTEM.len() + 1000 + 100 + 64);
+        let g = Bytes::plain(SYSTEM.len() + 1000 + 100 + 64);
         let (prompt, used) = build_prompt(&g, "What?", &[], &hits, 100);
         assert_eq!(used.len(), 2, "the third passage does not fit");
         assert!(prompt.contains("[1] (paper.pdf, page 2)"));
@@ -510,7 +487,7 @@ mod tests {
         assert_eq!(retrieval_query(long, &history), long);
 
         let hits = vec![hit("x", 1)];
-        let g = Bytes(4000);
+        let g = Bytes::plain(4000);
         let (prompt, _) = build_prompt(&g, "And its arguments?", &history, &hits, 100);
         assert!(prompt.contains("Earlier in this conversation:\nQuestion: How is .Call"));
         assert!(prompt.contains("Answer: With registered routines [1].\n"));

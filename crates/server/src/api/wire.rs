@@ -2,6 +2,7 @@
 //! `/api/search` and the events of `/api/chat` send is written down once here.
 
 use docchat_core::{GenerationStats, Location};
+use docchat_service::answer::check::Claim;
 use docchat_service::answer::rag::{Citation, Sources};
 use docchat_service::answer::retrieve::{Passage, SearchMode};
 use docchat_service::index::WriteError;
@@ -182,6 +183,7 @@ pub struct SourcesBody<'a> {
     pub citations: Vec<CitationBody<'a>>,
     pub cited: &'a [usize],
     pub unknown: &'a [usize],
+    pub claims: &'a [Claim],
 }
 
 impl<'a> From<&'a Sources> for SourcesBody<'a> {
@@ -190,6 +192,7 @@ impl<'a> From<&'a Sources> for SourcesBody<'a> {
             citations: linked(&s.citations),
             cited: &s.cited,
             unknown: &s.unknown,
+            claims: &s.claims,
         }
     }
 }

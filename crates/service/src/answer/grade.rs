@@ -10,7 +10,7 @@
 //! - time to first token and generation speed.
 
 use crate::answer::eval::{Latency, Question};
-use crate::answer::rag::{AnswerEvent, AskOptions, Citation, Rag};
+use crate::answer::rag::{AnswerEvent, AskOptions, Rag, Sources};
 use anyhow::{Result, bail};
 use docchat_core::GenerationStats;
 use serde::Serialize;
@@ -45,6 +45,14 @@ pub struct Graded {
     pub cited_right: bool,
     /// The answer says that the documents do not answer.
     pub says_not_in_documents: bool,
+    /// Cited markers whose source does not hold the sentence's content words.
+    pub unsupported: usize,
+    /// Cited markers.
+    pub cites: usize,
+    /// Sentences that state something and cite nothing.
+    pub uncited: usize,
+    /// Sentences that state something or cite a source.
+    pub claims: usize,
     /// Milliseconds to the first token.
     pub ttft_ms: f64,
     /// Generated tokens per second.
@@ -66,6 +74,10 @@ pub struct ModelReport {
     pub unanswerable: usize,
     /// Share of those answered with "not in the documents".
     pub not_in_documents: f64,
+    /// Share of all cited markers whose source does not support the sentence.
+    pub unsupported: f64,
+    /// Share of the answers' claims that cite nothing.
+    pub uncited: f64,
     /// Time to the first token.
     pub ttft: Latency,
     /// Median generation speed, tokens per second.
@@ -86,8 +98,8 @@ pub async fn run(
     let mut graded: Vec<Vec<Graded>> = vec![Vec::new(); models.len()];
     for (i, q) in questions.iter().enumerate() {
         for (m, rag) in models.iter().enumerate() {
-            let (answer, citations, stats) = ask(rag, q, opts).await?;
-            let g = grade(q, answer, &citations, &stats);
+            let (answer, sources, stats) = ask(rag, q, opts).await?;
+            let g = grade(q, answer, &sources, &stats);
             tracing::info!(
                 question = i + 1,
                 model = rag.generator.id(),
@@ -111,15 +123,15 @@ async fn ask(
     rag: &Rag,
     q: &Question,
     opts: &AskOptions,
-) -> Result<(String, Vec<Citation>, GenerationStats)> {
+) -> Result<(String, Sources, GenerationStats)> {
     let (tx, mut rx) = mpsc::channel(64);
     let (rag, question, opts) = (rag.clone(), q.question.clone(), opts.clone());
     tokio::spawn(async move { rag.answer(question, Vec::new(), opts, tx).await });
-    let (mut answer, mut citations, mut stats) = (String::new(), Vec::new(), None);
+    let (mut answer, mut sources, mut stats) = (String::new(), None, None);
     while let Some(ev) = rx.recv().await {
         match ev {
             AnswerEvent::Token(t) => answer.push_str(&t),
-            AnswerEvent::Citations(s) => citations = s.citations,
+            AnswerEvent::Citations(s) => sources = Some(s),
             AnswerEvent::Done(s) => stats = Some(s),
             AnswerEvent::Error(m) => bail!("{}: {m}", q.question),
         }
@@ -127,7 +139,8 @@ async fn ask(
     let Some(stats) = stats else {
         bail!("{}: the answer ended early", q.question);
     };
-    Ok((answer.trim().to_string(), citations, stats))
+    let sources = sources.unwrap_or_else(|| Sources::map(Vec::new(), &answer));
+    Ok((answer.trim().to_string(), sources, stats))
 }
 
 /// Lower case, runs of white space as one space.
@@ -139,16 +152,15 @@ fn normalized(s: &str) -> String {
 }
 
 /// Grades one answer.
-pub fn grade(
-    q: &Question,
-    answer: String,
-    citations: &[Citation],
-    stats: &GenerationStats,
-) -> Graded {
+pub fn grade(q: &Question, answer: String, sources: &Sources, stats: &GenerationStats) -> Graded {
     let text = normalized(&answer);
     let answerable = !q.facts.is_empty();
     let answered = q.facts.iter().any(|f| text.contains(&normalized(f)));
-    let cited_right = citations.iter().any(|c| c.cited && q.is_page_of(&c.at));
+    let cited_right = sources
+        .citations
+        .iter()
+        .any(|c| c.cited && q.is_page_of(&c.at));
+    let (unsupported, cites) = sources.unsupported();
     let says_not_in_documents = NOT_IN_DOCUMENTS.iter().any(|w| text.contains(w));
     Graded {
         question: q.question.clone(),
@@ -157,6 +169,10 @@ pub fn grade(
         answered,
         cited_right,
         says_not_in_documents,
+        unsupported,
+        cites,
+        uncited: sources.claims.iter().filter(|c| c.uncited).count(),
+        claims: sources.claims.len(),
         ttft_ms: stats.ttft_ms as f64,
         tokens_per_s: stats.tokens_per_s,
     }
@@ -171,6 +187,16 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
             v.iter().filter(|g| f(g)).count() as f64 / v.len() as f64
         }
     };
+    let ratio = |part: usize, whole: usize| {
+        if whole == 0 {
+            0.0
+        } else {
+            part as f64 / whole as f64
+        }
+    };
+    let sum = |f: fn(&Graded) -> usize| answers.iter().map(f).sum::<usize>();
+    let unsupported = ratio(sum(|g| g.unsupported), sum(|g| g.cites));
+    let uncited = ratio(sum(|g| g.uncited), sum(|g| g.claims));
     let ttft: Vec<f64> = answers.iter().map(|g| g.ttft_ms).collect();
     let speeds: Vec<f64> = answers.iter().map(|g| g.tokens_per_s).collect();
     ModelReport {
@@ -180,6 +206,8 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
         cited_right: share(&yes, |g| g.cited_right),
         unanswerable: no.len(),
         not_in_documents: share(&no, |g| g.says_not_in_documents),
+        unsupported,
+        uncited,
         ttft: Latency::of(&ttft),
         tokens_per_s: Latency::of(&speeds).p50_ms,
         answers,
@@ -189,15 +217,17 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
 /// The reports as a text table.
 pub fn table(reports: &[ModelReport]) -> String {
     let mut out = String::from(
-        "model                              answerable  answered  cited right  unanswerable  not in docs  TTFT p50 ms  TTFT p95 ms  tok/s\n",
+        "model                              answerable  answered  cited right  unsupported  uncited  unanswerable  not in docs  TTFT p50 ms  TTFT p95 ms  tok/s\n",
     );
     for r in reports {
         out.push_str(&format!(
-            "{:<34} {:>10}  {:>8.2}  {:>11.2}  {:>12}  {:>11.2}  {:>11.0}  {:>11.0}  {:>5.1}\n",
+            "{:<34} {:>10}  {:>8.2}  {:>11.2}  {:>11.2}  {:>7.2}  {:>12}  {:>11.2}  {:>11.0}  {:>11.0}  {:>5.1}\n",
             r.model,
             r.answerable,
             r.answered,
             r.cited_right,
+            r.unsupported,
+            r.uncited,
             r.unanswerable,
             r.not_in_documents,
             r.ttft.p50_ms,
@@ -211,6 +241,7 @@ pub fn table(reports: &[ModelReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answer::rag::Citation;
     use docchat_core::Location;
 
     fn question(facts: &[&str]) -> Question {
@@ -220,8 +251,9 @@ mod tests {
         .unwrap()
     }
 
-    fn citation(page: u32, cited: bool) -> Citation {
-        Citation {
+    /// The sources of `answer` when source 1 is `snippet` on `page`.
+    fn sources(page: u32, snippet: &str, answer: &str) -> Sources {
+        let c = Citation {
             n: 1,
             at: Location {
                 collection: "manuals".into(),
@@ -230,34 +262,43 @@ mod tests {
                 page_end: page,
                 ..Location::default()
             },
-            snippet: String::new(),
+            snippet: snippet.into(),
             score: 1.0,
-            cited,
-        }
+            cited: false,
+            supported: None,
+        };
+        Sources::map(vec![c], answer)
     }
 
     #[test]
-    fn answers_are_graded_by_fact_page_and_refusal() {
+    fn answers_are_graded_by_fact_page_support_and_refusal() {
         let stats = GenerationStats::default();
         let q = question(&["Authors@R", "person()"]);
-        let g = grade(
-            &q,
-            "Use the  authors@r field [1].".into(),
-            &[citation(12, true)],
-            &stats,
-        );
+        let page = "The Authors@R field lists the authors.";
+        let answer = "Use the  authors@r field [1].";
+        let g = grade(&q, answer.into(), &sources(12, page, answer), &stats);
         assert!(g.answerable && g.answered && g.cited_right);
+        assert_eq!((g.unsupported, g.cites, g.uncited), (0, 1, 0));
         // The right page given but not cited, or cited on another page: not right.
-        let g = grade(&q, "Use a field.".into(), &[citation(12, false)], &stats);
+        let answer = "Use the Maintainer field.";
+        let g = grade(&q, answer.into(), &sources(12, page, answer), &stats);
         assert!(!g.answered && !g.cited_right);
-        let g = grade(&q, "See [1].".into(), &[citation(40, true)], &stats);
+        assert_eq!((g.uncited, g.claims), (1, 1));
+        let answer = "See the Authors@R field [1].";
+        let g = grade(&q, answer.into(), &sources(40, page, answer), &stats);
         assert!(!g.cited_right);
+        // A claim its source does not hold.
+        let answer = "Write 42 authors in Authors@R [1].";
+        let unsupported = grade(&q, answer.into(), &sources(12, page, answer), &stats);
+        assert_eq!((unsupported.unsupported, unsupported.cites), (1, 1));
         // A question no document answers: saying so is the right answer.
         let none = question(&[]);
-        let g = grade(&none, "The documents do not say.".into(), &[], &stats);
+        let answer = "The documents do not say.";
+        let g = grade(&none, answer.into(), &sources(1, "", answer), &stats);
         assert!(!g.answerable && g.says_not_in_documents);
-        let r = report("m", vec![g]);
-        assert_eq!((r.answerable, r.unanswerable), (0, 1));
+        let r = report("m", vec![g, unsupported]);
+        assert_eq!((r.answerable, r.unanswerable), (1, 1));
         assert_eq!(r.not_in_documents, 1.0);
+        assert_eq!(r.unsupported, 1.0);
     }
 }

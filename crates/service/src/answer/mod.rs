@@ -1,6 +1,7 @@
 //! Answering: retrieval, answers with citations, the chat history they are kept in,
 //! and the retrieval metrics of `docchat eval`.
 
+pub mod check;
 pub mod eval;
 pub mod grade;
 pub mod history;

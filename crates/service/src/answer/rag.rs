@@ -1,6 +1,7 @@
 //! Retrieval-augmented answers: retrieve passages, pack them into the prompt within
 //! the chat model's context, stream the answer, and cite the sources given.
 
+use crate::answer::check::{self, Claim};
 use crate::answer::retrieve::{
     Fusion, Passage, Retriever, SearchMode, SearchRequest, cited_markers,
 };
@@ -43,6 +44,10 @@ pub struct Citation {
     pub score: f32,
     /// Whether the answer cites this source with `[n]`.
     pub cited: bool,
+    /// For a cited source: whether it holds what every sentence citing it says
+    /// (`false`: some claim cited to it is not in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported: Option<bool>,
 }
 
 impl Citation {
@@ -54,6 +59,7 @@ impl Citation {
             snippet: p.text.clone(),
             score: p.score,
             cited: false,
+            supported: None,
         }
     }
 }
@@ -67,20 +73,41 @@ pub struct Sources {
     pub cited: Vec<usize>,
     /// Numbers the answer cites that name no source (the model made them up).
     pub unknown: Vec<usize>,
+    /// The answer's sentences that state something, each checked against the
+    /// sources it cites.
+    pub claims: Vec<Claim>,
 }
 
 impl Sources {
-    /// Maps the markers of `answer` onto `citations`.
+    /// Maps the markers of `answer` onto `citations` and checks each claim
+    /// against the sources it cites.
     pub fn map(mut citations: Vec<Citation>, answer: &str) -> Self {
         let (cited, unknown) = cited_markers(answer, citations.len());
+        let passages: Vec<&str> = citations.iter().map(|c| c.snippet.as_str()).collect();
+        let claims = check::check(answer, &passages);
         for c in &mut citations {
             c.cited = cited.contains(&c.n);
+            c.supported = c.cited.then(|| {
+                claims
+                    .iter()
+                    .flat_map(|claim| &claim.cites)
+                    .filter(|cite| cite.n == c.n)
+                    .all(|cite| cite.supported)
+            });
         }
         Self {
             citations,
             cited,
             unknown,
+            claims,
         }
+    }
+
+    /// Cited markers whose source does not hold the claim, and all cited markers.
+    pub fn unsupported(&self) -> (usize, usize) {
+        let cites = self.claims.iter().flat_map(|c| &c.cites);
+        let all = cites.clone().count();
+        (cites.filter(|c| !c.supported).count(), all)
     }
 }
 

@@ -1,0 +1,482 @@
+//! Answers checked against their sources: each sentence of an answer is a claim;
+//! a claim that cites `[n]` is *supported* by passage n when the passage holds the
+//! sentence's content words (numbers, identifiers, names, rare terms); a claim
+//! that states something and cites nothing is *uncited*.
+
+use crate::answer::retrieve::cited_markers;
+use serde::{Deserialize, Serialize};
+
+/// One sentence of an answer, checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The sentence, markers included, as the answer has it.
+    pub text: String,
+    /// The sources it cites, each with whether that source supports it.
+    pub cites: Vec<CheckedCite>,
+    /// It states something (it has content words) and cites no source.
+    pub uncited: bool,
+}
+
+/// One source a claim cites.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckedCite {
+    /// The source number.
+    pub n: usize,
+    /// The passage holds the claim's content words.
+    pub supported: bool,
+    /// The content words the passage lacks (why it is unsupported).
+    pub missing: Vec<String>,
+}
+
+impl Claim {
+    /// Whether some source it cites does not support it.
+    pub fn is_unsupported(&self) -> bool {
+        self.cites.iter().any(|c| !c.supported)
+    }
+}
+
+/// Checks each sentence of `answer` against `passages` (source n is
+/// `passages[n - 1]`). Markers naming no passage are left out (they are reported
+/// as unknown elsewhere).
+pub fn check(answer: &str, passages: &[&str]) -> Vec<Claim> {
+    let lowered: Vec<String> = passages.iter().map(|p| p.to_lowercase()).collect();
+    sentences(answer)
+        .into_iter()
+        .filter_map(|sentence| {
+            let words = content_words(&sentence);
+            let (numbers, _) = cited_markers(&sentence, passages.len());
+            if words.is_empty() && numbers.is_empty() {
+                return None;
+            }
+            let cites: Vec<CheckedCite> = numbers
+                .iter()
+                .map(|&n| {
+                    let missing = missing_words(&words, &lowered[n - 1]);
+                    CheckedCite {
+                        n,
+                        supported: missing.is_empty(),
+                        missing: missing.into_iter().map(|w| w.text).collect(),
+                    }
+                })
+                .collect();
+            Some(Claim {
+                uncited: cites.is_empty() && !words.is_empty(),
+                cites,
+                text: sentence,
+            })
+        })
+        .collect()
+}
+
+/// The sentences of `text`: cut after `.`, `!` or `?` followed by a space, and at
+/// line breaks; markers after the full stop (`… here. [2]`) stay with their
+/// sentence.
+pub fn sentences(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\n' {
+            push_sentence(&mut out, &mut current);
+            continue;
+        }
+        current.push(c);
+        let next_is_space = chars.peek().is_none_or(|n| n.is_whitespace());
+        if matches!(c, '.' | '!' | '?') && next_is_space && !ends_with_abbreviation(&current) {
+            push_sentence(&mut out, &mut current);
+        }
+    }
+    push_sentence(&mut out, &mut current);
+    out
+}
+
+fn push_sentence(out: &mut Vec<String>, current: &mut String) {
+    // Markers that open a sentence (`… here. [2] Next`) belong to the one before.
+    let (lead, rest) = leading_markers(current.trim());
+    match out.last_mut() {
+        Some(last) if !lead.is_empty() => {
+            last.push(' ');
+            last.push_str(lead);
+        }
+        _ => {}
+    }
+    let rest = if out.is_empty() { current.trim() } else { rest };
+    if !rest.is_empty() {
+        out.push(rest.to_string());
+    }
+    current.clear();
+}
+
+/// Splits `s` into the markers it starts with and the rest.
+fn leading_markers(s: &str) -> (&str, &str) {
+    let mut end = 0;
+    let mut rest = s;
+    while let Some(inner) = rest.strip_prefix('[') {
+        let Some(close) = inner.find(']') else { break };
+        if close == 0 || !inner[..close].chars().all(is_marker_char) {
+            break;
+        }
+        end = s.len() - inner[close + 1..].len();
+        rest = inner[close + 1..].trim_start();
+    }
+    let lead = s[..end].trim();
+    (lead, s[end..].trim())
+}
+
+fn is_marker_char(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, ',' | '-' | '–' | ' ')
+}
+
+/// `sentence` without its `[n]` markers.
+fn strip_markers(sentence: &str) -> String {
+    let mut out = String::with_capacity(sentence.len());
+    let mut rest = sentence;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let inner = &rest[open + 1..];
+        match inner.find(']') {
+            Some(close) if close > 0 && inner[..close].chars().all(is_marker_char) => {
+                out.push(' ');
+                rest = &inner[close + 1..];
+            }
+            _ => {
+                out.push('[');
+                rest = inner;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn ends_with_abbreviation(s: &str) -> bool {
+    let last = s.rsplit(char::is_whitespace).next().unwrap_or("");
+    matches!(
+        last.to_lowercase().as_str(),
+        "e.g." | "i.e." | "etc." | "vs." | "cf." | "p." | "pp." | "fig." | "no." | "dr." | "mr."
+    )
+}
+
+/// A word a claim's passage must hold.
+#[derive(Debug, Clone, PartialEq)]
+struct Word {
+    /// As the sentence writes it.
+    text: String,
+    /// Numbers, identifiers and names must appear as they are; other terms may
+    /// differ in their ending (`registered`, `registration`).
+    exact: bool,
+}
+
+/// Function words and the words every answer uses, which claim nothing.
+const COMMON: &[&str] = &[
+    "about",
+    "above",
+    "after",
+    "again",
+    "against",
+    "also",
+    "although",
+    "always",
+    "among",
+    "another",
+    "answer",
+    "anything",
+    "around",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "cannot",
+    "could",
+    "does",
+    "doing",
+    "done",
+    "down",
+    "during",
+    "each",
+    "either",
+    "else",
+    "enough",
+    "even",
+    "every",
+    "example",
+    "excerpt",
+    "excerpts",
+    "first",
+    "following",
+    "from",
+    "further",
+    "given",
+    "have",
+    "having",
+    "here",
+    "however",
+    "information",
+    "instead",
+    "into",
+    "itself",
+    "just",
+    "like",
+    "made",
+    "make",
+    "makes",
+    "many",
+    "more",
+    "most",
+    "much",
+    "must",
+    "need",
+    "needs",
+    "neither",
+    "never",
+    "only",
+    "other",
+    "others",
+    "otherwise",
+    "over",
+    "passage",
+    "passages",
+    "document",
+    "documents",
+    "question",
+    "rather",
+    "really",
+    "same",
+    "says",
+    "should",
+    "shown",
+    "since",
+    "some",
+    "something",
+    "specific",
+    "specified",
+    "still",
+    "such",
+    "than",
+    "that",
+    "their",
+    "them",
+    "themselves",
+    "then",
+    "there",
+    "therefore",
+    "these",
+    "they",
+    "thing",
+    "things",
+    "this",
+    "those",
+    "though",
+    "through",
+    "thus",
+    "together",
+    "under",
+    "until",
+    "upon",
+    "used",
+    "uses",
+    "using",
+    "usually",
+    "very",
+    "want",
+    "well",
+    "were",
+    "what",
+    "whatever",
+    "when",
+    "where",
+    "whether",
+    "which",
+    "while",
+    "whose",
+    "will",
+    "with",
+    "within",
+    "without",
+    "would",
+    "your",
+    "yourself",
+    "mentioned",
+    "provided",
+    "provide",
+    "provides",
+    "according",
+    "described",
+    "describes",
+    "called",
+    "include",
+    "includes",
+    "including",
+    "important",
+    "different",
+    "possible",
+    "available",
+    "certain",
+    "several",
+    "particular",
+    "following",
+    "typically",
+    "generally",
+    "simply",
+    "actually",
+    "directly",
+];
+
+/// Letters below which a plain lower-case word is too common to check.
+const RARE_LETTERS: usize = 6;
+
+/// The content words of a sentence, its markers left out.
+fn content_words(sentence: &str) -> Vec<Word> {
+    let mut out: Vec<Word> = Vec::new();
+    let mut first = true;
+    let text = strip_markers(sentence);
+    for raw in text.split(|c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                ',' | ';' | '"' | '“' | '”' | '[' | ']' | '(' | ')' | '`' | '*'
+            )
+    }) {
+        let token =
+            raw.trim_matches(|c: char| matches!(c, '.' | ':' | '!' | '?' | '\'' | '’' | '-'));
+        if token.is_empty() {
+            continue;
+        }
+        let was_first = std::mem::replace(&mut first, false);
+        let Some(word) = classify(token, was_first) else {
+            continue;
+        };
+        if !out.iter().any(|w| w.text.eq_ignore_ascii_case(&word.text)) {
+            out.push(word);
+        }
+    }
+    out
+}
+
+fn classify(token: &str, first_of_sentence: bool) -> Option<Word> {
+    let has_digit = token.chars().any(|c| c.is_ascii_digit());
+    let has_symbol = token
+        .chars()
+        .any(|c| matches!(c, '_' | '@' | '$' | '.' | ':' | '/' | '\\' | '#' | '='));
+    let uppers = token.chars().filter(|c| c.is_uppercase()).count();
+    let letters = token.chars().filter(|c| c.is_alphabetic()).count();
+    let capitalized = token.chars().next().is_some_and(char::is_uppercase);
+    let lower = token.to_lowercase();
+    let common = COMMON.contains(&lower.as_str());
+    let exact = has_digit
+        || has_symbol
+        || uppers >= 2
+        || (capitalized && !first_of_sentence && !common && letters >= 2);
+    if exact {
+        return Some(Word {
+            text: token.to_string(),
+            exact: true,
+        });
+    }
+    (letters >= RARE_LETTERS && !common).then(|| Word {
+        text: token.to_string(),
+        exact: false,
+    })
+}
+
+/// The words `passage` (lower-cased) lacks: any exact word, and the terms beyond
+/// the half of them that may be paraphrased.
+fn missing_words(words: &[Word], passage: &str) -> Vec<Word> {
+    let (exact, terms): (Vec<&Word>, Vec<&Word>) = words.iter().partition(|w| w.exact);
+    let mut missing: Vec<Word> = exact
+        .into_iter()
+        .filter(|w| !passage.contains(&w.text.to_lowercase()))
+        .cloned()
+        .collect();
+    let absent: Vec<&Word> = terms
+        .iter()
+        .copied()
+        .filter(|w| !passage.contains(&stem(&w.text.to_lowercase())))
+        .collect();
+    // Half of the other terms may be the answer's own words.
+    if absent.len() * 2 > terms.len() {
+        missing.extend(absent.into_iter().cloned());
+    }
+    missing
+}
+
+/// The part of a word its other forms share: all but a few letters of its ending.
+fn stem(word: &str) -> String {
+    let chars: Vec<char> = word.chars().collect();
+    let keep = chars.len().saturating_sub(3).max(5).min(chars.len());
+    chars[..keep].iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_keep_their_markers_and_identifiers() {
+        let s = sentences(
+            "Use .Call to call C code. [1] It takes e.g. three args [2].\nA list:\n- one",
+        );
+        assert_eq!(
+            s,
+            [
+                "Use .Call to call C code. [1]",
+                "It takes e.g. three args [2].",
+                "A list:",
+                "- one"
+            ]
+        );
+    }
+
+    #[test]
+    fn content_words_are_numbers_identifiers_names_and_rare_terms() {
+        let words: Vec<String> = content_words(
+            "The Authors@R field lists each person() with 2 roles in Vienna, see [3].",
+        )
+        .into_iter()
+        .map(|w| w.text)
+        .collect();
+        assert_eq!(words, ["Authors@R", "person", "2", "Vienna"]);
+        let words: Vec<Word> = content_words("Packages register their native routines.");
+        assert_eq!(
+            words
+                .iter()
+                .map(|w| (w.text.as_str(), w.exact))
+                .collect::<Vec<_>>(),
+            [
+                ("Packages", false),
+                ("register", false),
+                ("native", false),
+                ("routines", false)
+            ]
+        );
+    }
+
+    #[test]
+    fn claims_are_checked_against_the_passage_they_cite() {
+        let passages = [
+            "The Authors@R field of DESCRIPTION gives the authors, each a call to person() with roles.",
+            "Registering native routines makes .Call faster and safer.",
+        ];
+        let claims = check(
+            "Record the authors in the Authors@R field [1]. Routines are registered natively [2]. \
+             The dose is 400 mg [2]. R was written in Vienna.",
+            &passages,
+        );
+        assert_eq!(claims.len(), 4);
+        assert!(!claims[0].is_unsupported() && !claims[0].uncited);
+        assert!(!claims[1].is_unsupported(), "{:?}", claims[1]);
+        assert!(claims[2].is_unsupported());
+        assert_eq!(claims[2].cites[0].missing, ["400"]);
+        assert!(claims[3].uncited && claims[3].cites.is_empty());
+        // The same claim cited to the wrong passage is unsupported.
+        let wrong = check("Use the Authors@R field [2].", &passages);
+        assert_eq!(wrong[0].cites[0].missing, ["Authors@R"]);
+        // A refusal states nothing; a marker naming no passage is not checked.
+        assert!(check("The documents do not say.", &passages).is_empty());
+        let unknown = check("See the Authors@R field [7].", &passages);
+        assert!(unknown[0].cites.is_empty() && unknown[0].uncited);
+    }
+}

@@ -81,6 +81,32 @@ try {
   await page.locator(".msg.assistant .meta").nth(1).filter({ hasText: /tok\/s|tokens/ }).waitFor({ timeout: 120000 });
   check((await page.locator(".msg.user").count()) === 1, "regenerating asks no new question");
 
+  // Each [n] shows what the check against source n found: the markers drawn as
+  // unsupported are exactly the cites the server found unsupported, and say why.
+  // (The server keeps an answer once its stream has ended: wait for the second.)
+  const chats = await (await page.request.get(`${base}/api/chats`)).json();
+  let answers = [];
+  for (let i = 0; i < 100 && answers.length < 2; i++) {
+    const stored = await (await page.request.get(`${base}/api/chats/${chats.chats[0].id}`)).json();
+    answers = stored.messages.filter((m) => m.role === "assistant");
+    if (answers.length < 2) await page.waitForTimeout(100);
+  }
+  check(answers.length === 2, `both answers are kept: ${answers.length}`);
+  const last = answers[1];
+  const claims = last.sources.claims;
+  check(Array.isArray(claims), `the answer's claims are kept with it: ${JSON.stringify(last.sources)}`);
+  const ns = new Set(last.sources.citations.map((c) => c.n));
+  const cites = claims.flatMap((c) => c.cites).filter((c) => ns.has(c.n));
+  const drawn = page.locator(".msg.assistant").nth(1).locator("button.cite.unsupported");
+  const wanted = cites.filter((c) => !c.supported).length;
+  check((await drawn.count()) === wanted, `unsupported markers drawn: ${await drawn.count()}, found by the server: ${wanted}`);
+  for (const title of await drawn.evaluateAll((bs) => bs.map((b) => b.title))) {
+    check(/^Not found in source \d+/.test(title), `an unsupported marker says why: ${title}`);
+  }
+  seen.claims = claims.length;
+  seen.unsupported = wanted;
+  seen.cites = cites.length;
+
   // The sources panel lists the passages; a click opens the PDF at the cited page.
   const sources = page.locator("#source-list .source");
   check((await sources.count()) >= 1, "sources are listed");

@@ -129,6 +129,46 @@ function sourceUrl(c) {
   return `/view.html?${q}`;
 }
 
+// Marks each [n] of a rendered answer by what the check found: a claim its
+// source does not hold is "unsupported" (the hover says which words are missing),
+// a number naming no source is "unknown". Returns what to say under the answer.
+function markSupport(body, sources) {
+  if (!sources || !sources.citations) return "";
+  const byN = new Map(sources.citations.map((c) => [c.n, c]));
+  // The checked cites of each source, in the order the answer makes them.
+  const queue = new Map();
+  for (const claim of sources.claims || []) {
+    for (const c of claim.cites) {
+      if (!queue.has(c.n)) queue.set(c.n, []);
+      queue.get(c.n).push(c);
+    }
+  }
+  for (const b of body.querySelectorAll("button.cite")) {
+    const n = Number(b.dataset.n);
+    if (!byN.has(n)) {
+      b.classList.add("unknown");
+      b.title = `There is no source ${n}`;
+      continue;
+    }
+    const cite = (queue.get(n) || []).shift();
+    const supported = cite ? cite.supported : byN.get(n).supported;
+    if (supported === false) {
+      b.classList.add("unsupported");
+      const words = cite && cite.missing.length ? `: ${cite.missing.join(", ")}` : "";
+      b.title = `Not found in source ${n}${words}`;
+    } else if (supported === true) {
+      b.title = `Source ${n} holds this`;
+    }
+  }
+  const claims = sources.claims || [];
+  const unsupported = claims.filter((c) => c.cites.some((x) => !x.supported)).length;
+  const uncited = claims.filter((c) => c.uncited).length;
+  const notes = [];
+  if (unsupported) notes.push(`${unsupported} ${unsupported === 1 ? "sentence is" : "sentences are"} not found in the source cited`);
+  if (uncited) notes.push(`${uncited} ${uncited === 1 ? "sentence cites" : "sentences cite"} no source`);
+  return notes.join(" · ");
+}
+
 function showSources(sources, focusN) {
   const list = $("source-list");
   list.replaceChildren();
@@ -142,6 +182,7 @@ function showSources(sources, focusN) {
     const head = el("div", "source-head");
     head.append(el("strong", null, name), el("span", "where", ` ${c.collection} · ${pages(c)}`));
     if (c.cited) head.append(el("span", "badge", "cited"));
+    if (c.supported === false) head.append(el("span", "badge unsupported", "unsupported"));
     const open = el("a", "open", `Open at ${pages(c)}`);
     open.href = sourceUrl(c);
     open.target = "_blank";
@@ -173,8 +214,9 @@ function addAnswer() {
   const m = el("div", "msg assistant");
   const body = el("div", "body answer");
   const meta = el("div", "meta");
+  const support = el("div", "support");
   const actions = el("div", "actions");
-  m.append(el("div", "who", "docchat"), body, meta, actions);
+  m.append(el("div", "who", "docchat"), body, support, meta, actions);
   $("messages").append(m);
   let text = "";
   let sources = null;
@@ -202,18 +244,23 @@ function addAnswer() {
   showSrc.type = "button";
   showSrc.addEventListener("click", () => showSources(sources));
   actions.append(copy, regen, showSrc);
+  const render = () => {
+    body.innerHTML = markdown(text);
+    support.textContent = markSupport(body, sources);
+  };
   return {
     element: m,
     append(t) {
       text += t;
-      body.innerHTML = markdown(text);
+      render();
     },
     set(t) {
       text = t;
-      body.innerHTML = markdown(text);
+      render();
     },
     setSources(s) {
       sources = s;
+      render();
       if (s) showSources(s);
     },
     meta(t) {

@@ -3,7 +3,7 @@
 //! sentence's content words (numbers, identifiers, names, rare terms); a claim
 //! that states something and cites nothing is *uncited*.
 
-use crate::answer::retrieve::cited_markers;
+use crate::answer::retrieve::{cited_markers, is_marker};
 use serde::{Deserialize, Serialize};
 
 /// One sentence of an answer, checked.
@@ -113,7 +113,7 @@ fn leading_markers(s: &str) -> (&str, &str) {
     let mut rest = s;
     while let Some(inner) = rest.strip_prefix('[') {
         let Some(close) = inner.find(']') else { break };
-        if close == 0 || !inner[..close].chars().all(is_marker_char) {
+        if !is_marker(&inner[..close]) {
             break;
         }
         end = s.len() - inner[close + 1..].len();
@@ -121,10 +121,6 @@ fn leading_markers(s: &str) -> (&str, &str) {
     }
     let lead = s[..end].trim();
     (lead, s[end..].trim())
-}
-
-fn is_marker_char(c: char) -> bool {
-    c.is_ascii_digit() || matches!(c, ',' | '-' | '–' | ' ')
 }
 
 /// `sentence` without its `[n]` markers.
@@ -135,7 +131,7 @@ fn strip_markers(sentence: &str) -> String {
         out.push_str(&rest[..open]);
         let inner = &rest[open + 1..];
         match inner.find(']') {
-            Some(close) if close > 0 && inner[..close].chars().all(is_marker_char) => {
+            Some(close) if is_marker(&inner[..close]) => {
                 out.push(' ');
                 rest = &inner[close + 1..];
             }
@@ -317,7 +313,6 @@ const COMMON: &[&str] = &[
     "certain",
     "several",
     "particular",
-    "following",
     "typically",
     "generally",
     "simply",

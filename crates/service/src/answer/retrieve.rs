@@ -456,6 +456,15 @@ fn ceil_char(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// Whether `inside` (the text between `[` and `]`) is a citation marker: source
+/// numbers, lists and ranges (`3`, `1, 2`, `2-4`).
+pub(crate) fn is_marker(inside: &str) -> bool {
+    !inside.is_empty()
+        && inside
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ',' | '-' | '–' | ' '))
+}
+
 /// The source numbers cited in an answer, as `[n]`, `[n, m]`, `[n-m]` or `[n][m]`,
 /// split into those that name a given source (`1..=sources`) and those that do not.
 pub fn cited_markers(answer: &str, sources: usize) -> (Vec<usize>, Vec<usize>) {
@@ -466,11 +475,7 @@ pub fn cited_markers(answer: &str, sources: usize) -> (Vec<usize>, Vec<usize>) {
         rest = &rest[open + 1..];
         let Some(close) = rest.find(']') else { break };
         let inside = &rest[..close];
-        if inside.is_empty()
-            || !inside
-                .chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, ',' | '-' | '–' | ' '))
-        {
+        if !is_marker(inside) {
             continue;
         }
         for part in inside.split(',') {

@@ -1,18 +1,22 @@
 //! The answers themselves, graded (`docchat eval --answers`): a small labelled set
 //! over one paper, through the whole answer path of the default chat model. The
-//! floor is set from measurements on this set (BENCHMARKS.md, "Answers": Gemma 3
-//! 270M, 96 tokens, answers 3 of 8 with a key fact): an answer path that stops
-//! answering fails here. (The base model writes no `[n]` markers, so "cited right"
-//! is reported, not asserted, until the default is an instruction-tuned model.)
+//! floor is set from measurements on this set (BENCHMARKS.md, "Answers"): with
+//! docchat's own citations of the sentences the model left uncited, 5 of 8 answers
+//! cite the labelled page; an answer path that stops citing the right page fails
+//! here. The question no document answers is below the "nothing close" threshold:
+//! docchat says so without the model. How often the base model's answer carries
+//! the key fact is printed, not asserted: on this set it depends on the CPU's
+//! arithmetic (3 of 8 on one machine, 0 of 8 on another, the same code), so no
+//! floor above 0 tells a broken answer path from a different machine.
 
 use crate::common::{corpus, manifest_dir, run};
 use serde_json::Value;
 
-/// At least this share of the answerable questions gets an answer with a key fact.
-const MIN_ANSWERED: f64 = 0.25;
+/// At least this share cites (by the model or by docchat) the labelled page.
+const MIN_CITED_RIGHT: f64 = 0.35;
 
 #[test]
-fn answers_carry_the_key_fact() {
+fn answers_cite_the_labelled_page_and_decline_what_nothing_is_close_to() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let paper = corpus().join("pdf-wild/tracemonkey.pdf");
@@ -55,6 +59,26 @@ fn answers_carry_the_key_fact() {
                 && !a["answer"].as_str().unwrap().is_empty()),
         "every question got an answer: {r:#}"
     );
-    let answered = r["answered"].as_f64().unwrap();
-    assert!(answered >= MIN_ANSWERED, "answered {answered}: {r:#}");
+    println!("answered (not asserted): {}", r["answered"]);
+    let cited = r["cited_right"].as_f64().unwrap();
+    assert!(cited >= MIN_CITED_RIGHT, "cited right {cited}: {r:#}");
+    assert!(
+        cited >= r["cited_right_by_model"].as_f64().unwrap(),
+        "docchat's citations only add to the model's: {r:#}"
+    );
+    // The World Cup question: "nothing close", no generation, the nearest passages
+    // named as sources.
+    assert_eq!(r["not_in_documents"], 1.0, "{r:#}");
+    let far = answers.last().unwrap();
+    assert!(
+        far["answer"]
+            .as_str()
+            .unwrap()
+            .starts_with("The documents do not seem to contain this"),
+        "{far:#}"
+    );
+    assert_eq!(
+        far["claims"], 0,
+        "docchat's own words are not checked as claims: {far:#}"
+    );
 }

@@ -78,6 +78,32 @@ assert usage is not None and usage.completion_tokens > 0, usage
 assert "".join(pieces) == choice.message.content, ("".join(pieces), choice.message.content)
 seen["stream_chunks"] = len(pieces)
 
+# The fixed instruction that opens every document prompt stays in the model's KV
+# cache: a different question right after reuses it (and only the prefix the two
+# prompts share), instead of processing the whole prompt again.
+other = client.chat.completions.create(
+    model="docchat",
+    messages=[{"role": "user", "content": "What is a trace tree, and when is one extended?"}],
+    max_tokens=8,
+    temperature=0,
+)
+cached = other.usage.prompt_tokens_details.cached_tokens
+assert 30 <= cached < other.usage.prompt_tokens - 20, other.usage
+seen["system_prompt_cached_tokens"] = cached
+
+# A question nothing in the documents comes close to is not sent to the model:
+# docchat says so, in a stated sentence, and names the nearest passages it looked at.
+far = client.chat.completions.create(
+    model="docchat",
+    messages=[{"role": "user", "content": "What is the recommended adult dose of ibuprofen?"}],
+    max_tokens=48,
+)
+text = far.choices[0].message.content
+assert text.startswith("The documents do not seem to contain this"), text
+assert "tracemonkey.pdf" in text, text
+assert far.usage.completion_tokens == 0, far.usage
+assert far.model_extra["citations"] and not any(c["cited"] for c in far.model_extra["citations"]), far.model_extra
+
 # docchat's extra field limits the documents: a collection that does not exist
 # leaves no sources.
 r = client.chat.completions.create(

@@ -13,6 +13,11 @@ fn recall_at_5(report: &Value, mode: &str, level: &str) -> f64 {
     m[level]["recall_at_5"].as_f64().unwrap()
 }
 
+/// Share of the questions no document answers that the default `min_similarity`
+/// answers with "nothing close", set from the measurement (BENCHMARKS.md,
+/// "Nothing close").
+const MIN_UNANSWERABLE_REFUSED: f64 = 0.75;
+
 #[test]
 fn hybrid_search_finds_the_page_better_than_either_mode_alone() {
     let tmp = tempfile::tempdir().unwrap();
@@ -63,6 +68,19 @@ fn hybrid_search_finds_the_page_better_than_either_mode_alone() {
         assert!(p95 > 0.0 && p95.is_finite(), "{m}");
     }
 
+    // The "nothing close" gate: no question a document answers falls under the
+    // default threshold, and most questions none answers do.
+    let near = &report["nearness"];
+    println!("nearness: {near}");
+    let unanswerable = near["unanswerable"].as_array().unwrap().len();
+    assert!(unanswerable >= 12, "{near}");
+    assert_eq!(near["answerable_refused"], 0, "{near}");
+    let refused = near["unanswerable_refused"].as_u64().unwrap() as f64;
+    assert!(
+        refused >= MIN_UNANSWERABLE_REFUSED * unanswerable as f64,
+        "{near}"
+    );
+
     // `docchat search`: type and path filters, modes, exact snippets.
     let search = |extra: &[&str]| -> Value {
         let mut args = vec!["search", "--json", "--top-k", "5"];
@@ -93,6 +111,49 @@ fn hybrid_search_finds_the_page_better_than_either_mode_alone() {
     );
     let none = search(&["trace trees", "--after", "2999-01-01"]);
     assert!(none["hits"].as_array().unwrap().is_empty(), "{none}");
+
+    // `--explain`: both rankings with their scores, the fused one with each hit's
+    // rank in both, the passages kept, and the gate.
+    let text = run(
+        &data,
+        &[
+            "search",
+            "--explain",
+            "How do I register native routines with R?",
+        ],
+    );
+    for part in [
+        "vector ranking (cosine similarity):",
+        "keyword ranking (BM25):",
+        "fused (reciprocal rank fusion",
+        "passages kept",
+        "the model is asked",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from:\n{text}");
+    }
+    let explained = search(&["--explain", "How do I register native routines with R?"]);
+    let x = &explained["explain"];
+    let (vector, fused) = (
+        x["vector"].as_array().unwrap(),
+        x["fused"].as_array().unwrap(),
+    );
+    assert!(
+        !vector.is_empty() && !x["keyword"].as_array().unwrap().is_empty(),
+        "{x}"
+    );
+    // The nearest similarity is the vector ranking's first score, and the passages
+    // come from the fused ranking.
+    assert_eq!(x["nearest_similarity"], vector[0]["score"], "{x}");
+    let first = &explained["hits"][0];
+    assert!(
+        fused.iter().take(3).any(|f| f["path"] == first["path"]),
+        "{explained}"
+    );
+    let far = run(
+        &data,
+        &["search", "--explain", "Who won the 2018 FIFA World Cup?"],
+    );
+    assert!(far.contains("the model is not asked"), "{far}");
 
     // Each passage is an exact slice of its page with the matched chunk inside.
     let hits = search(&["How do I register native routines with R?"]);

@@ -103,9 +103,28 @@ try {
   for (const title of await drawn.evaluateAll((bs) => bs.map((b) => b.title))) {
     check(/^Not found in source \d+/.test(title), `an unsupported marker says why: ${title}`);
   }
+  // A sentence no source the model cited holds gets docchat's own marker for the
+  // source that does hold it, drawn apart and titled as docchat's.
+  const found = page.locator(".msg.assistant").nth(1).locator("button.cite.found");
+  const foundWanted = claims.filter((c) => c.found_in).length;
+  check((await found.count()) === foundWanted, `docchat's markers drawn: ${await found.count()}, claims placed by the server: ${foundWanted}`);
+  for (const title of await found.evaluateAll((bs) => bs.map((b) => b.title))) {
+    check(/^Cited by docchat: source \d+ holds this sentence$/.test(title), `docchat's marker says so: ${title}`);
+  }
+  seen.found = foundWanted;
   seen.claims = claims.length;
   seen.unsupported = wanted;
   seen.cites = cites.length;
+
+  // "Explain the search" shows both rankings, what fusion kept, and the gate.
+  await page.locator("#explain").check();
+  await page.locator("#explain-out table.explain tr.kept").first().waitFor();
+  const gate = await page.locator("#explain-out .gate").textContent();
+  check(/^Nearest passage similarity 0\.\d{3} ≥ /.test(gate), `the gate is explained: ${gate}`);
+  const rows = await page.locator("#explain-out table.explain tr").count();
+  check(rows >= 4, `the fused ranking is listed: ${rows} rows`);
+  seen.explain_rows = rows;
+  await page.locator("#explain").uncheck();
 
   // The sources panel lists the passages; a click opens the PDF at the cited page.
   const sources = page.locator("#source-list .source");

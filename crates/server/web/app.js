@@ -34,7 +34,8 @@ function inline(s) {
   s = s
     .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
     .replace(/(^|[^*])\*([^*\s][^*]*)\*/g, "$1<em>$2</em>")
-    .replace(/\[(\d{1,2})\]/g, '<button type="button" class="cite" data-n="$1" aria-label="Source $1">[$1]</button>');
+    .replace(/\[(\d{1,2})\]/g, '<button type="button" class="cite" data-n="$1" aria-label="Source $1">[$1]</button>')
+    .replace(/\uE000(\d{1,2})\uE001/g, '<button type="button" class="cite found" data-n="$1" aria-label="Source $1, found by docchat">[$1]</button>');
   return s.replace(/\u0000(\d+)\u0000/g, (_, i) => `<code>${codes[Number(i)]}</code>`);
 }
 
@@ -129,6 +130,26 @@ function sourceUrl(c) {
   return `/view.html?${q}`;
 }
 
+// The answer with docchat's own citations: after each sentence that no source the
+// model cited holds, the source docchat found holding it (drawn apart from the
+// model's markers by inline()).
+function withFound(text, sources) {
+  if (!sources || !sources.claims) return text;
+  let out = "";
+  let rest = text;
+  for (const claim of sources.claims) {
+    // A marker that opened the next line was moved to the end of the claim.
+    const sentence = rest.includes(claim.text) ? claim.text : claim.text.replace(/(\s*\[\d{1,2}\])+$/, "");
+    const at = rest.indexOf(sentence);
+    if (at < 0 || !sentence) continue;
+    const end = at + sentence.length;
+    out += rest.slice(0, end);
+    rest = rest.slice(end);
+    if (claim.found_in) out += ` \uE000${claim.found_in}\uE001`;
+  }
+  return out + rest;
+}
+
 // Marks each [n] of a rendered answer by what the check found: a claim its
 // source does not hold is "unsupported" (the hover says which words are missing),
 // a number naming no source is "unknown". Returns what to say under the answer.
@@ -143,7 +164,10 @@ function markSupport(body, sources) {
       queue.get(c.n).push(c);
     }
   }
-  for (const b of body.querySelectorAll("button.cite")) {
+  for (const b of body.querySelectorAll("button.cite.found")) {
+    b.title = `Cited by docchat: source ${b.dataset.n} holds this sentence`;
+  }
+  for (const b of body.querySelectorAll("button.cite:not(.found)")) {
     const n = Number(b.dataset.n);
     if (!byN.has(n)) {
       b.classList.add("unknown");
@@ -182,6 +206,7 @@ function showSources(sources, focusN) {
     const head = el("div", "source-head");
     head.append(el("strong", null, name), el("span", "where", ` ${c.collection} · ${pages(c)}`));
     if (c.cited) head.append(el("span", "badge", "cited"));
+    if (c.found) head.append(el("span", "badge found", "found by docchat"));
     if (c.supported === false) head.append(el("span", "badge unsupported", "unsupported"));
     const open = el("a", "open", `Open at ${pages(c)}`);
     open.href = sourceUrl(c);
@@ -199,6 +224,66 @@ function showSources(sources, focusN) {
       setTimeout(() => target.classList.remove("flash"), 1200);
     }
   }
+}
+
+// "Why wasn't my document found?": the last question's search, step by step —
+// where each passage ranked by meaning (vector) and by words (keyword), what fusion
+// kept, what the model is given, and whether anything was close enough to ask it.
+async function explainSearch() {
+  const out = $("explain-out");
+  out.hidden = !$("explain").checked;
+  if (out.hidden) return;
+  if (!state.lastQuestion) {
+    out.replaceChildren(el("p", "hint", "Ask a question first."));
+    return;
+  }
+  const body = { query: state.lastQuestion, top_k: state.settings.top_k, explain: true };
+  if (state.searched) body.collections = [...state.searched];
+  let r;
+  try {
+    r = await api("/api/search", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  } catch (e) {
+    out.replaceChildren(el("p", "error", String(e.message || e)));
+    return;
+  }
+  const x = r.explain;
+  const parts = [];
+  if (x.nearest_similarity === null || x.nearest_similarity === undefined) {
+    parts.push(el("p", "gate", "Keyword search alone: no similarity, the model is asked."));
+  } else {
+    const close = x.nearest_similarity >= x.min_similarity;
+    const asked = close || x.about_the_documents;
+    parts.push(el("p", asked ? "gate" : "gate far",
+      `Nearest passage similarity ${x.nearest_similarity.toFixed(3)} ${close ? "≥" : "<"} ${x.min_similarity.toFixed(2)}: ` +
+      (close ? "the model is asked." : x.about_the_documents
+        ? "the question is about the documents as a whole, so the model is asked."
+        : "nothing close, the model is not asked.")));
+  }
+  const rank = (list) => new Map(list.map((h) => [h.chunk_id, h.rank]));
+  const v = rank(x.vector);
+  const k = rank(x.keyword);
+  const kept = new Set(r.hits.map((h) => `${h.path}#${h.page_start}`));
+  const table = el("table", "explain");
+  const head = el("tr");
+  for (const t of ["#", "fused", "vector", "keyword", "passage"]) head.append(el("th", null, t));
+  table.append(head);
+  for (const h of x.fused.slice(0, 10)) {
+    const tr = el("tr", kept.has(`${h.path}#${h.page_start}`) ? "kept" : "cut");
+    const name = h.path.split("/").pop();
+    for (const t of [String(h.rank), h.score.toFixed(4), v.has(h.chunk_id) ? `#${v.get(h.chunk_id)}` : "–",
+      k.has(h.chunk_id) ? `#${k.get(h.chunk_id)}` : "–", `${name} · ${pages(h)}`]) {
+      tr.append(el("td", null, t));
+    }
+    table.append(tr);
+  }
+  parts.push(table);
+  parts.push(el("p", "hint",
+    `Kept: the first ${r.hits.length} passages (in bold). An instruction-tuned model reads the first ${x.chat_passages}; a base model as many as fit its context.`));
+  out.replaceChildren(...parts);
 }
 
 // ---------------------------------------------------------------- messages
@@ -228,7 +313,8 @@ function addAnswer() {
   copy.type = "button";
   copy.addEventListener("click", async () => {
     try {
-      await navigator.clipboard.writeText(text);
+      // What the reader sees: docchat's citations as plain [n] markers too.
+      await navigator.clipboard.writeText(withFound(text, sources).replace(/\uE000(\d+)\uE001/g, "[$1]"));
       copy.textContent = "Copied";
     } catch {
       copy.textContent = "Copy failed";
@@ -245,7 +331,7 @@ function addAnswer() {
   showSrc.addEventListener("click", () => showSources(sources));
   actions.append(copy, regen, showSrc);
   const render = () => {
-    body.innerHTML = markdown(text);
+    body.innerHTML = markdown(withFound(text, sources));
     support.textContent = markSupport(body, sources);
   };
   return {
@@ -362,6 +448,7 @@ async function ask(question, regenerate) {
         scrollDown();
       } else if (name === "citations") {
         answer.setSources(data);
+        if ($("explain").checked) explainSearch();
       } else if (name === "done") {
         finished = true;
         answer.meta(statsLine(data));
@@ -783,6 +870,7 @@ $("open-sidebar").addEventListener("click", () => document.body.classList.add("s
 $("close-sidebar").addEventListener("click", closeSidebar);
 $("new-chat").addEventListener("click", newChat);
 $("stop").addEventListener("click", stop);
+$("explain").addEventListener("change", explainSearch);
 
 $("ask").addEventListener("submit", async (ev) => {
   ev.preventDefault();

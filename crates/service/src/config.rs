@@ -65,6 +65,14 @@ pub struct RetrievalConfig {
     pub rrf_k: f32,
     /// Chunks from which on an ANN vector index is built (0: never).
     pub vector_index_min_rows: usize,
+    /// Cosine similarity of the nearest chunk under which a question is answered
+    /// "the documents do not seem to contain this" without asking the model (0: off).
+    pub min_similarity: f32,
+    /// Passages an instruction-tuned chat model is given at most.
+    pub chat_passages: usize,
+    /// Longest passage (bytes) an instruction-tuned chat model is given, cut to
+    /// the sentences that hold the question's words (0: whole passages).
+    pub passage_bytes: usize,
 }
 
 impl Default for RetrievalConfig {
@@ -77,6 +85,9 @@ impl Default for RetrievalConfig {
             keyword_weight: fusion.keyword_weight,
             rrf_k: fusion.rrf_k,
             vector_index_min_rows: docchat_store::SearchTuning::default().vector_index_min_rows,
+            min_similarity: crate::answer::rag::MIN_SIMILARITY,
+            chat_passages: crate::answer::rag::CHAT_PASSAGES,
+            passage_bytes: crate::answer::rag::PASSAGE_BYTES,
         }
     }
 }

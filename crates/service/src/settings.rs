@@ -208,6 +208,9 @@ impl Settings {
             top_k: crate::answer::clamp_top_k(r.top_k),
             mode: r.mode,
             fusion: r.fusion(),
+            min_similarity: r.min_similarity.max(0.0),
+            chat_passages: r.chat_passages.max(1),
+            passage_bytes: r.passage_bytes,
             ..AskOptions::default()
         }
     }

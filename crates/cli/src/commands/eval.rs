@@ -33,6 +33,21 @@ pub struct EvalArgs {
     /// With --answers: only the first N questions
     #[arg(long, requires = "answers")]
     limit: Option<usize>,
+    /// Nearest-chunk similarity under which a question gets "nothing close"
+    /// instead of an answer [default: retrieval.min_similarity of docchat.toml]
+    #[arg(long)]
+    min_similarity: Option<f32>,
+    /// With --answers: passages an instruction-tuned model is given
+    /// [default: retrieval.chat_passages]
+    #[arg(long, requires = "answers")]
+    passages: Option<usize>,
+    /// With --answers: longest passage in bytes an instruction-tuned model is
+    /// given, 0 for whole passages [default: retrieval.passage_bytes]
+    #[arg(long, requires = "answers")]
+    passage_bytes: Option<usize>,
+    /// With --answers: sampling temperature [default: the server's]
+    #[arg(long, requires = "answers")]
+    temperature: Option<f32>,
     /// Modes to compare [default: vector, keyword and hybrid]
     #[arg(long = "mode")]
     modes: Vec<SearchMode>,
@@ -56,6 +71,11 @@ pub async fn eval(s: Settings, a: EvalArgs) -> Result<ExitCode> {
     if a.answers {
         return answers(&s, a, retriever, questions).await;
     }
+    let filter = SearchFilter::collections(a.collections.clone());
+    let min_similarity = a.min_similarity.unwrap_or(s.ask_options().min_similarity);
+    let nearness =
+        docchat_service::answer::eval::nearness(&retriever, &questions, &filter, min_similarity)
+            .await?;
     // Retrieval is scored on the questions a document answers.
     questions.retain(|q| q.has_file());
     let modes = if a.modes.is_empty() {
@@ -63,7 +83,6 @@ pub async fn eval(s: Settings, a: EvalArgs) -> Result<ExitCode> {
     } else {
         a.modes
     };
-    let filter = SearchFilter::collections(a.collections);
     let reports = docchat_service::answer::eval::run(
         &retriever,
         &questions,
@@ -77,6 +96,7 @@ pub async fn eval(s: Settings, a: EvalArgs) -> Result<ExitCode> {
             "questions": questions.len(),
             "chunks": retriever.store.count_chunks(None).await?,
             "modes": reports,
+            "nearness": nearness,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -86,6 +106,7 @@ pub async fn eval(s: Settings, a: EvalArgs) -> Result<ExitCode> {
             retriever.store.count_chunks(None).await?
         );
         print!("{}", docchat_service::answer::eval::table(&reports));
+        print!("\n{}", nearness.summary());
         if a.verbose {
             for r in &reports {
                 for q in &r.missed {
@@ -125,6 +146,18 @@ async fn answers(
     let mut opts = s.ask_options();
     opts.filter = SearchFilter::collections(a.collections.clone());
     opts.params.max_tokens = a.max_tokens.max(1);
+    if let Some(m) = a.min_similarity {
+        opts.min_similarity = m;
+    }
+    if let Some(n) = a.passages {
+        opts.chat_passages = n.max(1);
+    }
+    if let Some(b) = a.passage_bytes {
+        opts.passage_bytes = b;
+    }
+    if let Some(t) = a.temperature {
+        opts.params.temperature = t.max(0.0);
+    }
     let reports = grade::run(&models, &questions, &opts).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -139,11 +172,12 @@ async fn answers(
             for r in &reports {
                 for g in &r.answers {
                     println!(
-                        "\n[{}] {}\n  answered {} cited right {} not-in-docs {}\n  {}",
+                        "\n[{}] {}\n  answered {} cited right {} (by the model {}) not-in-docs {}\n  {}",
                         r.model,
                         g.question,
                         g.answered,
                         g.cited_right,
+                        g.cited_right_by_model,
                         g.says_not_in_documents,
                         g.answer.replace('\n', " ")
                     );

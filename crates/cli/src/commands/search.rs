@@ -4,6 +4,7 @@ use crate::args::FilterArgs;
 use anyhow::{Result, bail};
 use clap::Args;
 use docchat_service::Settings;
+use docchat_service::answer::explain;
 use docchat_service::answer::retrieve::SearchRequest;
 use std::process::ExitCode;
 
@@ -19,6 +20,10 @@ pub struct SearchArgs {
     /// Print JSON
     #[arg(long)]
     json: bool,
+    /// Show why: the vector and keyword rankings with their scores, what fusion
+    /// kept, what the model is given, and whether anything was close enough
+    #[arg(long)]
+    explain: bool,
 }
 
 pub async fn search(s: Settings, a: SearchArgs) -> Result<ExitCode> {
@@ -32,11 +37,24 @@ pub async fn search(s: Settings, a: SearchArgs) -> Result<ExitCode> {
         fusion: s.file.retrieval.fusion(),
         ..SearchRequest::new(a.query, a.top_k.clamp(1, 100))
     };
-    let passages = retriever.search(&req).await?;
+    let trace = retriever.trace(&req).await?;
+    let passages = &trace.passages;
     if a.json {
-        println!(
+        let mut out = serde_json::json!({ "hits": passages });
+        if a.explain {
+            out["explain"] = serde_json::json!({
+                "vector": trace.vector,
+                "keyword": trace.keyword,
+                "fused": trace.fused,
+                "nearest_similarity": trace.nearest_similarity(),
+                "min_similarity": s.ask_options().min_similarity,
+            });
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if a.explain {
+        print!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "hits": passages }))?
+            explain::report(&trace, &req.query, req.mode, s.ask_options().min_similarity)
         );
     } else {
         for (i, h) in passages.iter().enumerate() {

@@ -1,7 +1,9 @@
 //! `/api/chat` (an answer streamed over SSE, kept in a chat) and `/api/search`.
 
 use super::chats::chat_or_404;
-use super::wire::{ChatEvent, DoneEvent, ErrorEvent, Hit, SearchBody, SourcesBody, TokenEvent};
+use super::wire::{
+    ChatEvent, DoneEvent, ErrorEvent, Explain, Hit, SearchBody, SourcesBody, TokenEvent,
+};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
@@ -9,8 +11,8 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use docchat_core::ChatTurn;
 use docchat_service::answer::MAX_TOP_K;
-use docchat_service::answer::rag::AnswerEvent;
-use docchat_service::answer::retrieve::{Fusion, SearchMode, SearchRequest as Retrieval};
+use docchat_service::answer::rag::{AnswerEvent, asks_about_the_documents};
+use docchat_service::answer::retrieve::{Fusion, SearchMode, SearchRequest as Retrieval, Trace};
 use docchat_service::clock::now_ms;
 use docchat_store::{ChatRecord, SearchFilter};
 use serde::Deserialize;
@@ -188,6 +190,9 @@ pub(crate) struct SearchRequest {
     fusion: Option<Fusion>,
     #[serde(default)]
     expand: Option<bool>,
+    /// Also return both rankings and what fusion kept.
+    #[serde(default)]
+    explain: bool,
 }
 
 /// `POST /api/search`: passages only, no generation.
@@ -210,10 +215,28 @@ pub(crate) async fn search(
         expand: req.expand.unwrap_or(true),
     };
     let started = std::time::Instant::now();
-    let passages = state.live().rag.retriever.search(&retrieval).await?;
+    let trace = state.live().rag.retriever.trace(&retrieval).await?;
+    let nearest_similarity = trace.nearest_similarity();
+    let about_the_documents = asks_about_the_documents(&retrieval.query);
+    let Trace {
+        vector,
+        keyword,
+        fused,
+        passages,
+    } = trace;
+    let explain = req.explain.then(|| Explain {
+        nearest_similarity,
+        min_similarity: defaults.min_similarity,
+        about_the_documents,
+        chat_passages: defaults.chat_passages,
+        vector,
+        keyword,
+        fused,
+    });
     Ok(Json(SearchBody {
         mode: retrieval.mode,
         hits: passages.into_iter().map(Hit::from).collect(),
         took_ms: started.elapsed().as_secs_f64() * 1000.0,
+        explain,
     }))
 }

@@ -129,6 +129,25 @@ pub struct SearchBody {
     pub mode: SearchMode,
     pub hits: Vec<Hit>,
     pub took_ms: f64,
+    /// With `explain`: both rankings, the fused one, and the "nothing close" gate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Explain>,
+}
+
+/// Why the hits are what they are (`"explain": true`).
+#[derive(Debug, Serialize)]
+pub struct Explain {
+    pub vector: Vec<docchat_service::answer::retrieve::Ranked>,
+    pub keyword: Vec<docchat_service::answer::retrieve::Ranked>,
+    pub fused: Vec<docchat_service::answer::retrieve::Ranked>,
+    /// Cosine similarity of the nearest chunk (none in keyword mode).
+    pub nearest_similarity: Option<f32>,
+    /// Under it, a question gets "nothing close" instead of an answer...
+    pub min_similarity: f32,
+    /// ...unless it asks about the documents as a whole ("summarize…").
+    pub about_the_documents: bool,
+    /// Passages an instruction-tuned model is given; a base model gets what fits.
+    pub chat_passages: usize,
 }
 
 /// One passage found.

@@ -15,6 +15,11 @@ pub struct Claim {
     pub cites: Vec<CheckedCite>,
     /// It states something (it has content words) and cites no source.
     pub uncited: bool,
+    /// When no source it cites holds it: the source docchat found that does (the
+    /// one holding most of its content words, the better ranked on a tie), shown
+    /// as docchat's citation beside the model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found_in: Option<usize>,
 }
 
 /// One source a claim cites.
@@ -59,13 +64,47 @@ pub fn check(answer: &str, passages: &[&str]) -> Vec<Claim> {
                     }
                 })
                 .collect();
+            let found_in = if cites.iter().any(|c| c.supported) {
+                None
+            } else {
+                find_source(&words, &lowered)
+            };
             Some(Claim {
                 uncited: cites.is_empty() && !words.is_empty(),
                 cites,
                 text: sentence,
+                found_in,
             })
         })
         .collect()
+}
+
+/// The passage (numbered from 1) that holds `words` by the rule of
+/// [`missing_words`] and holds most of them, the first on a tie; none for a claim
+/// too thin to place (a single plain term).
+fn find_source(words: &[Word], passages: &[String]) -> Option<usize> {
+    if words.len() < 2 && !words.iter().any(|w| w.exact) {
+        return None;
+    }
+    let held = |passage: &str| {
+        words
+            .iter()
+            .filter(|w| {
+                let lower = w.text.to_lowercase();
+                passage.contains(&if w.exact { lower.clone() } else { stem(&lower) })
+            })
+            .count()
+    };
+    passages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| missing_words(words, p).is_empty())
+        .map(|(i, p)| (i + 1, held(p)))
+        .fold(None, |best: Option<(usize, usize)>, (n, h)| match best {
+            Some((_, bh)) if bh >= h => best,
+            _ => Some((n, h)),
+        })
+        .map(|(n, _)| n)
 }
 
 /// The sentences of `text`: cut after `.`, `!` or `?` followed by a space, and at
@@ -473,5 +512,30 @@ mod tests {
         assert!(check("The documents do not say.", &passages).is_empty());
         let unknown = check("See the Authors@R field [7].", &passages);
         assert!(unknown[0].cites.is_empty() && unknown[0].uncited);
+    }
+
+    #[test]
+    fn a_claim_no_cited_source_holds_is_placed_in_the_source_that_does() {
+        let passages = [
+            "Registering native routines makes .Call faster and safer.",
+            "The Authors@R field of DESCRIPTION gives the authors, each a call to person() with roles.",
+            "Authors@R is also read by citation().",
+        ];
+        let claims = check(
+            "Record the authors in the Authors@R field with person(). \
+             Use the Authors@R field [1]. Registered routines are faster [1]. \
+             The dose is 400 mg. Routines.",
+            &passages,
+        );
+        // Uncited: placed in the passage holding most of its words.
+        assert_eq!(claims[0].found_in, Some(2), "{:?}", claims[0]);
+        // Cited to the wrong passage: placed where it is.
+        assert!(claims[1].is_unsupported());
+        assert_eq!(claims[1].found_in, Some(2));
+        // Cited right: nothing to place.
+        assert_eq!(claims[2].found_in, None);
+        // In no passage, or too thin to place: left unplaced.
+        assert_eq!(claims[3].found_in, None);
+        assert_eq!(claims[4].found_in, None);
     }
 }

@@ -228,6 +228,82 @@ pub async fn run(
     Ok(reports)
 }
 
+/// How near the nearest chunk is to questions a document answers and to questions
+/// none does: what `min_similarity` (the "nothing close" answer) is chosen from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Nearness {
+    /// The threshold the counts are for.
+    pub min_similarity: f32,
+    /// Nearest-chunk similarity of each answerable question, lowest first.
+    pub answerable: Vec<f32>,
+    /// Nearest-chunk similarity of each unanswerable question, lowest first.
+    pub unanswerable: Vec<f32>,
+    /// Answerable questions the threshold would answer with "nothing close".
+    pub answerable_refused: usize,
+    /// Unanswerable questions it would answer so.
+    pub unanswerable_refused: usize,
+}
+
+/// The nearest chunk's cosine similarity for every question, split by whether a
+/// document answers it, counted against `min_similarity`.
+pub async fn nearness(
+    retriever: &Retriever,
+    questions: &[Question],
+    filter: &SearchFilter,
+    min_similarity: f32,
+) -> Result<Nearness> {
+    let (mut answerable, mut unanswerable) = (Vec::new(), Vec::new());
+    for q in questions {
+        let v = retriever.embed_query(&q.question).await?;
+        let nearest = retriever
+            .store
+            .vector_search(&v, 1, filter)
+            .await?
+            .first()
+            .map_or(0.0, |h| h.score);
+        if q.has_file() {
+            answerable.push(nearest);
+        } else {
+            unanswerable.push(nearest);
+        }
+    }
+    answerable.sort_by(f32::total_cmp);
+    unanswerable.sort_by(f32::total_cmp);
+    let below = |v: &[f32]| v.iter().filter(|&&s| s < min_similarity).count();
+    Ok(Nearness {
+        min_similarity,
+        answerable_refused: below(&answerable),
+        unanswerable_refused: below(&unanswerable),
+        answerable,
+        unanswerable,
+    })
+}
+
+impl Nearness {
+    /// One paragraph: the spread of each group and what the threshold does.
+    pub fn summary(&self) -> String {
+        let spread = |v: &[f32]| match (v.first(), v.get(v.len() / 2), v.last()) {
+            (Some(lo), Some(mid), Some(hi)) => {
+                format!("min {lo:.3}, median {mid:.3}, max {hi:.3}")
+            }
+            _ => "none".to_string(),
+        };
+        format!(
+            "nearest chunk similarity: answerable ({}) {}; unanswerable ({}) {}\n\
+             at min_similarity {:.2}: {} of {} answerable and {} of {} unanswerable questions get \"nothing close\"\n",
+            self.answerable.len(),
+            spread(&self.answerable),
+            self.unanswerable.len(),
+            spread(&self.unanswerable),
+            self.min_similarity,
+            self.answerable_refused,
+            self.answerable.len(),
+            self.unanswerable_refused,
+            self.unanswerable.len(),
+        )
+    }
+}
+
 /// The reports as a text table.
 pub fn table(reports: &[ModeReport]) -> String {
     let mut out =

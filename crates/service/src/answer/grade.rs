@@ -4,7 +4,10 @@
 //!
 //! - **answered**: the answer contains one of the question's key facts (written from
 //!   the document's text, compared case- and space-insensitively);
-//! - **cited right**: a source the answer cites with `[n]` covers the labelled page;
+//! - **cited right**: a source the answer cites covers the labelled page: one the
+//!   model cites with `[n]`, or one in which docchat found a sentence of the answer
+//!   that no source cited by the model holds (`Claim::found_in`); **cited right by
+//!   the model** counts the model's own markers only;
 //! - **not in the documents**: for a question no document answers, the answer says
 //!   so instead of making something up;
 //! - time to first token and generation speed.
@@ -17,7 +20,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 /// Words with which an answer says that the documents do not answer the question.
-const NOT_IN_DOCUMENTS: [&str; 10] = [
+const NOT_IN_DOCUMENTS: [&str; 11] = [
+    "do not seem to contain",
     "do not say",
     "does not say",
     "don't say",
@@ -41,8 +45,10 @@ pub struct Graded {
     pub answerable: bool,
     /// The answer contains a key fact.
     pub answered: bool,
-    /// A cited source covers the labelled page.
+    /// A source cited by the model or by docchat covers the labelled page.
     pub cited_right: bool,
+    /// A source the model cites with `[n]` covers the labelled page.
+    pub cited_right_by_model: bool,
     /// The answer says that the documents do not answer.
     pub says_not_in_documents: bool,
     /// Cited markers whose source does not hold the sentence's content words.
@@ -68,14 +74,18 @@ pub struct ModelReport {
     pub answerable: usize,
     /// Share of those whose answer contains a key fact.
     pub answered: f64,
-    /// Share of those with a cited source on the labelled page.
+    /// Share of those with a cited source (by the model or by docchat) on the
+    /// labelled page.
     pub cited_right: f64,
+    /// Share of those with a source the model cites on the labelled page.
+    pub cited_right_by_model: f64,
     /// Questions no document answers.
     pub unanswerable: usize,
     /// Share of those answered with "not in the documents".
     pub not_in_documents: f64,
-    /// Share of all cited markers whose source does not support the sentence.
-    pub unsupported: f64,
+    /// Share of the model's cited markers whose source does not support the
+    /// sentence (`None`: the model cited nothing, which is not citing well).
+    pub unsupported: Option<f64>,
     /// Share of the answers' claims that cite nothing.
     pub uncited: f64,
     /// Time to the first token.
@@ -156,10 +166,14 @@ pub fn grade(q: &Question, answer: String, sources: &Sources, stats: &Generation
     let text = normalized(&answer);
     let answerable = !q.facts.is_empty();
     let answered = q.facts.iter().any(|f| text.contains(&normalized(f)));
-    let cited_right = sources
+    let cited_right_by_model = sources
         .citations
         .iter()
         .any(|c| c.cited && q.is_page_of(&c.at));
+    let cited_right = sources
+        .citations
+        .iter()
+        .any(|c| (c.cited || c.found) && q.is_page_of(&c.at));
     let (unsupported, cites) = sources.unsupported();
     let says_not_in_documents = NOT_IN_DOCUMENTS.iter().any(|w| text.contains(w));
     Graded {
@@ -168,6 +182,7 @@ pub fn grade(q: &Question, answer: String, sources: &Sources, stats: &Generation
         answerable,
         answered,
         cited_right,
+        cited_right_by_model,
         says_not_in_documents,
         unsupported,
         cites,
@@ -195,7 +210,8 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
         }
     };
     let sum = |f: fn(&Graded) -> usize| answers.iter().map(f).sum::<usize>();
-    let unsupported = ratio(sum(|g| g.unsupported), sum(|g| g.cites));
+    let cites = sum(|g| g.cites);
+    let unsupported = (cites > 0).then(|| ratio(sum(|g| g.unsupported), cites));
     let uncited = ratio(sum(|g| g.uncited), sum(|g| g.claims));
     let ttft: Vec<f64> = answers.iter().map(|g| g.ttft_ms).collect();
     let speeds: Vec<f64> = answers.iter().map(|g| g.tokens_per_s).collect();
@@ -204,6 +220,7 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
         answerable: yes.len(),
         answered: share(&yes, |g| g.answered),
         cited_right: share(&yes, |g| g.cited_right),
+        cited_right_by_model: share(&yes, |g| g.cited_right_by_model),
         unanswerable: no.len(),
         not_in_documents: share(&no, |g| g.says_not_in_documents),
         unsupported,
@@ -217,16 +234,20 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
 /// The reports as a text table.
 pub fn table(reports: &[ModelReport]) -> String {
     let mut out = String::from(
-        "model                              answerable  answered  cited right  unsupported  uncited  unanswerable  not in docs  TTFT p50 ms  TTFT p95 ms  tok/s\n",
+        "model                              answerable  answered  cited right  by model  unsupported  uncited  unanswerable  not in docs  TTFT p50 ms  TTFT p95 ms  tok/s\n",
     );
     for r in reports {
+        let unsupported = r
+            .unsupported
+            .map_or_else(|| "n/a".to_string(), |u| format!("{u:.2}"));
         out.push_str(&format!(
-            "{:<34} {:>10}  {:>8.2}  {:>11.2}  {:>11.2}  {:>7.2}  {:>12}  {:>11.2}  {:>11.0}  {:>11.0}  {:>5.1}\n",
+            "{:<34} {:>10}  {:>8.2}  {:>11.2}  {:>8.2}  {:>11}  {:>7.2}  {:>12}  {:>11.2}  {:>11.0}  {:>11.0}  {:>5.1}\n",
             r.model,
             r.answerable,
             r.answered,
             r.cited_right,
-            r.unsupported,
+            r.cited_right_by_model,
+            unsupported,
             r.uncited,
             r.unanswerable,
             r.not_in_documents,
@@ -266,6 +287,7 @@ mod tests {
             score: 1.0,
             cited: false,
             supported: None,
+            found: false,
         };
         Sources::map(vec![c], answer)
     }
@@ -299,6 +321,24 @@ mod tests {
         let r = report("m", vec![g, unsupported]);
         assert_eq!((r.answerable, r.unanswerable), (1, 1));
         assert_eq!(r.not_in_documents, 1.0);
-        assert_eq!(r.unsupported, 1.0);
+        assert_eq!(r.unsupported, Some(1.0));
+        // A model that cites nothing has no unsupported rate, not a perfect one.
+        let answer = "Use the Maintainer field.";
+        let g = grade(&q, answer.into(), &sources(12, page, answer), &stats);
+        assert_eq!(report("m", vec![g]).unsupported, None);
+    }
+
+    #[test]
+    fn a_source_docchat_found_counts_as_cited_but_not_as_the_models() {
+        let stats = GenerationStats::default();
+        let q = question(&["Authors@R"]);
+        let page = "The Authors@R field lists each author with person().";
+        let answer = "Name them in the Authors@R field with person().";
+        let g = grade(&q, answer.into(), &sources(12, page, answer), &stats);
+        assert!(g.cited_right && !g.cited_right_by_model, "{g:?}");
+        assert_eq!(g.uncited, 1);
+        // On another page, docchat's citation is not right either.
+        let g = grade(&q, answer.into(), &sources(40, page, answer), &stats);
+        assert!(!g.cited_right);
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod check;
 pub mod eval;
+pub mod explain;
+pub mod focus;
 pub mod grade;
 pub mod history;
 pub mod rag;

@@ -2,6 +2,7 @@
 //! the chat model's context, stream the answer, and cite the sources given.
 
 use crate::answer::check::{self, Claim};
+use crate::answer::focus;
 use crate::answer::retrieve::{
     Fusion, Passage, Retriever, SearchMode, SearchRequest, cited_markers,
 };
@@ -20,15 +21,15 @@ excerpts do not contain the answer, say that the documents do not say.";
 
 /// The instruction of a model with a chat template (an instruction-tuned model):
 /// grounded, short, cited sentence by sentence, and a plain refusal.
-const GROUNDED: &str = "Answer the user's question from the numbered passages of their \
-documents, and from nothing else. Answer in one to three sentences, in the language of the \
-question. After each sentence, put the numbers of the passages it comes from in square \
-brackets, like [2]. Do not copy the passage labels. If the passages do not answer the \
-question, reply only: The documents do not say.";
+const GROUNDED: &str = "You answer questions about the user's documents, using only the \
+numbered passages given with the question. Answer in one to three sentences, in the language \
+of the question, keeping the passages' own words for names, numbers, functions and settings. \
+End each sentence with the number of the passage it comes from, like [2]. Only if no passage \
+is about the question, reply: The documents do not say.";
 
-/// Passages an instruction-tuned model is given at most: the first ones of the
-/// ranking (more cost time to the first token and add distractors).
-const CHAT_PASSAGES: usize = 4;
+/// The default of [`AskOptions::chat_passages`] (more cost time to the first token
+/// and add distractors: BENCHMARKS.md, "Answers").
+pub const CHAT_PASSAGES: usize = 4;
 
 /// A source of an answer, as the client sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +49,10 @@ pub struct Citation {
     /// (`false`: some claim cited to it is not in it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supported: Option<bool>,
+    /// docchat found in it a sentence of the answer that no source the model
+    /// cited holds (`Claim::found_in`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub found: bool,
 }
 
 impl Citation {
@@ -60,6 +65,7 @@ impl Citation {
             score: p.score,
             cited: false,
             supported: None,
+            found: false,
         }
     }
 }
@@ -87,6 +93,7 @@ impl Sources {
         let claims = check::check(answer, &passages);
         for c in &mut citations {
             c.cited = cited.contains(&c.n);
+            c.found = claims.iter().any(|claim| claim.found_in == Some(c.n));
             c.supported = c.cited.then(|| {
                 claims
                     .iter()
@@ -146,7 +153,26 @@ pub struct AskOptions {
     pub filter: SearchFilter,
     /// Sampling.
     pub params: GenerationParams,
+    /// Cosine similarity of the nearest chunk below which the documents are taken
+    /// not to hold the answer: no generation, docchat says so and lists what it
+    /// looked at (0 turns this off; keyword-only search has no similarity).
+    pub min_similarity: f32,
+    /// Passages an instruction-tuned model is given at most: the first ones of the
+    /// ranking (a base model gets as many as fit its context).
+    pub chat_passages: usize,
+    /// Longest passage, in bytes, an instruction-tuned model is given: each is cut
+    /// to its sentences that hold the question's words (0: whole passages).
+    pub passage_bytes: usize,
 }
+
+/// The default of [`AskOptions::passage_bytes`], chosen with the answer benchmark
+/// (BENCHMARKS.md, "Answers").
+pub const PASSAGE_BYTES: usize = 0;
+
+/// The default of [`AskOptions::min_similarity`], chosen on the labelled set
+/// (BENCHMARKS.md, "Nothing close"): below every answerable question's nearest
+/// chunk, above most questions the documents do not answer.
+pub const MIN_SIMILARITY: f32 = 0.30;
 
 impl Default for AskOptions {
     fn default() -> Self {
@@ -156,9 +182,17 @@ impl Default for AskOptions {
             fusion: Fusion::default(),
             filter: SearchFilter::default(),
             params: GenerationParams::default(),
+            min_similarity: MIN_SIMILARITY,
+            chat_passages: CHAT_PASSAGES,
+            passage_bytes: PASSAGE_BYTES,
         }
     }
 }
+
+/// What docchat answers, in place of the model, when nothing in the documents is
+/// close to the question.
+pub const NOTHING_CLOSE: &str =
+    "The documents do not seem to contain this: nothing in them is close to the question.";
 
 impl Rag {
     /// Answers `question` (a follow-up of `history` when that is not empty), sending
@@ -203,9 +237,10 @@ impl Rag {
         opts: AskOptions,
         tx: &mpsc::Sender<AnswerEvent>,
     ) -> Result<()> {
-        let hits = self
+        let started = std::time::Instant::now();
+        let trace = self
             .retriever
-            .search(&SearchRequest {
+            .trace(&SearchRequest {
                 query: retrieval_query(&question, history),
                 mode: opts.mode,
                 top_k: opts.top_k,
@@ -214,15 +249,29 @@ impl Rag {
                 expand: true,
             })
             .await?;
+        if let Some(nearest) = trace.nearest_similarity()
+            && nearest < opts.min_similarity
+            && !asks_about_the_documents(&question)
+        {
+            tracing::info!(nearest, min = opts.min_similarity, "nothing close");
+            return nothing_close(&trace.passages, started, tx).await;
+        }
+        let mut hits = trace.passages;
         let generator = Arc::clone(&self.generator);
+        if generator.has_chat_template() && opts.passage_bytes > 0 {
+            for h in hits.iter_mut().take(opts.chat_passages) {
+                focus::focus(h, &question, opts.passage_bytes);
+            }
+        }
         // Fitting the passages into the context tokenizes them again and again:
         // work for a blocking thread, not for the async runtime.
         let (prompt, citations) = {
             let (g, question, history) = (Arc::clone(&generator), question, history.to_vec());
             let answer_tokens = opts.params.max_tokens as usize;
+            let most = opts.chat_passages.max(1);
             tokio::task::spawn_blocking(move || {
                 let (prompt, used) =
-                    build_prompt(g.as_ref(), &question, &history, &hits, answer_tokens);
+                    build_prompt(g.as_ref(), &question, &history, &hits, answer_tokens, most);
                 let citations: Vec<Citation> = used
                     .iter()
                     .enumerate()
@@ -249,6 +298,80 @@ impl Rag {
         }
         Ok(())
     }
+}
+
+/// Words of a request about the documents as a whole ("summarize these
+/// documents", "write an essay about everything in them"): no single passage is
+/// close to it, yet the documents hold what it asks for, so the "nothing close"
+/// answer does not apply.
+const ABOUT_THE_DOCUMENTS: &[&str] = &[
+    "summar",
+    "overview",
+    "outline",
+    "essay",
+    "everything",
+    "these documents",
+    "this document",
+    "the documents",
+    "my documents",
+    "these files",
+    "this file",
+    "riassun",
+    "riassum",
+    "documenti",
+    "documento",
+];
+
+/// Whether `question` asks about the documents as a whole.
+pub fn asks_about_the_documents(question: &str) -> bool {
+    let q = question.to_lowercase();
+    ABOUT_THE_DOCUMENTS.iter().any(|w| q.contains(w))
+}
+
+/// Answers, without the model, that the documents do not seem to hold the answer,
+/// naming the nearest passages (the sources, none of them cited).
+async fn nothing_close(
+    nearest: &[Passage],
+    started: std::time::Instant,
+    tx: &mpsc::Sender<AnswerEvent>,
+) -> Result<()> {
+    let mut text = NOTHING_CLOSE.to_string();
+    if !nearest.is_empty() {
+        let places: Vec<String> = nearest
+            .iter()
+            .take(3)
+            .map(|p| format!("{} ({})", p.at.path, p.at.pages()))
+            .collect();
+        text.push_str(&format!(
+            " The nearest passages, listed under Sources, are in {}.",
+            places.join(", ")
+        ));
+    }
+    let stats = GenerationStats {
+        ttft_ms: (started.elapsed().as_millis() as u64).max(1),
+        ..GenerationStats::default()
+    };
+    let sources = Sources {
+        citations: nearest
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Citation::from_passage(i + 1, p))
+            .collect(),
+        cited: Vec::new(),
+        unknown: Vec::new(),
+        // docchat's own words, not the model's: nothing to check.
+        claims: Vec::new(),
+    };
+    for event in [
+        AnswerEvent::Token(text),
+        AnswerEvent::Citations(sources),
+        AnswerEvent::Done(stats),
+    ] {
+        if tx.send(event).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Runs one generation off the runtime, sending each piece as a `Token`; returns the
@@ -311,6 +434,7 @@ pub fn build_prompt<'h>(
     history: &[ChatTurn],
     hits: &'h [Passage],
     answer_tokens: usize,
+    chat_passages: usize,
 ) -> (String, Vec<&'h Passage>) {
     let budget = generator.context_size().saturating_sub(answer_tokens + 64);
     let mut earlier = String::new();
@@ -328,7 +452,7 @@ pub fn build_prompt<'h>(
     let mut used: Vec<&Passage> = Vec::new();
     let mut prompt = render(generator, question, &earlier, &used);
     let most = if generator.has_chat_template() {
-        CHAT_PASSAGES
+        chat_passages
     } else {
         usize::MAX
     };
@@ -425,7 +549,14 @@ mod tests {
         let hits: Vec<Passage> = (1..=8)
             .map(|p| hit(&format!("text of page {p}"), p))
             .collect();
-        let (prompt, used) = build_prompt(&Bytes(100_000, true), "Why?", &[], &hits, 100);
+        let (prompt, used) = build_prompt(
+            &Bytes(100_000, true),
+            "Why?",
+            &[],
+            &hits,
+            100,
+            CHAT_PASSAGES,
+        );
         assert_eq!(used.len(), CHAT_PASSAGES);
         assert!(prompt.contains("The documents do not say."), "{prompt}");
         assert!(
@@ -434,7 +565,14 @@ mod tests {
         );
         assert!(!prompt.contains("page 5"), "{prompt}");
         // A base model keeps the packing: everything that fits.
-        let (_, used) = build_prompt(&Bytes::plain(100_000), "Why?", &[], &hits, 100);
+        let (_, used) = build_prompt(
+            &Bytes::plain(100_000),
+            "Why?",
+            &[],
+            &hits,
+            100,
+            CHAT_PASSAGES,
+        );
         assert_eq!(used.len(), 8);
     }
 
@@ -493,7 +631,7 @@ mod tests {
             hit(&"c".repeat(300), 9),
         ];
         let g = Bytes::plain(SYSTEM.len() + 1000 + 100 + 64);
-        let (prompt, used) = build_prompt(&g, "What?", &[], &hits, 100);
+        let (prompt, used) = build_prompt(&g, "What?", &[], &hits, 100, CHAT_PASSAGES);
         assert_eq!(used.len(), 2, "the third passage does not fit");
         assert!(prompt.contains("[1] (paper.pdf, page 2)"));
         assert!(prompt.contains("[2] (paper.pdf, page 5)"));
@@ -515,7 +653,14 @@ mod tests {
 
         let hits = vec![hit("x", 1)];
         let g = Bytes::plain(4000);
-        let (prompt, _) = build_prompt(&g, "And its arguments?", &history, &hits, 100);
+        let (prompt, _) = build_prompt(
+            &g,
+            "And its arguments?",
+            &history,
+            &hits,
+            100,
+            CHAT_PASSAGES,
+        );
         assert!(prompt.contains("Earlier in this conversation:\nQuestion: How is .Call"));
         assert!(prompt.contains("Answer: With registered routines [1].\n"));
         assert!(prompt.ends_with("Question: And its arguments?\nAnswer:"));
@@ -529,9 +674,26 @@ mod tests {
                 )
             })
             .collect();
-        let (prompt, _) = build_prompt(&g, "Q?", &long_history, &hits, 100);
+        let (prompt, _) = build_prompt(&g, "Q?", &long_history, &hits, 100, CHAT_PASSAGES);
         assert!(prompt.contains("question number 49"));
         assert!(!prompt.contains("question number 00"));
+    }
+
+    #[test]
+    fn requests_about_the_documents_as_a_whole_are_not_turned_away() {
+        for q in [
+            "Write a very long essay about everything in these documents.",
+            "Summarize this document",
+            "Riassumi i documenti",
+        ] {
+            assert!(asks_about_the_documents(q), "{q}");
+        }
+        for q in [
+            "Who won the 2018 FIFA World Cup?",
+            "What is the dose of ibuprofen?",
+        ] {
+            assert!(!asks_about_the_documents(q), "{q}");
+        }
     }
 
     #[test]

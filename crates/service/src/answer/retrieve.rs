@@ -144,6 +144,59 @@ impl Passage {
     }
 }
 
+/// One hit of a ranking, as `--explain` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ranked {
+    /// Place in the ranking, from 1.
+    pub rank: usize,
+    /// The chunk.
+    pub chunk_id: String,
+    /// Its file.
+    pub path: String,
+    /// Its first page.
+    pub page_start: u32,
+    /// Its last page.
+    pub page_end: u32,
+    /// Cosine similarity (vector), BM25 (keyword) or the fused RRF score.
+    pub score: f32,
+}
+
+impl Ranked {
+    fn list(hits: &[SearchHit]) -> Vec<Self> {
+        hits.iter()
+            .enumerate()
+            .map(|(i, h)| Self {
+                rank: i + 1,
+                chunk_id: h.chunk_id.clone(),
+                path: h.at.path.clone(),
+                page_start: h.at.page_start,
+                page_end: h.at.page_end,
+                score: h.score,
+            })
+            .collect()
+    }
+}
+
+/// What one search found at each step: why a document was, or was not, found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trace {
+    /// The vector ranking, best first (empty in keyword mode).
+    pub vector: Vec<Ranked>,
+    /// The keyword (BM25) ranking, best first (empty in vector mode).
+    pub keyword: Vec<Ranked>,
+    /// The ranking the passages come from: the fused one in hybrid mode.
+    pub fused: Vec<Ranked>,
+    /// The passages kept (duplicates dropped, neighbours merged, top k).
+    pub passages: Vec<Passage>,
+}
+
+impl Trace {
+    /// The cosine similarity of the nearest chunk (`None` without a vector search).
+    pub fn nearest_similarity(&self) -> Option<f32> {
+        self.vector.first().map(|r| r.score)
+    }
+}
+
 /// Runs searches over one index.
 #[derive(Clone)]
 pub struct Retriever {
@@ -166,11 +219,7 @@ impl Retriever {
 
     /// Runs `req` end to end.
     pub async fn search(&self, req: &SearchRequest) -> Result<Vec<Passage>> {
-        let vector = match req.mode {
-            SearchMode::Keyword => None,
-            _ => Some(self.embed_query(&req.query).await?),
-        };
-        self.search_with(req, vector.as_deref()).await
+        Ok(self.trace(req).await?.passages)
     }
 
     /// Runs `req` with the query's vector already computed (`None` in keyword
@@ -180,6 +229,20 @@ impl Retriever {
         req: &SearchRequest,
         vector: Option<&[f32]>,
     ) -> Result<Vec<Passage>> {
+        Ok(self.trace_with(req, vector).await?.passages)
+    }
+
+    /// Runs `req` end to end and keeps what each step found.
+    pub async fn trace(&self, req: &SearchRequest) -> Result<Trace> {
+        let vector = match req.mode {
+            SearchMode::Keyword => None,
+            _ => Some(self.embed_query(&req.query).await?),
+        };
+        self.trace_with(req, vector.as_deref()).await
+    }
+
+    /// [`Self::search_with`], keeping both rankings and the fused one.
+    pub async fn trace_with(&self, req: &SearchRequest, vector: Option<&[f32]>) -> Result<Trace> {
         let top_k = req.top_k.max(1);
         // Extra candidates make up for duplicates and merged neighbours, and give
         // fusion two lists deep enough to agree on.
@@ -202,16 +265,24 @@ impl Retriever {
             }
         };
         let (vector_hits, keyword_hits) = tokio::try_join!(vector_hits, keyword_hits)?;
+        let vector_ranked = Ranked::list(&vector_hits);
+        let keyword_ranked = Ranked::list(&keyword_hits);
         let ranked = match req.mode {
             SearchMode::Vector => vector_hits,
             SearchMode::Keyword => keyword_hits,
             SearchMode::Hybrid => fuse(&vector_hits, &keyword_hits, &req.fusion),
         };
+        let fused = Ranked::list(&ranked);
         let mut passages = merge_neighbours(dedup(ranked), top_k);
         if req.expand {
             self.expand(&mut passages).await?;
         }
-        Ok(passages)
+        Ok(Trace {
+            vector: vector_ranked,
+            keyword: keyword_ranked,
+            fused,
+            passages,
+        })
     }
 
     /// Widens each single-page passage to whole sentences, reading the chunks

@@ -263,3 +263,81 @@ fn dropped_files_are_checked_and_written_into_the_folder() {
         "{again:#}"
     );
 }
+
+/// A hand-edited watch-dirs file with two folders of the same name, or one folder
+/// inside another, is refused at start with a message that says which lines and
+/// what to do, before anything is indexed (before, both became the collection
+/// `docs`: the same document ids, files evicting each other).
+#[test]
+fn colliding_or_nested_folders_are_refused_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (work, home) = (tmp.path().join("work/docs"), tmp.path().join("home/docs"));
+    for d in [&work, &home] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("note.md"), "# Note\n\nSome words.\n").unwrap();
+    }
+    let refused = |lines: String, wanted: &[&str]| {
+        let list = tmp.path().join("watch-dirs");
+        std::fs::write(&list, lines).unwrap();
+        let data = tmp.path().join("data");
+        let mut cmd = Server::command(&data, &list, &[]);
+        cmd.stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // Bounded: a server that starts instead of refusing is killed and fails.
+        let mut status = None;
+        for _ in 0..1200 {
+            status = child.try_wait().unwrap();
+            if status.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if status.is_none() {
+            child.kill().unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success() && status.is_some(),
+            "it started: {stderr}"
+        );
+        for w in wanted {
+            assert!(stderr.contains(w), "{w:?} not in: {stderr}");
+        }
+    };
+    refused(
+        format!("{}\n{}\n", work.display(), home.display()),
+        &["line 2", "\"docs\"", "own name"],
+    );
+    refused(
+        format!(
+            "{} = all\n{} = inner\n",
+            tmp.path().display(),
+            home.display()
+        ),
+        &["line 2", "is inside", "indexed twice"],
+    );
+    // Named apart, both are watched.
+    let list = tmp.path().join("watch-dirs");
+    std::fs::write(
+        &list,
+        format!("{} = work\n{} = home\n", work.display(), home.display()),
+    )
+    .unwrap();
+    let server = Server::start(&tmp.path().join("data2"), &list);
+    let s = server.wait_status("both notes indexed", Duration::from_secs(120), |s| {
+        settled(s)
+            && s["documents"]
+                .as_array()
+                .is_some_and(|d| d.len() == 2 && d.iter().all(|d| d["state"] == "indexed"))
+    });
+    let mut collections: Vec<&str> = s["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["collection"].as_str().unwrap())
+        .collect();
+    collections.sort_unstable();
+    assert_eq!(collections, ["home", "work"], "{s}");
+    server.kill();
+}

@@ -208,9 +208,44 @@ pub fn parse_watch_dirs(text: &str, base: &Path) -> Result<Vec<WatchRoot>> {
         if roots.iter().any(|r| r.path == path) {
             continue;
         }
-        roots.push(WatchRoot { path, collection });
+        let root = WatchRoot { path, collection };
+        check_new_root(&roots, &root).with_context(|| format!("line {}", n + 1))?;
+        roots.push(root);
     }
     Ok(roots)
+}
+
+/// Refuses a root that would share a collection name with another (the same
+/// document ids, files evicting each other, `forget` removing both) or lie inside
+/// or around another (every file below indexed twice).
+fn check_new_root(roots: &[WatchRoot], new: &WatchRoot) -> Result<()> {
+    for r in roots {
+        if r.collection == new.collection {
+            bail!(
+                "{} and {} would both be the collection {:?}: give one of them its own \
+                 name (`PATH = name`)",
+                r.path.display(),
+                new.path.display(),
+                new.collection
+            );
+        }
+        let (outer, inner) = if new.path.starts_with(&r.path) {
+            (r, new)
+        } else if r.path.starts_with(&new.path) {
+            (new, r)
+        } else {
+            continue;
+        };
+        bail!(
+            "{} (collection {:?}) is inside {} (collection {:?}): its files would be \
+             indexed twice; watch only one of them",
+            inner.path.display(),
+            inner.collection,
+            outer.path.display(),
+            outer.collection
+        );
+    }
+    Ok(())
 }
 
 /// Checks that `path` is a folder docchat can read, for a new collection; returns
@@ -230,7 +265,8 @@ pub fn add_watch_line(text: &str, base: &Path, root: &WatchRoot) -> Result<Strin
     if root.collection.contains(['#', '=', '\n']) || root.collection.trim().is_empty() {
         bail!("a collection name cannot be empty or contain '#', '=' or a line break");
     }
-    for r in parse_watch_dirs(text, base)? {
+    let roots = parse_watch_dirs(text, base)?;
+    for r in &roots {
         if r.collection == root.collection {
             bail!(
                 "a collection named {:?} exists already ({})",
@@ -246,6 +282,7 @@ pub fn add_watch_line(text: &str, base: &Path, root: &WatchRoot) -> Result<Strin
             );
         }
     }
+    check_new_root(&roots, root)?;
     let path = root.path.display().to_string();
     if path.contains(['#', '=']) {
         bail!("the folder's path contains '#' or '=', which a watch-dirs file cannot hold");
@@ -432,6 +469,31 @@ mod tests {
             ]
         );
         assert!(parse_watch_dirs("= name", Path::new("/")).is_err());
+        // Two folders of the same name, or one inside another, are refused.
+        let same = parse_watch_dirs("/work/docs\n/home/docs\n", Path::new("/"));
+        let e = format!("{:#}", same.unwrap_err());
+        assert!(
+            e.contains("line 2") && e.contains("\"docs\"") && e.contains("own name"),
+            "{e}"
+        );
+        assert!(parse_watch_dirs("/work/docs\n/home/docs = home docs\n", Path::new("/")).is_ok());
+        let nested = parse_watch_dirs("/a/b/c = inner\n/a = outer\n", Path::new("/"));
+        let e = format!("{:#}", nested.unwrap_err());
+        assert!(
+            e.contains("/a/b/c (collection \"inner\") is inside /a"),
+            "{e}"
+        );
+        // A sibling whose name starts the same is not inside.
+        assert!(parse_watch_dirs("/a/b\n/a/bc\n", Path::new("/")).is_ok());
+        let added = add_watch_line(
+            "/a = outer\n",
+            Path::new("/"),
+            &WatchRoot {
+                path: "/a/sub".into(),
+                collection: "sub".into(),
+            },
+        );
+        assert!(format!("{:#}", added.unwrap_err()).contains("indexed twice"));
     }
 
     #[test]

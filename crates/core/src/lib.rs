@@ -17,4 +17,4 @@ pub use traits::{
     ChatTurn, Embedder, FinishReason, GenerationParams, GenerationStats, Generator,
     PLAIN_USER_PREFIX, Role, TokenCounter, plain_prompt,
 };
-pub use types::{ChunkDraft, Extracted, FileKind, Location, Page, document_id};
+pub use types::{ChunkDraft, Extracted, FileKind, Location, Page, document_id, page_range};

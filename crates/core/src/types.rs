@@ -121,11 +121,16 @@ pub struct Location {
 impl Location {
     /// "p. 3" or "pp. 3-5".
     pub fn pages(&self) -> String {
-        if self.page_start == self.page_end {
-            format!("p. {}", self.page_start)
-        } else {
-            format!("pp. {}-{}", self.page_start, self.page_end)
-        }
+        page_range(self.page_start, self.page_end)
+    }
+}
+
+/// A page range as citations write it: "p. 3" or "pp. 3-5".
+pub fn page_range(start: u32, end: u32) -> String {
+    if start == end {
+        format!("p. {start}")
+    } else {
+        format!("pp. {start}-{end}")
     }
 }
 

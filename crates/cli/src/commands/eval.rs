@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 use clap::Args;
 use docchat_service::Settings;
-use docchat_service::answer::eval::Question;
+use docchat_service::answer::eval::{self, Question};
 use docchat_service::answer::grade;
 use docchat_service::answer::rag::Rag;
 use docchat_service::answer::retrieve::{Retriever, SearchMode};
@@ -63,7 +63,7 @@ pub struct EvalArgs {
 }
 
 pub async fn eval(s: Settings, a: EvalArgs) -> Result<ExitCode> {
-    let mut questions = docchat_service::answer::eval::read_questions(&a.questions)?;
+    let questions = eval::read_questions(&a.questions)?;
     let retriever = s.retriever().await?;
     if retriever.store.count_chunks(None).await? == 0 {
         bail!("the index is empty: index the documents first (docchat index)");
@@ -73,19 +73,24 @@ pub async fn eval(s: Settings, a: EvalArgs) -> Result<ExitCode> {
     }
     let filter = SearchFilter::collections(a.collections.clone());
     let min_similarity = a.min_similarity.unwrap_or(s.ask_options().min_similarity);
+    let vectors = eval::embed_all(&retriever, &questions).await?;
     let nearness =
-        docchat_service::answer::eval::nearness(&retriever, &questions, &filter, min_similarity)
-            .await?;
+        eval::nearness(&retriever, &questions, &vectors, &filter, min_similarity).await?;
     // Retrieval is scored on the questions a document answers.
-    questions.retain(|q| q.has_file());
+    let (questions, vectors): (Vec<Question>, Vec<Vec<f32>>) = questions
+        .into_iter()
+        .zip(vectors)
+        .filter(|(q, _)| q.has_file())
+        .unzip();
     let modes = if a.modes.is_empty() {
         SearchMode::ALL.to_vec()
     } else {
         a.modes
     };
-    let reports = docchat_service::answer::eval::run(
+    let reports = eval::run(
         &retriever,
         &questions,
+        &vectors,
         &modes,
         s.file.retrieval.fusion(),
         &filter,
@@ -105,7 +110,7 @@ pub async fn eval(s: Settings, a: EvalArgs) -> Result<ExitCode> {
             questions.len(),
             retriever.store.count_chunks(None).await?
         );
-        print!("{}", docchat_service::answer::eval::table(&reports));
+        print!("{}", eval::table(&reports));
         print!("\n{}", nearness.summary());
         if a.verbose {
             for r in &reports {

@@ -177,19 +177,25 @@ pub struct ModeReport {
     pub missed: Vec<String>,
 }
 
-/// Runs every question in every mode.
-pub async fn run(
-    retriever: &Retriever,
-    questions: &[Question],
-    modes: &[SearchMode],
-    fusion: Fusion,
-    filter: &SearchFilter,
-) -> Result<Vec<ModeReport>> {
-    // Embeddings first: the latency measured is the index's, not the model's.
+/// The query vector of every question, in order: computed once, before any
+/// search is timed (the latency measured is the index's, not the model's).
+pub async fn embed_all(retriever: &Retriever, questions: &[Question]) -> Result<Vec<Vec<f32>>> {
     let mut vectors = Vec::with_capacity(questions.len());
     for q in questions {
         vectors.push(retriever.embed_query(&q.question).await?);
     }
+    Ok(vectors)
+}
+
+/// Runs every question (with its vector from [`embed_all`]) in every mode.
+pub async fn run(
+    retriever: &Retriever,
+    questions: &[Question],
+    vectors: &[Vec<f32>],
+    modes: &[SearchMode],
+    fusion: Fusion,
+    filter: &SearchFilter,
+) -> Result<Vec<ModeReport>> {
     let mut reports = Vec::new();
     for &mode in modes {
         let request = |q: &Question| SearchRequest {
@@ -204,7 +210,7 @@ pub async fn run(
             .await?;
         let (mut file_ranks, mut page_ranks, mut times, mut missed) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (q, v) in questions.iter().zip(&vectors) {
+        for (q, v) in questions.iter().zip(vectors) {
             let started = Instant::now();
             let passages = retriever.search_with(&request(q), Some(v)).await?;
             times.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -249,15 +255,15 @@ pub struct Nearness {
 pub async fn nearness(
     retriever: &Retriever,
     questions: &[Question],
+    vectors: &[Vec<f32>],
     filter: &SearchFilter,
     min_similarity: f32,
 ) -> Result<Nearness> {
     let (mut answerable, mut unanswerable) = (Vec::new(), Vec::new());
-    for q in questions {
-        let v = retriever.embed_query(&q.question).await?;
+    for (q, v) in questions.iter().zip(vectors) {
         let nearest = retriever
             .store
-            .vector_search(&v, 1, filter)
+            .vector_search(v, 1, filter)
             .await?
             .first()
             .map_or(0.0, |h| h.score);

@@ -98,11 +98,7 @@ pub fn report(trace: &Trace, query: &str, mode: SearchMode, min_similarity: f32)
 }
 
 fn pages(r: &Ranked) -> String {
-    if r.page_start == r.page_end {
-        format!("p. {}", r.page_start)
-    } else {
-        format!("pp. {}-{}", r.page_start, r.page_end)
-    }
+    docchat_core::page_range(r.page_start, r.page_end)
 }
 
 fn ranks(list: &[Ranked]) -> HashMap<&str, usize> {

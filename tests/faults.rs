@@ -5,7 +5,7 @@
 //! The data folder is a small tmpfs in a mount namespace of the server's own
 //! (`unshare --mount`), which the test grows or makes read-only with `nsenter`.
 
-use crate::common::{Server, corpus, docchat, outcome, run, settled};
+use crate::common::{Server, corpus, docchat, outcome, settled};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -52,21 +52,12 @@ fn write_error(status: &Value) -> String {
 
 /// Checks the index in `data` (a copy of the tmpfs) with `docchat status --json`.
 fn assert_intact(data: &Path, documents: usize) {
-    let status: Value = serde_json::from_str(&run(data, &["status", "--json"])).unwrap();
+    let status = crate::common::assert_intact(data);
     assert_eq!(
         status["documents"].as_array().unwrap().len(),
         documents,
         "{status:#}"
     );
-    let integrity = &status["integrity"];
-    for key in [
-        "duplicate_chunk_ids",
-        "orphan_chunks",
-        "pending_documents",
-        "mismatched_documents",
-    ] {
-        assert_eq!(integrity[key], 0, "{key}: {integrity}");
-    }
 }
 
 fn docs_folder(root: &Path) -> std::path::PathBuf {
@@ -317,4 +308,171 @@ fn a_data_folder_docchat_may_not_write_answers_507_with_the_reason_and_is_waited
     });
     let res = rename("Orchards");
     assert_eq!(res.status, 200, "{}", res.text());
+}
+
+/// A `docchat serve` over `watch` without the capabilities that let root read any
+/// file: the tests run as root, whom file modes do not stop otherwise.
+fn serve_without_override(data: &Path, watch: &Path) -> Server {
+    let serve = Server::command(data, watch, &[]);
+    Server::spawn(Server::wrapped(
+        &serve,
+        &["setpriv", "--bounding-set=-dac_override,-dac_read_search"],
+    ))
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The paths of the documents a search for `query` finds.
+fn found(server: &Server, query: &str) -> String {
+    let (code, body) = server.post(
+        "/api/search",
+        &serde_json::json!({ "query": query, "mode": "keyword", "top_k": 5 }),
+    );
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+/// A new version of a document that cannot be read (a sync tool wrote it with the
+/// wrong mode) keeps the previous version searchable; a `chmod` that fixes it is
+/// picked up at once, and a failure that outlives a stop is tried again at the
+/// next start. Before, the failure replaced the document's chunks with nothing,
+/// and the document stayed failed until its content changed again.
+#[test]
+fn a_version_that_cannot_be_read_keeps_the_previous_one_until_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = docs_folder(dir.path());
+    let watch = dir.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = docs\n", docs.display())).unwrap();
+    let data = dir.path().join("data");
+    let server = serve_without_override(&data, &watch);
+    server.wait_status("the notes to be indexed", Duration::from_secs(120), |s| {
+        settled(s) && s["counts"]["indexed"] == 3
+    });
+
+    // The new version replaces the file in one rename, unreadable from the start.
+    let replace = |text: &str| {
+        let tmp = docs.join(".incoming");
+        std::fs::write(&tmp, text).unwrap();
+        chmod(&tmp, 0o000);
+        std::fs::rename(&tmp, docs.join("note-0.md")).unwrap();
+    };
+    replace("# Note 0\n\nThe orchard on hill 0 now grows quinces.");
+    let status = server.wait_status("the read to fail", Duration::from_secs(120), |s| {
+        settled(s) && crate::common::doc(s, "note-0.md").is_some_and(|d| d["state"] == "failed")
+    });
+    let note = crate::common::doc(&status, "note-0.md").unwrap();
+    let error = note["error"].as_str().unwrap();
+    assert!(error.contains("ermission denied"), "{note:#}");
+    assert!(
+        error.contains("previous version stays searchable"),
+        "{note:#}"
+    );
+    assert!(note["chunks"].as_u64().unwrap() > 0, "{note:#}");
+    assert!(found(&server, "hill 0 pears").contains("note-0.md"));
+
+    // Readable again: indexed at once, without waiting for the next try.
+    chmod(&docs.join("note-0.md"), 0o644);
+    server.wait_status("the chmod to be picked up", Duration::from_secs(60), |s| {
+        settled(s) && crate::common::doc(s, "note-0.md").is_some_and(|d| d["state"] == "indexed")
+    });
+    assert!(found(&server, "quinces").contains("note-0.md"));
+
+    // Unreadable again; fixed while docchat is stopped: tried again at start.
+    replace("# Note 0\n\nThe orchard on hill 0 now grows medlars.");
+    server.wait_status("the read to fail", Duration::from_secs(120), |s| {
+        settled(s) && crate::common::doc(s, "note-0.md").is_some_and(|d| d["state"] == "failed")
+    });
+    server.kill();
+    chmod(&docs.join("note-0.md"), 0o644);
+    let server = serve_without_override(&data, &watch);
+    server.wait_status("the retry at start", Duration::from_secs(120), |s| {
+        settled(s) && crate::common::doc(s, "note-0.md").is_some_and(|d| d["state"] == "indexed")
+    });
+    assert!(found(&server, "medlars").contains("note-0.md"));
+    server.kill();
+    assert_intact(&data, 3);
+}
+
+/// A sub-folder that cannot be read is not a deleted one: its documents stay,
+/// the status says what cannot be reached, and once it can be read again it
+/// is no longer listed. Before, a start with the folder unreadable removed its
+/// documents.
+#[test]
+fn a_folder_that_cannot_be_read_keeps_its_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = docs_folder(dir.path());
+    let sub = docs.join("archive");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(
+        sub.join("old.md"),
+        "# Archive\n\nThe granary was rebuilt in stone.",
+    )
+    .unwrap();
+    let watch = dir.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = docs\n", docs.display())).unwrap();
+    let data = dir.path().join("data");
+    let server = serve_without_override(&data, &watch);
+    server.wait_status("the notes to be indexed", Duration::from_secs(120), |s| {
+        settled(s) && s["counts"]["indexed"] == 4
+    });
+    server.kill();
+
+    chmod(&sub, 0o000);
+    let server = serve_without_override(&data, &watch);
+    let status = server.wait_status(
+        "the folder to be found unreadable",
+        Duration::from_secs(120),
+        |s| settled(s) && s["unavailable"].as_array().is_some_and(|u| !u.is_empty()),
+    );
+    let away = status["unavailable"].to_string();
+    assert!(away.contains("archive"), "{away}");
+    assert!(away.contains("ermission denied"), "{away}");
+    assert_eq!(status["counts"]["indexed"], 4, "{status:#}");
+    assert!(found(&server, "granary stone").contains("archive/old.md"));
+
+    // Readable again: no longer listed, nothing indexed twice.
+    chmod(&sub, 0o755);
+    let status = server.wait_status("the folder to be back", Duration::from_secs(90), |s| {
+        settled(s) && s["unavailable"].as_array().is_some_and(Vec::is_empty)
+    });
+    assert_eq!(status["counts"]["indexed"], 4, "{status:#}");
+    server.kill();
+    chmod(&sub, 0o755);
+    assert_intact(&data, 4);
+}
+
+/// A file far larger than any document (a disk image or a log named .txt) is
+/// refused by its size, without being read: before, it was read whole into the
+/// server to be hashed, and the server died at every start.
+#[test]
+fn a_huge_file_fails_alone_without_being_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = docs_folder(dir.path());
+    // Sparse: 30 GiB long, nothing on the disk.
+    std::fs::File::create(docs.join("huge.txt"))
+        .unwrap()
+        .set_len(30 << 30)
+        .unwrap();
+    let watch = dir.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = docs\n", docs.display())).unwrap();
+    let server = Server::start(&dir.path().join("data"), &watch);
+    let status = server.wait_status("the folder to settle", Duration::from_secs(120), |s| {
+        settled(s) && s["documents"].as_array().is_some_and(|d| d.len() == 4)
+    });
+    let huge = crate::common::doc(&status, "huge.txt").unwrap();
+    assert_eq!(huge["state"], "failed", "{huge:#}");
+    let error = huge["error"].as_str().unwrap();
+    assert!(
+        error.contains("too large") && error.contains("max_file_mb"),
+        "{huge:#}"
+    );
+    assert_eq!(status["counts"]["indexed"], 3, "{status:#}");
+    let r = server.get("/api/resources");
+    assert!(
+        r["process"]["rss_bytes"].as_u64().unwrap() < 2 << 30,
+        "{r:#}"
+    );
 }

@@ -237,6 +237,20 @@ fn dropped_files_are_checked_and_written_into_the_folder() {
     });
     assert_eq!(doc(&s, "tracemonkey.pdf").unwrap()["pages"], 14);
 
+    // A link that leads nowhere holds its name: the upload takes the next one,
+    // at once (it was tried again and again at full speed before).
+    std::os::unix::fs::symlink(tmp.path().join("gone.md"), inbox.join("memo.md")).unwrap();
+    let (code, body) = upload("memo.md", b"# Memo\n\nThe boiler was serviced.\n");
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["path"], "memo (2).md");
+    assert!(
+        inbox
+            .join("memo.md")
+            .symlink_metadata()
+            .unwrap()
+            .is_symlink()
+    );
+
     // The settings view: models in use, known models with their memory need, the
     // catalog, and the resources of the process.
     let m = server.get("/api/models");

@@ -106,6 +106,15 @@ fn the_readme_curl_example_works_as_written_and_errors_have_openai_shape() {
             .unwrap()
             .contains("invalid JSON body")
     );
+    // A question over the size limit is refused before anything runs, as on
+    // /api/chat.
+    let (code, body) = server.post(
+        "/v1/chat/completions",
+        &json!({ "model": "docchat",
+                 "messages": [{ "role": "user", "content": "why ".repeat(4000) }] }),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("longer than"), "{body}");
     let res = server.get_raw("/v1/files");
     assert_eq!(res.status, 404);
     assert_eq!(res.json()["error"]["type"], "invalid_request_error");

@@ -139,10 +139,22 @@ fn a_shared_server_answers_only_with_its_key() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    assert!(
+        !cookie.contains(KEY),
+        "the cookie holds a session token, not the key: {cookie}"
+    );
+    assert!(cookie.contains("Max-Age="), "the session expires: {cookie}");
     let pair = cookie.split(';').next().unwrap().to_string();
     let res = get(&server, "/", &[("Accept", "text/html"), ("Cookie", &pair)]);
     assert_eq!(res.status, 200);
     assert!(res.text().contains("app.js"));
+    // The key itself is no cookie.
+    let res = get(
+        &server,
+        "/api/status",
+        &[("Cookie", &format!("docchat_session={KEY}"))],
+    );
+    assert_eq!(res.status, 401);
 
     // The official OpenAI client with the key, and without.
     let script = format!(
@@ -175,6 +187,21 @@ fn a_shared_server_answers_only_with_its_key() {
     assert!(status.to_string().contains("Docs"), "{status:#}");
     let res = get(&server, "/api/collections", &[("Authorization", &bearer)]);
     assert!(res.text().contains("\"paused\":true"), "{}", res.text());
+
+    // Guessing is slowed down: after a few wrong keys, even the right one waits.
+    let refused = (0..6)
+        .map(|_| form("still-not-the-key-0000").status)
+        .position(|code| code == 429);
+    assert!(
+        refused.is_some_and(|n| n >= 4),
+        "refused after {refused:?} more tries"
+    );
+    let res = form(KEY);
+    assert_eq!(res.status, 429, "{}", res.text());
+    assert!(res.header("retry-after").is_some());
+    // Requests with the key go on.
+    let res = get(&server, "/api/status", &[("Authorization", &bearer)]);
+    assert_eq!(res.status, 200);
 }
 
 /// A hostile path must never return the secret file's bytes.
@@ -227,6 +254,14 @@ fn hostile_requests_and_files_reach_nothing_outside_the_folders() {
         settled(s) && s["documents"].as_array().is_some_and(|d| d.len() >= 4)
     });
     let docs_of = |s: &Value| s["documents"].as_array().unwrap().clone();
+    // The index and the texts being extracted are docchat's user's alone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.path().join("data")), 0o700);
+        assert_eq!(mode(dir.path().join("data/extracting")), 0o700);
+    }
     let link = docs_of(&status)
         .into_iter()
         .find(|d| d["path"] == "link.txt")
@@ -352,6 +387,89 @@ fn hostile_requests_and_files_reach_nothing_outside_the_folders() {
         get(&server, "/api/collections", &[])
             .text()
             .contains("Docs")
+    );
+    // Without a key, a request relayed by a proxy or a tunnel is refused: "no key"
+    // holds only for requests made on this machine.
+    for (name, value) in [
+        ("X-Forwarded-For", "203.0.113.9"),
+        ("Forwarded", "for=203.0.113.9;proto=https"),
+        ("X-Forwarded-Host", "docs.example"),
+    ] {
+        let res = get(&server, "/api/status", &[(name, value)]);
+        assert_eq!(res.status, 403, "{name}: {}", res.text());
+        assert!(res.text().contains("API key"), "{}", res.text());
+    }
+    // Event streams are bounded: the one past the limit is refused, and a place
+    // frees when a stream closes.
+    {
+        use std::io::{BufRead, BufReader, Write};
+        let authority = server.base.trim_start_matches("http://").to_string();
+        let open = || {
+            let mut s = std::net::TcpStream::connect(&authority).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            write!(s, "GET /api/events HTTP/1.1\r\nHost: {authority}\r\n\r\n").unwrap();
+            let mut line = String::new();
+            BufReader::new(s.try_clone().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            (s, line)
+        };
+        let streams: Vec<_> = (0..32).map(|_| open()).collect();
+        assert!(
+            streams.iter().all(|(_, l)| l.contains(" 200 ")),
+            "{:?}",
+            streams[0].1
+        );
+        let (_, refused) = open();
+        assert!(refused.contains(" 503 "), "{refused}");
+        drop(streams);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, line) = open();
+            if line.contains(" 200 ") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no place freed: {line}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Folders a local process may not add through the API, each with its reason:
+    // hidden, system, docchat's own data, and outside the allowed parents.
+    let hidden = dir.path().join(".private");
+    std::fs::create_dir(&hidden).unwrap();
+    std::fs::create_dir_all(dir.path().join("data/inner")).unwrap();
+    for (path, why) in [
+        (hidden.clone(), "hidden"),
+        (std::path::PathBuf::from("/etc"), "system folder"),
+        (dir.path().join("data/inner"), "data folder"),
+        (crate::common::corpus(), "outside the folders"),
+    ] {
+        let res = post(&server, "/api/collections", &[], &json!({ "path": path }));
+        assert_eq!(res.status, 400, "{}: {}", path.display(), res.text());
+        assert!(
+            res.text().contains(why),
+            "{}: {}",
+            path.display(),
+            res.text()
+        );
+    }
+    // A chat model outside the models folder is not loaded from the API.
+    let elsewhere = dir.path().join("model.gguf");
+    std::fs::write(&elsewhere, b"GGUF, or so it says").unwrap();
+    let res = post(
+        &server,
+        "/api/models/use",
+        &[],
+        &json!({ "model": elsewhere }),
+    );
+    assert_eq!(res.status, 400, "{}", res.text());
+    assert!(
+        res.text().contains("only models in the models folder"),
+        "{}",
+        res.text()
     );
     assert!(
         !get(&server, "/api/collections", &[])

@@ -20,6 +20,7 @@ mod models;
 mod offline;
 mod openai;
 mod progress;
+mod races;
 mod retrieval;
 mod security;
 mod switch;

@@ -109,6 +109,11 @@ impl Server {
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        // A test's folders sit beside its data folder, in a temporary folder, not
+        // in the home the browser and the API may add folders from by default.
+        if let Some(parent) = data_dir.parent() {
+            cmd.env("DOCCHAT_ALLOWED_FOLDERS", parent);
+        }
         cmd
     }
 
@@ -274,4 +279,20 @@ pub fn run<S: AsRef<std::ffi::OsStr>>(data: &Path, args: &[S]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// `docchat status --json` of a stopped server's data folder, whose integrity check
+/// must find nothing to repair.
+pub fn assert_intact(data: &Path) -> Value {
+    let status: Value = serde_json::from_str(&run(data, &["status", "--json"])).unwrap();
+    let integrity = &status["integrity"];
+    for key in [
+        "duplicate_chunk_ids",
+        "orphan_chunks",
+        "pending_documents",
+        "mismatched_documents",
+    ] {
+        assert_eq!(integrity[key], 0, "{key}: {integrity}");
+    }
+    status
 }

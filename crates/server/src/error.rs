@@ -20,6 +20,8 @@ pub enum ApiError {
     TooLarge(String),
     /// The upload is of a type docchat does not read, or not what it claims.
     Unsupported(String),
+    /// Too many requests of this kind run at once; the message says which.
+    Crowded(String),
     /// docchat failed; details go to the log, not to the client.
     Internal(anyhow::Error),
 }
@@ -54,6 +56,16 @@ impl IntoResponse for ApiError {
                 if let Ok(v) = HeaderValue::from_str(&b.retry_after_s.to_string()) {
                     res.headers_mut().insert(header::RETRY_AFTER, v);
                 }
+                return res;
+            }
+            Self::Crowded(m) => {
+                let mut res = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": { "message": m } })),
+                )
+                    .into_response();
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return res;
             }
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),

@@ -5,7 +5,11 @@
 //!   loopback name (or one the user allowed): a web page whose name an attacker
 //!   points at 127.0.0.1 cannot read the user's documents.
 //! - Anywhere else an API key is required, as `Authorization: Bearer KEY` or as the
-//!   cookie the login page sets; the server refuses to start without one.
+//!   session cookie the login page sets (a random token that expires, never the key
+//!   itself; wrong keys are slowed down); the server refuses to start without one.
+//! - Without a key, a request that came through a proxy or a tunnel (`Forwarded`,
+//!   `X-Forwarded-*`) is refused: "no key on loopback" holds only for requests made
+//!   on this machine, and a reverse proxy would otherwise open everything.
 //! - A request that changes something and carries an `Origin` other than the
 //!   server's own is refused, whatever the key: no other site can post to it.
 //! - No CORS header is ever sent, so browsers keep other origins from reading replies.
@@ -17,18 +21,26 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::json;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-/// Name of the cookie that carries the API key for the browser.
-pub const KEY_COOKIE: &str = "docchat_key";
+/// Name of the cookie that carries the browser's session token.
+pub const SESSION_COOKIE: &str = "docchat_session";
+/// How long a sign-in lasts.
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Wrong keys accepted within [`LOGIN_WINDOW`] before sign-ins are refused (429)
+/// until the window has passed.
+const LOGIN_TRIES: usize = 5;
+const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 /// Shortest API key accepted.
 pub const MIN_KEY_LEN: usize = 16;
 
 const LOGIN_HTML: &str = include_str!("../web/login.html");
 
 /// The server's access rules.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Guard {
     /// Required on every request when set.
     api_key: Option<String>,
@@ -36,6 +48,10 @@ pub struct Guard {
     check_host: bool,
     /// Host names allowed besides the loopback names.
     allowed_hosts: Vec<String>,
+    /// Session tokens of signed-in browsers, with their expiry.
+    sessions: Mutex<HashMap<String, Instant>>,
+    /// When the recent wrong keys were given at `/login`.
+    wrong_logins: Mutex<VecDeque<Instant>>,
 }
 
 /// Whether `host` (an address or a name) is loopback only.
@@ -74,7 +90,57 @@ impl Guard {
                 .into_iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
+            sessions: Mutex::default(),
+            wrong_logins: Mutex::default(),
         })
+    }
+
+    /// A new session token for a browser that gave the right key.
+    fn open_session(&self) -> std::io::Result<String> {
+        let token = secret_hex(32)?;
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.retain(|_, until| *until > now);
+        sessions.insert(token.clone(), now + SESSION_TTL);
+        Ok(token)
+    }
+
+    fn session_valid(&self, token: &str) -> bool {
+        let now = Instant::now();
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(t, until)| *until > now && same(t.as_bytes(), token.as_bytes()))
+    }
+
+    /// Whether sign-ins are refused now (too many wrong keys of late).
+    fn logins_blocked(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let mut wrong = self
+            .wrong_logins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while wrong
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > LOGIN_WINDOW)
+        {
+            wrong.pop_front();
+        }
+        (wrong.len() >= LOGIN_TRIES).then(|| {
+            LOGIN_WINDOW.saturating_sub(
+                wrong
+                    .front()
+                    .map_or(Duration::ZERO, |t| now.duration_since(*t)),
+            )
+        })
+    }
+
+    fn wrong_login(&self) {
+        self.wrong_logins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(Instant::now());
     }
 
     /// Whether requests need the key.
@@ -103,19 +169,33 @@ impl Guard {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let cookie = headers
+        if bearer.is_some_and(|given| same(given.as_bytes(), key.as_bytes())) {
+            return true;
+        }
+        headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|c| c.trim().split_once('='))
-            .find(|(name, _)| *name == KEY_COOKIE)
-            .map(|(_, v)| v);
-        [bearer, cookie]
-            .into_iter()
-            .flatten()
-            .any(|given| same(given.as_bytes(), key.as_bytes()))
+            .any(|(name, token)| name == SESSION_COOKIE && self.session_valid(token))
     }
+}
+
+/// `bytes` random bytes from the system, as hex.
+fn secret_hex(bytes: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Whether the request came through a proxy or a tunnel that says so.
+fn proxied(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::FORWARDED)
+        || headers
+            .keys()
+            .any(|k| k.as_str().starts_with("x-forwarded-"))
 }
 
 /// The host name of a `Host` header value (without the port).
@@ -173,6 +253,15 @@ pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
             "host_not_allowed",
             "this server answers only to localhost, 127.0.0.1 and [::1] (DNS rebinding \
              protection); add other names with --allowed-host",
+        );
+    }
+    if !guard.needs_key() && proxied(headers) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            &path,
+            "proxied_without_key",
+            "this request came through a proxy or a tunnel, and docchat has no API key: \
+             set DOCCHAT_API_KEY (or --api-key-file FILE) before serving it beyond this machine",
         );
     }
     let writes = !matches!(*req.method(), Method::GET | Method::HEAD);
@@ -244,11 +333,23 @@ pub struct LoginForm {
     key: String,
 }
 
-/// `POST /login`: a right key sets the cookie and goes to the workstation.
+/// `POST /login`: a right key opens a session (its token in the cookie) and goes
+/// to the workstation; after [`LOGIN_TRIES`] wrong keys in a minute, 429.
 pub async fn login(
     State(guard): State<Arc<Guard>>,
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Response {
+    if let Some(wait) = guard.logins_blocked() {
+        let mut res = (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many wrong keys: try again in a minute.",
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return res;
+    }
     let key = form.key.trim();
     let mut headers = HeaderMap::new();
     headers.insert(header::AUTHORIZATION, {
@@ -258,9 +359,20 @@ pub async fn login(
         v
     });
     if !guard.needs_key() || !guard.key_matches(&headers) {
+        guard.wrong_login();
         return Redirect::to("/login?wrong=1").into_response();
     }
-    let cookie = format!("{KEY_COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict");
+    let token = match guard.open_session() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot make a session token");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict",
+        SESSION_TTL.as_secs()
+    );
     let Ok(cookie) = HeaderValue::from_str(&cookie) else {
         return Redirect::to("/login?wrong=1").into_response();
     };
@@ -341,16 +453,24 @@ mod tests {
     }
 
     #[test]
-    fn key_from_bearer_or_cookie() {
+    fn key_from_bearer_or_session_cookie() {
         let key = "0123456789abcdef0123";
         let g = Guard::new("0.0.0.0", Some(key.into()), vec![]).unwrap();
         assert!(g.key_matches(&headers(&[(
             header::AUTHORIZATION,
             &format!("Bearer {key}")
         )])));
+        let token = g.open_session().unwrap();
+        assert_eq!(token.len(), 64);
+        assert_ne!(token, g.open_session().unwrap());
         assert!(g.key_matches(&headers(&[(
             header::COOKIE,
-            &format!("theme=dark; {KEY_COOKIE}={key}")
+            &format!("theme=dark; {SESSION_COOKIE}={token}")
+        )])));
+        // The key itself is no session.
+        assert!(!g.key_matches(&headers(&[(
+            header::COOKIE,
+            &format!("{SESSION_COOKIE}={key}")
         )])));
         assert!(!g.key_matches(&headers(&[(
             header::AUTHORIZATION,
@@ -358,9 +478,32 @@ mod tests {
         )])));
         assert!(!g.key_matches(&headers(&[(
             header::COOKIE,
-            &format!("x{KEY_COOKIE}={key}")
+            &format!("x{SESSION_COOKIE}={token}")
         )])));
         assert!(!g.key_matches(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn wrong_keys_block_sign_ins_for_a_while() {
+        let g = Guard::new("0.0.0.0", Some("k".repeat(20)), vec![]).unwrap();
+        for _ in 0..LOGIN_TRIES {
+            assert!(g.logins_blocked().is_none());
+            g.wrong_login();
+        }
+        let wait = g.logins_blocked().expect("blocked");
+        assert!(
+            wait <= LOGIN_WINDOW && wait > Duration::from_secs(50),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn forwarded_requests_are_recognised() {
+        assert!(proxied(&headers(&[(header::FORWARDED, "for=1.2.3.4")])));
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        assert!(proxied(&h));
+        assert!(!proxied(&headers(&[(header::HOST, "127.0.0.1:1")])));
     }
 
     #[test]

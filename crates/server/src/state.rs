@@ -5,7 +5,40 @@ use docchat_service::answer::rag::AskOptions;
 use docchat_service::index::switch::{SwitchProgress, SwitchStatus};
 use docchat_service::{Live, LiveSlot, Runtime, Settings};
 use docchat_store::ChatStore;
+use std::path::PathBuf;
 use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Searches that may run at once; more are refused (503) until one ends.
+pub const MAX_SEARCHES: usize = 8;
+/// Open `/api/events` streams (a browser tab keeps one); more are refused.
+pub const MAX_EVENT_STREAMS: usize = 32;
+/// Uploads that may be received at once (each holds its body in memory).
+pub const MAX_UPLOADS: usize = 4;
+
+/// A bound on requests of one kind that run at once.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    what: &'static str,
+    slots: Arc<Semaphore>,
+}
+
+impl Bound {
+    /// At most `n` at once; `what` names them in the refusal.
+    pub fn new(what: &'static str, n: usize) -> Self {
+        Self {
+            what,
+            slots: Arc::new(Semaphore::new(n)),
+        }
+    }
+
+    /// A place, held until dropped; `Crowded` when all are taken.
+    pub fn enter(&self) -> Result<OwnedSemaphorePermit, crate::ApiError> {
+        Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
+            crate::ApiError::Crowded(format!("too many {} at once; retry in a moment", self.what))
+        })
+    }
+}
 
 /// The server's own bounds.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +79,17 @@ pub struct AppState {
     pub engine: docchat_llm::EngineOptions,
     /// The last CPU reading (for the resources view).
     pub cpu: Arc<std::sync::Mutex<Option<(std::time::Instant, u64)>>>,
+    /// Searches running.
+    pub searches: Bound,
+    /// `/api/events` streams open.
+    pub event_streams: Bound,
+    /// Uploads being received.
+    pub uploads: Bound,
+    /// The only parents of folders the API may add (and never a hidden or a
+    /// system folder, nor one inside the data folder).
+    pub allowed_folders: Vec<PathBuf>,
+    /// The data folder.
+    pub data_dir: PathBuf,
 }
 
 impl AppState {
@@ -62,6 +106,11 @@ impl AppState {
             ctx_size: u64::from(settings.engine.ctx_size),
             engine: settings.engine.clone(),
             cpu: Arc::default(),
+            searches: Bound::new("searches", MAX_SEARCHES),
+            event_streams: Bound::new("open event streams", MAX_EVENT_STREAMS),
+            uploads: Bound::new("uploads", MAX_UPLOADS),
+            allowed_folders: settings.allowed_folders(),
+            data_dir: settings.data_dir.clone(),
             chat_slots: Admission::with_priority(
                 limits.queue,
                 Some(Arc::clone(&settings.engine.priority)),

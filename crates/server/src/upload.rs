@@ -99,12 +99,23 @@ pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
     }
 }
 
-/// A path in `folder` for `name` that does not exist yet: `name`, else
-/// `stem (2).ext`, `stem (3).ext`, …
-fn free_path(folder: &Path, name: &str) -> PathBuf {
+/// Whether anything is at `path`: a file, a folder, a link, even one that leads
+/// nowhere (which `Path::exists` calls free, and which no write may replace).
+fn taken(path: &Path) -> bool {
+    path.symlink_metadata().is_ok()
+}
+
+/// Names tried before an upload is refused: a folder where thousands of
+/// `name (n).ext` exist is not searched forever.
+const MAX_NAME_TRIES: usize = 1_000;
+
+/// A path in `folder` for `name` that nothing takes yet: `name`, else
+/// `stem (2).ext`, `stem (3).ext`, … `None` when none of the first
+/// [`MAX_NAME_TRIES`] is free.
+fn free_path(folder: &Path, name: &str) -> Option<PathBuf> {
     let first = folder.join(name);
-    if !first.exists() {
-        return first;
+    if !taken(&first) {
+        return Some(first);
     }
     let p = Path::new(name);
     let stem = p
@@ -114,10 +125,9 @@ fn free_path(folder: &Path, name: &str) -> PathBuf {
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    (2..)
+    (2..MAX_NAME_TRIES)
         .map(|n| folder.join(format!("{stem} ({n}){ext}")))
-        .find(|p| !p.exists())
-        .expect("some number is free")
+        .find(|p| !taken(p))
 }
 
 /// Writes `bytes` as `name` into `folder` without replacing anything: to a hidden
@@ -130,8 +140,10 @@ pub fn write_into(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Pa
         .tempfile_in(folder)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    loop {
-        let target = free_path(folder, name);
+    for _ in 0..MAX_NAME_TRIES {
+        let Some(target) = free_path(folder, name) else {
+            break;
+        };
         match tmp.persist_noclobber(&target) {
             Ok(_) => return Ok(target),
             // Taken between the check and the rename: try the next name.
@@ -139,6 +151,10 @@ pub fn write_into(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Pa
             Err(e) => return Err(e.error),
         }
     }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!("no free name for {name}: rename the file or clear the folder"),
+    ))
 }
 
 #[cfg(test)]
@@ -187,5 +203,20 @@ mod tests {
         assert_eq!(std::fs::read(&a).unwrap(), b"one");
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 2, "no temporary file is left");
+    }
+
+    #[test]
+    fn a_link_that_leads_nowhere_is_not_a_free_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone.md"), dir.path().join("l.md")).unwrap();
+        let written = write_into(dir.path(), "l.md", b"text").unwrap();
+        assert_eq!(written.file_name().unwrap(), "l (2).md");
+        assert!(
+            dir.path()
+                .join("l.md")
+                .symlink_metadata()
+                .unwrap()
+                .is_symlink()
+        );
     }
 }

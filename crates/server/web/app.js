@@ -626,6 +626,14 @@ async function loadCollections() {
   alert.textContent = status.write_error
     ? `${status.write_error.message} (${status.write_error.waiting} waiting)`
     : "";
+  // Folders or files that cannot be reached now: their documents are kept.
+  const away = status.unavailable || [];
+  const note = $("unavailable");
+  note.hidden = away.length === 0;
+  note.textContent = away.length
+    ? `Cannot reach ${away.map((u) => `${u.path} (${u.reason})`).join(", ")}: ` +
+      "its documents are kept, and docchat looks again every 30 s."
+    : "";
 }
 
 function showProgress(p) {

@@ -33,6 +33,11 @@ pub struct FileConfig {
     pub cpu_moe: Option<bool>,
     pub extract_timeout_s: Option<u64>,
     pub extract_memory_mb: Option<u64>,
+    /// Files larger than this, in MB, are not read (failed, with the reason).
+    pub max_file_mb: Option<u64>,
+    /// The parents of folders the browser and the API may add (default: the
+    /// user's home). The watch-dirs file is not limited.
+    pub allowed_folders: Option<Vec<PathBuf>>,
     /// Where `docchat models pull` downloads from.
     pub models_endpoint: Option<String>,
     /// Largest upload from the browser, in MB.
@@ -260,6 +265,74 @@ pub fn check_folder(path: &Path) -> Result<PathBuf> {
     Ok(abs)
 }
 
+/// Folders of the system, never added from the browser or the API.
+const SYSTEM_FOLDERS: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib64",
+    "/proc",
+    "/root/.ssh",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/usr",
+    "/var",
+];
+
+/// Whether the browser or the API may add `folder` (canonical): under one of
+/// `allowed`, not hidden, not a system folder, not inside the data folder. Any
+/// process of the machine can call a server without a key, so a folder it adds
+/// must be one the user would share anyway.
+pub fn check_shared_folder(folder: &Path, allowed: &[PathBuf], data_dir: &Path) -> Result<()> {
+    if folder == Path::new("/")
+        || SYSTEM_FOLDERS
+            .iter()
+            .any(|s| folder.starts_with(s) && !allowed.iter().any(|a| a.starts_with(s)))
+    {
+        bail!(
+            "{} is a system folder: it is not added from the browser or the API",
+            folder.display()
+        );
+    }
+    let data = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    if folder.starts_with(&data) {
+        bail!("{} is inside docchat's data folder", folder.display());
+    }
+    let parent = allowed
+        .iter()
+        .map(|a| std::fs::canonicalize(a).unwrap_or_else(|_| a.clone()))
+        .find(|a| folder.starts_with(a));
+    let Some(parent) = parent else {
+        let list: Vec<String> = allowed.iter().map(|a| a.display().to_string()).collect();
+        bail!(
+            "{} is outside the folders the browser and the API may add ({}): add it to the \
+             watch-dirs file, or its parent to allowed_folders in docchat.toml",
+            folder.display(),
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            }
+        );
+    };
+    let hidden = folder
+        .strip_prefix(&parent)
+        .unwrap_or(folder)
+        .components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
+    if hidden {
+        bail!(
+            "{} is a hidden folder: it is not added from the browser or the API",
+            folder.display()
+        );
+    }
+    Ok(())
+}
+
 /// Adds `root` to the watch-dirs text; refuses a name or folder already there.
 pub fn add_watch_line(text: &str, base: &Path, root: &WatchRoot) -> Result<String> {
     if root.collection.contains(['#', '=', '\n']) || root.collection.trim().is_empty() {
@@ -389,6 +462,7 @@ pub fn roots_of(paths: &[PathBuf], collection: Option<&str>) -> Result<Vec<Watch
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn collections_are_added_and_removed_line_by_line() {
@@ -448,7 +522,31 @@ mod tests {
             toml::from_str(&set_top_level_key("", "chat_model", "a\"b")).unwrap();
         assert_eq!(quoted.chat_model, Some(PathBuf::from("a\"b")));
     }
-    use super::*;
+
+    #[test]
+    fn the_api_adds_only_folders_the_user_would_share() {
+        let home = tempfile::tempdir().unwrap();
+        let home = std::fs::canonicalize(home.path()).unwrap();
+        let data = home.join(".local/share/docchat");
+        let allowed = vec![home.clone()];
+        assert!(check_shared_folder(&home.join("papers"), &allowed, &data).is_ok());
+        for (folder, why) in [
+            (home.join(".ssh"), "hidden"),
+            (PathBuf::from("/etc"), "system folder"),
+            (PathBuf::from("/"), "system folder"),
+            (PathBuf::from("/opt/elsewhere"), "outside the folders"),
+        ] {
+            let e = check_shared_folder(&folder, &allowed, &data)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{}: {e}", folder.display());
+        }
+        let open_data = home.join("docchat-data");
+        let e = check_shared_folder(&open_data.join("index"), &allowed, &open_data)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data folder"), "{e}");
+    }
 
     #[test]
     fn watch_dirs_lines() {

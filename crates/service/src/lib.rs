@@ -7,13 +7,15 @@
 //! - [`index`]: keeping the index in step with the watched folders;
 //! - [`answer`]: retrieval, answers with citations, chat history, retrieval metrics;
 //! - [`models`]: finding, loading and downloading models;
-//! - [`admission`], [`disk`], [`clock`]: places in line, disk trouble, time and ids.
+//! - [`admission`], [`disk`], [`clock`]: places in line, disk trouble, time and ids;
+//! - [`hooks`]: pause points that let tests make a race happen on purpose.
 
 pub mod admission;
 pub mod answer;
 pub mod clock;
 pub mod config;
 pub mod disk;
+pub mod hooks;
 pub mod index;
 pub mod models;
 pub mod runtime;

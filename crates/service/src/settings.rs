@@ -7,7 +7,7 @@ use crate::answer::retrieve::Retriever;
 use crate::config::{self, FileConfig};
 use crate::index::isolate::ExtractLimits;
 use crate::models::{self, ModelPaths};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use docchat_core::{Embedder, Generator};
 use docchat_llm::{EngineOptions, FlashAttention};
 use docchat_store::{SearchTuning, Store};
@@ -88,6 +88,9 @@ impl Overrides {
     }
 }
 
+/// Files larger than this many MB are not read unless `max_file_mb` says more.
+pub const DEFAULT_MAX_FILE_MB: u64 = 1024;
+
 /// Resolved settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -103,6 +106,8 @@ pub struct Settings {
     pub extract_timeout_s: u64,
     /// Memory cap of one extraction, in MB.
     pub extract_memory_mb: u64,
+    /// Files larger than this, in MB, are not read.
+    pub max_file_mb: u64,
     /// The configuration file given (`--config`), if any.
     pub config_file: Option<PathBuf>,
 }
@@ -135,6 +140,7 @@ impl Settings {
             engine,
             extract_timeout_s: file.extract_timeout_s.unwrap_or(120),
             extract_memory_mb: file.extract_memory_mb.unwrap_or(4096),
+            max_file_mb: file.max_file_mb.unwrap_or(DEFAULT_MAX_FILE_MB),
             config_file: o.config.clone(),
             file: Arc::new(file),
         })
@@ -222,9 +228,39 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from("docchat.toml"))
     }
 
+    /// The parents of folders the browser and the API may add:
+    /// `DOCCHAT_ALLOWED_FOLDERS` (separated by `:`), else `allowed_folders` of the
+    /// configuration, else the user's home.
+    pub fn allowed_folders(&self) -> Vec<PathBuf> {
+        if let Some(v) = std::env::var_os("DOCCHAT_ALLOWED_FOLDERS") {
+            return std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect();
+        }
+        if let Some(list) = &self.file.allowed_folders {
+            return list.clone();
+        }
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .into_iter()
+            .collect()
+    }
+
     /// The limits of one extraction.
     pub fn limits(&self) -> Result<ExtractLimits> {
-        ExtractLimits::new(self.extract_timeout_s, self.extract_memory_mb)
+        let mut limits = ExtractLimits::new(self.extract_timeout_s, self.extract_memory_mb)?;
+        limits.max_file_bytes = self.max_file_mb.saturating_mul(1 << 20);
+        // The index holds the documents' text: only docchat's user may enter.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(&self.data_dir)?;
+            let mode = std::fs::metadata(&self.data_dir)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&self.data_dir, std::fs::Permissions::from_mode(0o700))
+                    .with_context(|| format!("cannot restrict {}", self.data_dir.display()))?;
+            }
+        }
+        limits.in_private_dir(self.data_dir.join("extracting"))
     }
 }
 

@@ -270,10 +270,11 @@ impl Store {
         let expected: HashMap<&str, Option<u32>> = docs
             .iter()
             .map(|d| {
+                // A failed document keeps the chunks of its last good version
+                // (its row says how many), none if it never had one.
                 let n = match d.state {
-                    DocState::Indexed => Some(d.chunks),
+                    DocState::Indexed | DocState::Failed => Some(d.chunks),
                     DocState::Pending => None,
-                    DocState::Failed => Some(0),
                 };
                 (d.id.as_str(), n)
             })
@@ -305,11 +306,50 @@ impl Store {
             }
         }
         report.pending_documents = docs.iter().filter(|d| d.state == DocState::Pending).count();
-        report.mismatched_documents = expected
+        report.mismatched_ids = expected
             .iter()
             .filter(|(id, n)| n.is_some_and(|n| per_doc.get(**id).copied().unwrap_or(0) != n))
-            .count();
+            .map(|(id, _)| (*id).to_string())
+            .collect();
+        report.mismatched_ids.sort();
+        report.mismatched_documents = report.mismatched_ids.len();
         Ok(report)
+    }
+
+    /// Repairs what [`Store::integrity`] finds: chunks of no document are removed,
+    /// and a document whose stored chunks differ from its row is marked `pending`, so
+    /// the indexer redoes it (reusing the vectors of the chunks it has). Returns how
+    /// many of each. Must not run while documents are being written.
+    pub async fn repair(&self) -> Result<(usize, usize)> {
+        let orphans = self.remove_orphan_chunks().await?;
+        let report = self.integrity().await?;
+        let mut marked = 0;
+        for id in &report.mismatched_ids {
+            if let Some(mut d) = self.document(id).await? {
+                d.state = DocState::Pending;
+                self.put_document(&d).await?;
+                marked += 1;
+            }
+        }
+        Ok((orphans, marked))
+    }
+
+    /// Removes every document and chunk of `collection` (the files stay). Safe to
+    /// run again after a failure half-way: what is left goes the next time.
+    /// Returns how many documents and chunks there were.
+    pub async fn delete_collection(&self, collection: &str) -> Result<(usize, usize)> {
+        let filter = format!("collection = {}", quote(collection));
+        let docs = self.documents.count_rows(Some(filter.clone())).await?;
+        let chunks = self.chunks.count_rows(Some(filter.clone())).await?;
+        // Rows first: a stop in between leaves chunks of no document, which the
+        // next start removes, never a row whose chunks are gone.
+        if docs > 0 {
+            self.documents.delete(&filter).await?;
+        }
+        if chunks > 0 {
+            self.chunks.delete(&filter).await?;
+        }
+        Ok((docs, chunks))
     }
 
     /// Deletes chunks whose document is not in the manifest (left by a crash).
@@ -612,9 +652,12 @@ pub struct Integrity {
     pub orphan_chunks: usize,
     /// Documents left `pending`.
     pub pending_documents: usize,
-    /// Documents whose stored chunk count differs from their rows (failed
-    /// documents should have none; pending ones are not counted).
+    /// Documents whose stored chunk count differs from their rows (pending ones
+    /// are not counted).
     pub mismatched_documents: usize,
+    /// Their ids.
+    #[serde(skip)]
+    pub mismatched_ids: Vec<String>,
 }
 
 /// What [`Store::optimize`] found and did.
@@ -874,6 +917,34 @@ mod lance_tests {
             "{healthy:?}"
         );
         assert_eq!(store.count_chunks(None).await.unwrap(), 1);
+
+        // A row whose chunks are not all there is marked pending, to be redone.
+        store.delete_document("a").await.unwrap();
+        let mut a = doc("a", "one");
+        a.chunks = 3;
+        store.put_document(&a).await.unwrap();
+        store
+            .replace_chunks("a", &[chunk("a", "one", 0, [1.0, 0.0, 0.0])])
+            .await
+            .unwrap();
+        store
+            .replace_chunks("ghost", &[chunk("ghost", "one", 0, [1.0, 1.0, 0.0])])
+            .await
+            .unwrap();
+        let damaged = store.integrity().await.unwrap();
+        assert_eq!(damaged.mismatched_ids, vec!["a".to_string()], "{damaged:?}");
+        assert_eq!(store.repair().await.unwrap(), (1, 1));
+        let repaired = store.integrity().await.unwrap();
+        assert_eq!(
+            (repaired.orphan_chunks, repaired.mismatched_documents),
+            (0, 0),
+            "{repaired:?}"
+        );
+        assert_eq!(repaired.pending_documents, 1);
+        assert_eq!(
+            store.document("a").await.unwrap().unwrap().state,
+            DocState::Pending
+        );
 
         // Reopening keeps everything; another dimension is refused.
         drop(store);

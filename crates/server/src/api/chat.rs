@@ -22,7 +22,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Longest accepted question, in bytes.
-const MAX_QUESTION: usize = 8 * 1024;
+pub(crate) const MAX_QUESTION: usize = 8 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ChatRequest {
@@ -200,6 +200,7 @@ pub(crate) async fn search(
     State(state): State<AppState>,
     Json(req): Json<SearchRequest>,
 ) -> Result<Json<SearchBody>, ApiError> {
+    let _place = state.searches.enter()?;
     check_question(&req.query)?;
     let top_k = check_top_k(req.top_k, 10)?;
     let defaults = &state.ask_defaults;

@@ -78,9 +78,19 @@ pub(crate) async fn add_collection(
             req.path
         )));
     }
+    let checked = docchat_service::config::check_folder(&path)
+        .and_then(|p| {
+            docchat_service::config::check_shared_folder(
+                &p,
+                &state.allowed_folders,
+                &state.data_dir,
+            )
+            .map(|()| p)
+        })
+        .map_err(|e| ApiError::BadRequest(format!("{e:#}")))?;
     let root = state
         .folders
-        .add(&live.indexer, &path, req.name)
+        .add(&live.indexer, &checked, req.name)
         .map_err(|e| ApiError::BadRequest(format!("{e:#}")))?;
     let ix = Arc::clone(&live.indexer);
     tokio::spawn(async move {
@@ -109,18 +119,29 @@ pub(crate) async fn remove_collection(
     axum::extract::Query(q): axum::extract::Query<RemoveCollection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let live = state.live();
-    let root = state
-        .folders
-        .remove(&live.indexer, &name)?
-        .ok_or_else(|| ApiError::NotFound(format!("no watched collection {name:?}")))?;
-    let forgotten = if q.forget {
-        docchat_service::index::folders::forget(&live.rag.retriever.store, &name).await?
+    let root = state.folders.remove(&live.indexer, &name)?;
+    if root.is_none() && !q.forget {
+        return Err(ApiError::NotFound(format!(
+            "no watched collection {name:?}"
+        )));
+    }
+    // A collection no folder feeds any more can still be forgotten: one forget
+    // that stopped half-way is finished by the next.
+    let (forgotten, chunks) = if q.forget {
+        live.indexer.forget(&name).await?
     } else {
-        0
+        (0, 0)
     };
-    Ok(Json(
-        json!({ "name": name, "path": root.path, "forgotten": forgotten }),
-    ))
+    if root.is_none() && forgotten == 0 && chunks == 0 {
+        return Err(ApiError::NotFound(format!(
+            "no collection {name:?} is watched or in the index"
+        )));
+    }
+    Ok(Json(json!({
+        "name": name,
+        "path": root.map(|r| r.path),
+        "forgotten": forgotten,
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +160,7 @@ pub(crate) async fn upload(
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     use crate::upload::{Refused, check_content, clean_name, write_into};
+    let _place = state.uploads.enter()?;
     let root = state
         .live()
         .indexer
@@ -184,8 +206,9 @@ pub(crate) async fn upload(
     let written = tokio::task::spawn_blocking(move || write_into(&folder, &name, &bytes))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(|e| {
-            ApiError::Internal(anyhow::Error::new(e).context("cannot write the upload"))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => ApiError::BadRequest(e.to_string()),
+            _ => ApiError::Internal(anyhow::Error::new(e).context("cannot write the upload")),
         })?;
     let file = written
         .file_name()

@@ -25,7 +25,8 @@ pub(crate) async fn document_file(
         .store
         .document(&id)
         .await?
-        .filter(|d| d.state == DocState::Indexed)
+        // A failed document whose previous version stays searchable is cited too.
+        .filter(|d| d.state == DocState::Indexed || d.chunks > 0)
         .ok_or_else(|| ApiError::NotFound(format!("no indexed document {id:?}")))?;
     let path = std::path::PathBuf::from(&doc.abs_path);
     let inside = {
@@ -39,15 +40,20 @@ pub(crate) async fn document_file(
             "the file of document {id:?} is gone, or is now a link out of its folder"
         )));
     }
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|_| ApiError::NotFound(format!("the file of document {id:?} is gone")))?;
+    let gone = || ApiError::NotFound(format!("the file of document {id:?} is gone"));
+    let file = tokio::fs::File::open(&path).await.map_err(|_| gone())?;
+    let len = file.metadata().await.map_err(|_| gone())?.len();
     let mime = FileKind::from_path(&path).map_or("application/octet-stream", FileKind::mime);
     let name = path.file_name().map_or_else(
         || "document".into(),
         |n| n.to_string_lossy().replace('"', "'"),
     );
-    let mut res = bytes.into_response();
+    // Sent as it is read: a file of any size takes a fixed amount of memory.
+    // (At most the length announced, should the file grow meanwhile.)
+    let file = tokio::io::AsyncReadExt::take(file, len);
+    let mut res = axum::body::Body::from_stream(read_in_pieces(file)).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if mime == FileKind::Html.mime() {
         crate::guard::sandboxed(&mut res);
     }
@@ -64,6 +70,25 @@ pub(crate) async fn document_file(
         HeaderValue::from_static("nosniff"),
     );
     Ok(res)
+}
+
+/// The bytes of `file`, 64 KiB at a time; a read error ends the stream with it.
+fn read_in_pieces(
+    file: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> impl futures::Stream<Item = std::io::Result<axum::body::Bytes>> {
+    use tokio::io::AsyncReadExt;
+    futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 << 10];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(axum::body::Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
 }
 
 /// Whether the file of `doc` is still a plain file inside the folder it was indexed
@@ -98,7 +123,8 @@ pub(crate) async fn document_text(
     let doc = store
         .document(&id)
         .await?
-        .filter(|d| d.state == DocState::Indexed)
+        // A failed document whose previous version stays searchable is cited too.
+        .filter(|d| d.state == DocState::Indexed || d.chunks > 0)
         .ok_or_else(|| ApiError::NotFound(format!("no indexed document {id:?}")))?;
     if q.page == 0 || q.page > doc.pages {
         return Err(ApiError::BadRequest(format!(

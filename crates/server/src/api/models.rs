@@ -79,6 +79,21 @@ pub(crate) async fn use_model(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let path = docchat_service::models::resolve_model_path(&state.models.dir, req.model.trim())
         .map_err(|e| ApiError::BadRequest(format!("{e:#}")))?;
+    // Only the models folder: the API loads no file a caller points at elsewhere.
+    let inside = match (
+        std::fs::canonicalize(&state.models.dir),
+        std::fs::canonicalize(&path),
+    ) {
+        (Ok(dir), Ok(file)) => file.starts_with(dir),
+        _ => false,
+    };
+    if !inside {
+        return Err(ApiError::BadRequest(format!(
+            "only models in the models folder ({}) can be used from the browser or the API; \
+             copy the file there first",
+            state.models.dir.display()
+        )));
+    }
     let info =
         docchat_llm::meta::read_info(&path).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if info.embedding {

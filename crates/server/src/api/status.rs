@@ -30,6 +30,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, Ap
         },
         reconciled: ix.reconciled(),
         write_error: ix.write_error(),
+        unavailable: ix.unavailable(),
         progress: ix.progress(),
         stats: IndexStats {
             chunks_embedded: ix.stats.chunks_embedded.load(Ordering::SeqCst),
@@ -56,19 +57,22 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, Ap
 /// after every file, `document` on every state change.
 pub(crate) async fn events(
     State(state): State<AppState>,
-) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
     use tokio_stream::wrappers::BroadcastStream;
+    // Held as long as the stream is open.
+    let place = state.event_streams.enter()?;
     let ix = &state.live().indexer;
     let rx = ix.events.subscribe();
     let first = docchat_service::index::progress::IndexEvent::Progress(ix.progress());
     let stream = tokio_stream::once(first)
         .chain(BroadcastStream::new(rx).filter_map(Result::ok))
-        .map(|ev| {
+        .map(move |ev| {
+            let _open = &place;
             Ok(Event::default()
                 .event(ev.name())
                 .data(json!(ev).to_string()))
         });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 /// Resident memory and CPU time of this process, from `/proc/self`.

@@ -5,9 +5,9 @@ use docchat_core::{GenerationStats, Location};
 use docchat_service::answer::check::Claim;
 use docchat_service::answer::rag::{Citation, Sources};
 use docchat_service::answer::retrieve::{Passage, SearchMode};
-use docchat_service::index::WriteError;
 use docchat_service::index::progress::Progress;
 use docchat_service::index::switch::SwitchStatus;
+use docchat_service::index::{Unavailable, WriteError};
 use docchat_store::{DocState, DocumentRecord};
 use serde::Serialize;
 use std::path::Path;
@@ -27,6 +27,9 @@ pub struct StatusBody<'a> {
     pub reconciled: bool,
     /// A failure to write the index (a full, read-only or forbidden data folder).
     pub write_error: Option<WriteError>,
+    /// Files and folders that cannot be reached right now (their documents are
+    /// kept, and they are looked at again).
+    pub unavailable: Vec<Unavailable>,
     /// The current burst of indexing work.
     pub progress: Progress,
     /// Work done since the start.

@@ -415,6 +415,15 @@ fn answer_from_documents(
     if last.content.trim().is_empty() {
         return Err(OaiError::invalid("the question is empty", Some("messages")));
     }
+    if last.content.len() > crate::api::chat::MAX_QUESTION {
+        return Err(OaiError::invalid(
+            format!(
+                "the question is longer than {} bytes",
+                crate::api::chat::MAX_QUESTION
+            ),
+            Some("messages"),
+        ));
+    }
     let mut opts = state.ask_defaults.clone();
     opts.filter = docchat
         .filter

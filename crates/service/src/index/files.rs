@@ -46,8 +46,10 @@ pub fn is_ignored(path: &Path) -> bool {
     })
 }
 
-/// Supported files under `dir`, following symlinks without looping.
-pub fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Adds the supported files under `dir` to `out`, following symlinks without
+/// looping. Returns the folders that exist but cannot be read, with the reason.
+pub fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> Vec<(PathBuf, String)> {
+    let mut unreadable = Vec::new();
     let mut seen = HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -57,9 +59,14 @@ pub fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
         if !seen.insert(canonical) {
             continue;
         }
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            tracing::warn!(path = %d.display(), "cannot read folder");
-            continue;
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                tracing::warn!(path = %d.display(), error = %e, "cannot read folder");
+                unreadable.push((d, e.to_string()));
+                continue;
+            }
         };
         let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         paths.sort();
@@ -77,6 +84,7 @@ pub fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
             }
         }
     }
+    unreadable
 }
 
 #[cfg(test)]

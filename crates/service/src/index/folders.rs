@@ -5,7 +5,7 @@ use crate::config::{self, WatchRoot};
 use crate::index::Indexer;
 use anyhow::{Context, Result};
 use docchat_store::{DocState, DocumentRecord};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{RecommendedWatcher, Watcher};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -118,7 +118,7 @@ impl Folders {
         };
         ix.add_root(root.clone())?;
         if let Some(w) = self.lock().as_mut()
-            && let Err(e) = w.watch(&root.path, RecursiveMode::Recursive)
+            && let Err(e) = crate::index::watch::watch_tree(w, &root.path)
         {
             ix.remove_root(&root.collection);
             return Err(e).with_context(|| format!("cannot watch {}", root.path.display()));
@@ -149,14 +149,8 @@ impl Folders {
 }
 
 /// Removes the documents of `collection` from the index (the files stay); how many
-/// there were.
+/// there were. Not for a running indexer's store: [`Indexer::forget`] waits for
+/// its writes.
 pub async fn forget(store: &docchat_store::Store, collection: &str) -> Result<usize> {
-    let mut forgotten = 0;
-    for d in store.documents().await? {
-        if d.collection == collection {
-            store.delete_document(&d.id).await?;
-            forgotten += 1;
-        }
-    }
-    Ok(forgotten)
+    Ok(store.delete_collection(collection).await?.0)
 }

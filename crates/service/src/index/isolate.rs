@@ -6,6 +6,7 @@
 use anyhow::{Context, Result};
 use docchat_core::Extracted;
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -19,6 +20,11 @@ pub struct ExtractLimits {
     pub timeout: Duration,
     /// Address-space cap of the child, in bytes.
     pub memory_bytes: u64,
+    /// Files larger than this are not read at all (0: no limit).
+    pub max_file_bytes: u64,
+    /// Where the child writes what it extracted: a folder only docchat's user may
+    /// enter (the system's temporary folder when `None`).
+    pub work_dir: Option<PathBuf>,
 }
 
 impl ExtractLimits {
@@ -28,9 +34,28 @@ impl ExtractLimits {
             exe: std::env::current_exe().context("cannot locate the docchat executable")?,
             timeout: Duration::from_secs(timeout_s),
             memory_bytes: memory_mb * 1024 * 1024,
+            max_file_bytes: crate::settings::DEFAULT_MAX_FILE_MB << 20,
+            work_dir: None,
         })
     }
+
+    /// Extracts in `dir` (created 0700; what a killed run left there is removed).
+    pub fn in_private_dir(mut self, dir: PathBuf) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        self.work_dir = Some(dir);
+        Ok(self)
+    }
 }
+
+/// How the reason of an extraction that ran out of time begins.
+pub const TIMEOUT: &str = "timeout";
 
 /// Why a document cannot be extracted; its status shows this to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +74,7 @@ impl std::fmt::Display for Unreadable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Parser(reason) => f.write_str(reason),
-            Self::Timeout(s) => write!(f, "timeout: extraction took longer than {s}s"),
+            Self::Timeout(s) => write!(f, "{TIMEOUT}: extraction took longer than {s}s"),
             Self::TooLarge => f.write_str("too large: extraction exceeded the memory limit"),
             Self::Crashed(how) => write!(f, "corrupt: the parser {how}"),
         }
@@ -92,21 +117,51 @@ pub fn run_child(path: &Path, out: &Path, memory_bytes: u64) -> Result<()> {
     };
     let json = serde_json::to_vec(&outcome)?;
     let tmp = out.with_extension("partial");
-    std::fs::write(&tmp, json)?;
+    private_file(&tmp)?.write_all(&json)?;
     std::fs::rename(&tmp, out)?;
     Ok(())
+}
+
+/// A new file only its owner may read (0600): it holds a document's text.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Variables the extraction child keeps: it needs no secret of the server's.
+const CHILD_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "LC_CTYPE", "RUST_BACKTRACE"];
+
+/// Kills the process group `pgid` (the child and whatever it started: poppler's
+/// tools among them).
+#[allow(unsafe_code)]
+fn kill_group(pgid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    // SAFETY: killpg only sends a signal; the group is the child's own, made for it
+    // with `process_group(0)`, so no other process is touched.
+    unsafe {
+        libc::killpg(pgid, libc::SIGKILL);
+    }
 }
 
 /// The parent side: runs the child on `path` within `limits`. `Err` is a failure of
 /// docchat itself, not of the document.
 pub async fn extract(path: &Path, limits: &ExtractLimits) -> Result<Extraction> {
-    let dir = tempfile::Builder::new()
-        .prefix("docchat-extract")
-        .tempdir()?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("docchat-extract");
+    let dir = match &limits.work_dir {
+        Some(work) => builder.tempdir_in(work)?,
+        None => builder.tempdir()?,
+    };
     let out = dir.path().join("out.json");
     // stderr goes to a file: a chatty parser can never block on a full pipe.
     let err_path = dir.path().join("stderr.txt");
-    let err_file = std::fs::File::create(&err_path)?;
+    let err_file = private_file(&err_path)?;
     let mut child = tokio::process::Command::new(&limits.exe)
         .arg("extract")
         .arg("--memory-bytes")
@@ -117,12 +172,24 @@ pub async fn extract(path: &Path, limits: &ExtractLimits) -> Result<Extraction> 
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(err_file))
+        .env_clear()
+        .envs(
+            CHILD_ENV
+                .iter()
+                .filter_map(|k| Some((*k, std::env::var_os(k)?))),
+        )
+        .env("TMPDIR", dir.path())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {}", limits.exe.display()))?;
+    let pgid = child.id();
     let status = match tokio::time::timeout(limits.timeout, child.wait()).await {
         Ok(status) => status?,
         Err(_) => {
+            if let Some(pgid) = pgid {
+                kill_group(pgid);
+            }
             let _ = child.kill().await;
             return Ok(Extraction::Failed(Unreadable::Timeout(
                 limits.timeout.as_secs(),
@@ -136,10 +203,14 @@ pub async fn extract(path: &Path, limits: &ExtractLimits) -> Result<Extraction> 
         });
     }
     let stderr = tokio::fs::read(&err_path).await.unwrap_or_default();
-    Ok(Extraction::Failed(crash_reason(
-        status,
-        &String::from_utf8_lossy(&stderr),
-    )))
+    let stderr = String::from_utf8_lossy(&stderr);
+    // The child could not write what it extracted (a full or read-only data
+    // folder): docchat's trouble, tried again later, not the document's.
+    let own = anyhow::anyhow!("the extraction could not be saved: {}", stderr.trim());
+    if crate::disk::DiskTrouble::of(&own).is_some() {
+        return Err(own);
+    }
+    Ok(Extraction::Failed(crash_reason(status, &stderr)))
 }
 
 fn crash_reason(status: std::process::ExitStatus, stderr: &str) -> Unreadable {

@@ -7,7 +7,13 @@
 //! the chunks are replaced (or appended part by part), then the row becomes
 //! `indexed` (or `failed`). A crash leaves a `pending` row, which the next start
 //! redoes, reusing the vectors of the chunks already written; a crash while
-//! deleting leaves orphan chunks, which the reconcile removes.
+//! deleting leaves orphan chunks, which the worker removes when it starts, before it
+//! writes anything (never later: new documents are written chunks first, and their
+//! chunks would look orphaned until their rows follow).
+//!
+//! Every write of a document holds [`Indexer::writing`] and first checks that its
+//! collection is still watched, so a folder removed or forgotten meanwhile gets
+//! nothing written after it is gone.
 
 mod files;
 pub mod folders;
@@ -143,6 +149,39 @@ pub struct Indexer {
     retries: Mutex<HashMap<PathBuf, u32>>,
     /// The last such failure, while any path waits for a retry.
     write_error: Mutex<Option<WriteError>>,
+    /// Held by every write of a document and by [`Indexer::forget`].
+    writing: tokio::sync::Mutex<()>,
+    /// Paths to look at again at a later time, not counted as queued: documents
+    /// whose reading failed for a reason that may pass, files and folders that
+    /// could not be reached.
+    later: Mutex<HashMap<PathBuf, Instant>>,
+    /// Tries so far of documents whose reading keeps failing for such a reason.
+    read_tries: Mutex<HashMap<PathBuf, u32>>,
+    /// Files and folders that cannot be reached right now.
+    unreachable: Mutex<std::collections::BTreeMap<PathBuf, Unavailable>>,
+}
+
+/// A file or folder docchat cannot reach right now (a folder it may not read, a
+/// share that is offline): its documents are kept, and it is looked at again.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unavailable {
+    /// The path.
+    pub path: String,
+    /// Why, as the system said.
+    pub reason: String,
+    /// Since when (ms since the epoch).
+    pub since_ms: i64,
+}
+
+/// How long an unreachable file or folder waits before it is looked at again.
+const RECHECK: Duration = Duration::from_secs(30);
+/// Tries of a document whose reading keeps failing for a reason that may pass,
+/// before it waits for its next change or the next start.
+const MAX_READ_TRIES: u32 = 5;
+
+/// Wait before try `n` (1-based) of such a document: a minute, doubling.
+fn read_retry_wait(n: u32) -> Duration {
+    Duration::from_secs(60 << n.saturating_sub(1).min(6))
 }
 
 /// A failure to write the index that is not the document's fault.
@@ -193,7 +232,78 @@ impl Indexer {
             stats: Stats::default(),
             retries: Mutex::new(HashMap::new()),
             write_error: Mutex::new(None),
+            writing: tokio::sync::Mutex::new(()),
+            later: Mutex::new(HashMap::new()),
+            read_tries: Mutex::new(HashMap::new()),
+            unreachable: Mutex::new(std::collections::BTreeMap::new()),
         })
+    }
+
+    /// Files and folders that cannot be reached right now, by path.
+    pub fn unavailable(&self) -> Vec<Unavailable> {
+        self.unreachable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Records that `path` cannot be reached (its documents stay) and looks at it
+    /// again after [`RECHECK`].
+    fn mark_unreachable(&self, path: &Path, reason: String) {
+        let fresh = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                path.to_path_buf(),
+                Unavailable {
+                    path: path.display().to_string(),
+                    reason: reason.clone(),
+                    since_ms: now_ms(),
+                },
+            )
+            .is_none();
+        if fresh {
+            tracing::warn!(path = %path.display(), reason, "cannot be reached; its documents are kept and it is looked at again");
+        }
+        self.look_again(path, Instant::now() + RECHECK);
+    }
+
+    /// `path` can be reached: it, and the folders above it, are no longer marked.
+    fn reachable(&self, path: &Path) {
+        let mut u = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !u.is_empty() {
+            u.retain(|p, _| !path.starts_with(p));
+        }
+    }
+
+    /// Queues `path` at `at` (or earlier, if it is due earlier already); until
+    /// then it is not counted as queued.
+    fn look_again(&self, path: &Path, at: Instant) {
+        self.later
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(path.to_path_buf())
+            .and_modify(|t| *t = (*t).min(at))
+            .or_insert(at);
+        self.wake.notify_one();
+    }
+
+    /// Removes every document of `collection` from the index (the files stay),
+    /// after any write of it in progress; nothing of it is written afterwards
+    /// unless its folder is watched. Running it again finishes one that failed
+    /// half-way. Returns how many documents and chunks there were.
+    pub async fn forget(&self, collection: &str) -> Result<(usize, usize)> {
+        self.cancel(collection);
+        let _writing = self.writing.lock().await;
+        let removed = self.store.delete_collection(collection).await?;
+        self.dirty.store(true, Ordering::SeqCst);
+        Ok(removed)
     }
 
     /// The failure that keeps documents from being written, while one does.
@@ -324,6 +434,16 @@ impl Indexer {
             q.retain(|p, _| self.root_of(p).is_none_or(|r| r.collection != collection));
             before - q.len()
         };
+        let of_collection =
+            |p: &PathBuf| self.root_of(p).is_some_and(|r| r.collection == collection);
+        self.later
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|p, _| !of_collection(p));
+        self.unreachable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|p, _| !of_collection(p));
         self.events.finished(dropped as u64);
         self.idle.notify_waiters();
         self.publish_progress();
@@ -371,25 +491,26 @@ impl Indexer {
     /// manifest document whose file is gone (its processing removes it). Documents of
     /// a watched folder that is missing right now (an unplugged disk) are kept.
     pub async fn reconcile(&self) -> Result<()> {
-        let removed = self.store.remove_orphan_chunks().await?;
-        if removed > 0 {
-            tracing::info!(removed, "removed chunks left by an interrupted run");
-        }
         let roots = self.roots();
-        let files = tokio::task::spawn_blocking(move || {
-            let mut files = Vec::new();
+        let (files, unreadable) = tokio::task::spawn_blocking(move || {
+            let (mut files, mut unreadable) = (Vec::new(), Vec::new());
             for root in &roots {
                 if root.path.is_dir() {
-                    walk_files(&root.path, &mut files);
+                    unreadable.extend(walk_files(&root.path, &mut files));
                 } else if root.path.is_file() {
                     files.push(root.path.clone());
                 } else {
                     tracing::warn!(path = %root.path.display(), "watched folder is missing; its documents are kept");
                 }
             }
-            files
+            (files, unreadable)
         })
         .await?;
+        // The documents below a folder that cannot be read are not in `files`:
+        // each is looked at (and kept, unreachable) like any other.
+        for (folder, reason) in unreadable {
+            self.mark_unreachable(&folder, reason);
+        }
         let found: HashSet<&PathBuf> = files.iter().collect();
         let now = Instant::now();
         for doc in self.store.documents().await? {
@@ -417,19 +538,16 @@ impl Indexer {
     /// that is gone also queues the documents that were under it.
     pub async fn on_event_path(&self, path: PathBuf) -> Result<()> {
         if path.is_dir() {
-            let p = path.clone();
-            let files = tokio::task::spawn_blocking(move || {
-                let mut files = Vec::new();
-                walk_files(&p, &mut files);
-                files
-            })
-            .await?;
-            for f in files {
-                self.enqueue(f);
-            }
-            return Ok(());
+            return self.queue_folder(&path).await;
         }
-        if !path.exists() {
+        // Only "not found" means gone: a path that cannot be looked at right now
+        // (a folder that may not be read, an offline share) keeps its documents.
+        if std::fs::symlink_metadata(&path).is_err_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            )
+        }) {
             let prefix = format!("{}/", path.display());
             for doc in self.store.documents().await? {
                 if doc.abs_path.starts_with(&prefix) {
@@ -439,6 +557,28 @@ impl Indexer {
         }
         if FileKind::from_path(&path).is_some() {
             self.enqueue(path);
+        }
+        Ok(())
+    }
+
+    /// Queues the files under `folder`; its sub-folders that cannot be read are
+    /// marked unreachable.
+    async fn queue_folder(&self, folder: &Path) -> Result<()> {
+        let p = folder.to_path_buf();
+        let (files, unreadable) = tokio::task::spawn_blocking(move || {
+            let mut files = Vec::new();
+            let unreadable = walk_files(&p, &mut files);
+            (files, unreadable)
+        })
+        .await?;
+        if !unreadable.iter().any(|(f, _)| f == folder) {
+            self.reachable(folder);
+        }
+        for (f, reason) in unreadable {
+            self.mark_unreachable(&f, reason);
+        }
+        for f in files {
+            self.enqueue(f);
         }
         Ok(())
     }
@@ -453,6 +593,16 @@ impl Indexer {
     /// them; a second embeds and writes, so the embedding model never waits for
     /// an extraction (at most one extracted document waits for it).
     pub async fn run(self: Arc<Self>) {
+        // Before anything is written: what an interrupted run left is repaired.
+        match self.store.repair().await {
+            Ok((0, 0)) => {}
+            Ok((orphans, redone)) => tracing::info!(
+                orphans,
+                redone,
+                "repaired what an interrupted run left: chunks of no document removed, documents with missing chunks redone"
+            ),
+            Err(e) => tracing::error!(error = format!("{e:#}"), "the index check at start failed"),
+        }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<(PathBuf, Step)>(WRITE_BATCH);
         let me = Arc::clone(&self);
         tokio::spawn(async move {
@@ -573,6 +723,32 @@ impl Indexer {
 
     async fn next_ready(&self) -> PathBuf {
         loop {
+            // Paths due to be looked at again join the queue.
+            let (due, next_later) = {
+                let mut later = self
+                    .later
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let now = Instant::now();
+                let due: Vec<PathBuf> = later
+                    .iter()
+                    .filter(|(_, t)| **t <= now)
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                for p in &due {
+                    later.remove(p);
+                }
+                (
+                    due,
+                    later
+                        .values()
+                        .min()
+                        .map(|t| t.saturating_duration_since(now)),
+                )
+            };
+            for p in due {
+                self.enqueue_at(p, Instant::now());
+            }
             let wait = {
                 let paused = self.lock_paused().clone();
                 let mut q = self.lock_queue();
@@ -596,6 +772,10 @@ impl Indexer {
                     Some((_, t)) => Some(t - now),
                     None => None,
                 }
+            };
+            let wait = match (wait, next_later) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
             let woken = self.wake.notified();
             match wait {

@@ -5,6 +5,20 @@ use super::*;
 use crate::index::isolate::{self, Extraction};
 use docchat_core::Location;
 
+/// The reason of a document that could not be read, before the system's words.
+pub(super) const READ_FAILED: &str = "cannot read file";
+/// The reason of a link that leads out of its watched folder: the only failure
+/// that drops the previous version of a document (it was never meant to be shared).
+pub(super) const OUTSIDE: &str = "not indexed: a link to a file outside the watched folder";
+
+/// Whether a document failed for a reason that may pass (a read error, an
+/// extraction that ran out of time on a busy machine): it is tried again at start,
+/// when its file or its attributes change (a `chmod` that fixes "Permission
+/// denied"), and after a while, waiting longer after each failure.
+pub fn failed_for_now(reason: &str) -> bool {
+    reason.starts_with(READ_FAILED) || reason.starts_with(isolate::TIMEOUT)
+}
+
 impl Indexer {
     pub(super) fn root_of(&self, path: &Path) -> Option<WatchRoot> {
         self.roots
@@ -25,10 +39,31 @@ impl Indexer {
         let rel = relative(&root.path, path);
         let id = document_id(&root.collection, &rel);
         let existing = self.store.document(&id).await?;
-        let meta = tokio::fs::metadata(path).await.ok().filter(|m| m.is_file());
-        let Some(meta) = meta else {
-            return self.gone(&root, &rel, path, existing.as_ref()).await;
+        let meta = match tokio::fs::metadata(path).await {
+            Ok(meta) => meta,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return self.gone(&root, &rel, path, existing.as_ref()).await;
+            }
+            Err(e) => {
+                // Not "gone": it cannot be looked at right now.
+                self.mark_unreachable(path, e.to_string());
+                return Ok(Step::Done);
+            }
         };
+        self.reachable(path);
+        if meta.is_dir() && existing.is_none() {
+            // A folder looked at again: its files are queued.
+            self.queue_folder(path).await?;
+            return Ok(Step::Done);
+        }
+        if !meta.is_file() {
+            return self.gone(&root, &rel, path, existing.as_ref()).await;
+        }
         let size = meta.len();
         let mtime_ms = meta
             .modified()
@@ -44,22 +79,26 @@ impl Indexer {
         }
         let record = |hash: String| self.record(&root, &rel, &id, path, size, mtime_ms, hash);
         if !inside_root(&root.path, path) {
-            return Ok(Step::Fail(
-                Box::new(record(String::new())),
-                "not indexed: a link to a file outside the watched folder".into(),
-            ));
+            return Ok(Step::Fail(Box::new(record(String::new())), OUTSIDE.into()));
+        }
+        let cap = self.limits.max_file_bytes;
+        if cap > 0 && size > cap {
+            let reason = format!(
+                "too large: {} MB is over the limit of {} MB (max_file_mb in docchat.toml)",
+                size >> 20,
+                cap >> 20
+            );
+            return Ok(Step::Fail(Box::new(record(String::new())), reason));
         }
         let file = path.to_path_buf();
-        let read = tokio::task::spawn_blocking(move || {
-            std::fs::read(file).map(|b| (b.len() as u64, blake3::hash(&b).to_hex().to_string()))
-        });
+        let read = tokio::task::spawn_blocking(move || hash_file(&file));
         let (bytes_len, hash) = match read.await? {
             Ok(read) => read,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Box::pin(self.prepare(path)).await;
             }
             Err(e) => {
-                let reason = format!("cannot read file: {e}");
+                let reason = format!("{READ_FAILED}: {e}");
                 return Ok(Step::Fail(Box::new(record(String::new())), reason));
             }
         };
@@ -69,7 +108,9 @@ impl Indexer {
             d.size = size;
             d.mtime_ms = mtime_ms;
             d.abs_path = path.display().to_string();
-            self.store.put_document(&d).await?;
+            if let Some(_writing) = self.may_write(&d.collection).await {
+                self.store.put_document(&d).await?;
+            }
             return Ok(Step::Done);
         }
         if bytes_len != size {
@@ -93,6 +134,9 @@ impl Indexer {
             // orphan chunks, which the next start removes before indexing it.
             doc.pages = d.pages;
             doc.chunks = d.chunks;
+            let Some(_writing) = self.may_write(&doc.collection).await else {
+                return Ok(Step::Done);
+            };
             self.store.put_document(&doc).await?;
         }
         self.publish(&doc, Change::Pending, None);
@@ -111,9 +155,11 @@ impl Indexer {
         settling
     }
 
-    /// Whether `d` was indexed, and by the embedding model in use.
+    /// Whether `d` was indexed, and by the embedding model in use, or failed for
+    /// a reason that stays while the file does.
     pub(super) fn is_current(&self, d: &DocumentRecord) -> bool {
-        d.state != DocState::Pending && d.embedder == self.embedder.id()
+        let retry = d.state == DocState::Failed && d.error.as_deref().is_some_and(failed_for_now);
+        d.state != DocState::Pending && !retry && d.embedder == self.embedder.id()
     }
 
     /// `path` is no longer a file: its document goes, unless its whole folder is
@@ -135,7 +181,10 @@ impl Indexer {
         if self.defer_removal(path) {
             return Ok(Step::Requeued);
         }
-        self.store.delete_document(&d.id).await?;
+        {
+            let _writing = self.writing.lock().await;
+            self.store.delete_document(&d.id).await?;
+        }
         self.dirty.store(true, Ordering::SeqCst);
         self.publish(d, Change::Removed, None);
         tracing::info!(path = %rel, collection = %root.collection, "removed");
@@ -250,6 +299,9 @@ impl Indexer {
             mtime_ms,
             from.content_hash.clone(),
         );
+        let Some(_writing) = self.may_write(&root.collection).await else {
+            return Ok(());
+        };
         self.store.put_document(&doc).await?;
         let chunks: Vec<ChunkRecord> = self
             .store
@@ -326,4 +378,12 @@ impl Indexer {
             indexed_at_ms: now_ms(),
         }
     }
+}
+
+/// The size and blake3 hash of the file at `path`, read in pieces: a file of any
+/// size is hashed in a fixed amount of memory.
+fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut hasher = blake3::Hasher::new();
+    let n = std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok((n, hasher.finalize().to_hex().to_string()))
 }

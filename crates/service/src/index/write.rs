@@ -1,10 +1,26 @@
 //! The indexer's second half: chunks embedded (only those without a vector) and
 //! documents written, in batches, or a long new one in parts.
 
+use super::prepare::{OUTSIDE, failed_for_now};
 use super::*;
 use docchat_core::Location;
 
 impl Indexer {
+    /// The write lock, if documents of `collection` may still be written (its
+    /// folder is watched); `None`, and nothing may be written, otherwise.
+    pub(super) async fn may_write(
+        &self,
+        collection: &str,
+    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let guard = self.writing.lock().await;
+        if self.has_collection(collection) {
+            Some(guard)
+        } else {
+            tracing::info!(collection, "not written: the folder is no longer watched");
+            None
+        }
+    }
+
     /// Embeds the chunks of prepared `work` that have no vector yet and writes the
     /// document.
     pub(super) async fn finish(&self, work: Work) -> Result<()> {
@@ -114,7 +130,13 @@ impl Indexer {
         if self.store.document(&work.id).await?.is_some() {
             return self.finish(work).await;
         }
-        self.store.put_document(&work.doc).await?;
+        let collection = work.root.collection.clone();
+        {
+            let Some(_writing) = self.may_write(&collection).await else {
+                return Ok(());
+            };
+            self.store.put_document(&work.doc).await?;
+        }
         let drafts = std::mem::take(&mut work.drafts);
         let total = drafts.len();
         let mut drafts = drafts.into_iter();
@@ -126,13 +148,21 @@ impl Indexer {
             let n = part.len();
             let records = into_records(&work.root, &work.rel, &work.id, first, part, &mut vectors);
             drop(vectors);
+            let Some(_writing) = self.may_write(&collection).await else {
+                return Ok(());
+            };
             self.store.append_chunks(&records).await?;
             self.dirty.store(true, Ordering::SeqCst);
             first += n;
             tracing::debug!(path = %work.rel, written = first, total, "part written");
         }
         let doc = self.indexed_row(work, total, embedded);
-        self.store.put_document(&doc).await?;
+        {
+            let Some(_writing) = self.may_write(&collection).await else {
+                return Ok(());
+            };
+            self.store.put_document(&doc).await?;
+        }
         self.written(&[(doc, Change::Indexed)]).await;
         Ok(())
     }
@@ -145,13 +175,18 @@ impl Indexer {
             records,
             stored,
         } = e;
-        if stored {
-            self.store.replace_chunks(&doc.id, &records).await?;
-            self.store.put_document(&doc).await?;
-        } else {
-            // Nothing of this document is stored: one append each, no delete.
-            self.store.append_chunks(&records).await?;
-            self.store.insert_document(&doc).await?;
+        {
+            let Some(_writing) = self.may_write(&doc.collection).await else {
+                return Ok(());
+            };
+            if stored {
+                self.store.replace_chunks(&doc.id, &records).await?;
+                self.store.put_document(&doc).await?;
+            } else {
+                // Nothing of this document is stored: one append each, no delete.
+                self.store.append_chunks(&records).await?;
+                self.store.insert_document(&doc).await?;
+            }
         }
         self.written(&[(doc, Change::Indexed)]).await;
         Ok(())
@@ -159,15 +194,36 @@ impl Indexer {
 
     /// Writes new documents (no manifest row yet) together: all their chunks in
     /// one append, then all their rows in one. A crash in between leaves orphan
-    /// chunks only, removed at the next start.
+    /// chunks only, removed at the next start. Documents of a folder no longer
+    /// watched are left out.
     pub(super) async fn store_new(
         &self,
         chunks: &[ChunkRecord],
-        rows: Vec<(DocumentRecord, Change)>,
+        mut rows: Vec<(DocumentRecord, Change)>,
     ) -> Result<()> {
-        self.store.append_chunks(chunks).await?;
-        let docs: Vec<DocumentRecord> = rows.iter().map(|(d, _)| d.clone()).collect();
-        self.store.insert_documents(&docs).await?;
+        {
+            let _writing = self.writing.lock().await;
+            let before = rows.len();
+            rows.retain(|(d, _)| self.has_collection(&d.collection));
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let kept: Vec<ChunkRecord>;
+            let chunks = if rows.len() == before {
+                chunks
+            } else {
+                kept = chunks
+                    .iter()
+                    .filter(|c| rows.iter().any(|(d, _)| d.id == c.at.document_id))
+                    .cloned()
+                    .collect();
+                &kept
+            };
+            self.store.append_chunks(chunks).await?;
+            crate::hooks::pause(crate::hooks::NEW_ROWS).await;
+            let docs: Vec<DocumentRecord> = rows.iter().map(|(d, _)| d.clone()).collect();
+            self.store.insert_documents(&docs).await?;
+        }
         self.written(&rows).await;
         Ok(())
     }
@@ -177,6 +233,7 @@ impl Indexer {
         self.dirty.store(true, Ordering::SeqCst);
         for (doc, change) in rows {
             self.publish(doc, *change, None);
+            self.schedule_retry(doc);
             match change {
                 Change::Failed => tracing::warn!(
                     path = %doc.path,
@@ -203,14 +260,27 @@ impl Indexer {
         }
     }
 
+    /// Records that `doc` failed. The chunks of its previous version stay
+    /// searchable until a new version is extracted (a failure on a busy machine
+    /// or an unreadable moment must not empty a good index), except for a link
+    /// that now leads out of the folder.
     pub(super) async fn fail(&self, doc: DocumentRecord, reason: String) -> Result<()> {
-        let doc = failed_row(doc, reason);
-        if self.store.document(&doc.id).await?.is_some() {
-            self.store.replace_chunks(&doc.id, &[]).await?;
-            self.store.put_document(&doc).await?;
-        } else {
-            self.store.insert_document(&doc).await?;
-        }
+        let doc = {
+            let Some(_writing) = self.may_write(&doc.collection).await else {
+                return Ok(());
+            };
+            let previous = self.store.document(&doc.id).await?;
+            let doc = failed_row(doc, reason, previous.as_ref());
+            if previous.is_some() {
+                if doc.chunks == 0 {
+                    self.store.replace_chunks(&doc.id, &[]).await?;
+                }
+                self.store.put_document(&doc).await?;
+            } else {
+                self.store.insert_document(&doc).await?;
+            }
+            doc
+        };
         self.written(&[(doc, Change::Failed)]).await;
         Ok(())
     }
@@ -253,7 +323,7 @@ impl Indexer {
                 },
                 Step::Fail(doc, reason) => match self.store.document(&doc.id).await {
                     Ok(None) => {
-                        rows.push((failed_row(*doc, reason), Change::Failed));
+                        rows.push((failed_row(*doc, reason, None), Change::Failed));
                         paths.push(path);
                         continue;
                     }
@@ -289,12 +359,54 @@ impl Indexer {
     }
 }
 
-/// The manifest row of a document that failed.
-pub(super) fn failed_row(mut doc: DocumentRecord, reason: String) -> DocumentRecord {
+impl Indexer {
+    /// A document that failed for a reason that may pass is looked at again after
+    /// a while, waiting longer after each failure; any other outcome ends that.
+    fn schedule_retry(&self, doc: &DocumentRecord) {
+        let path = PathBuf::from(&doc.abs_path);
+        let mut tries = self
+            .read_tries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let transient =
+            doc.state == DocState::Failed && doc.error.as_deref().is_some_and(failed_for_now);
+        if !transient {
+            tries.remove(&path);
+            return;
+        }
+        let n = tries.entry(path.clone()).or_insert(0);
+        *n += 1;
+        if *n <= MAX_READ_TRIES {
+            let wait = read_retry_wait(*n);
+            tracing::info!(path = %doc.path, try_after_s = wait.as_secs(), "will try to read it again");
+            self.look_again(&path, Instant::now() + wait);
+        }
+    }
+}
+
+/// The manifest row of a document that failed; the chunks of `previous` (its
+/// row before) are kept, and counted, unless the reason is [`OUTSIDE`].
+pub(super) fn failed_row(
+    mut doc: DocumentRecord,
+    reason: String,
+    previous: Option<&DocumentRecord>,
+) -> DocumentRecord {
     doc.state = DocState::Failed;
-    doc.error = Some(reason);
-    doc.chunks = 0;
     doc.indexed_at_ms = now_ms();
+    match previous.filter(|p| p.chunks > 0 && reason != OUTSIDE) {
+        Some(p) => {
+            doc.error = Some(format!("{reason} (the previous version stays searchable)"));
+            doc.chunks = p.chunks;
+            doc.pages = p.pages;
+            doc.extractor.clone_from(&p.extractor);
+            doc.title.clone_from(&p.title);
+            doc.author.clone_from(&p.author);
+        }
+        None => {
+            doc.error = Some(reason);
+            doc.chunks = 0;
+        }
+    }
     doc
 }
 

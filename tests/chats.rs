@@ -29,8 +29,26 @@ fn chats_are_kept_continued_renamed_exported_and_deleted() {
     let watch = tmp.path().join("watch-dirs");
     std::fs::write(&watch, format!("{}\n", docs.display())).unwrap();
     let ready = |s: &Value| settled(s) && s["counts"]["indexed"] == 1;
+    // A models folder of this test's own: links to the default models, and a
+    // second chat model to switch to.
+    let models = tmp.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    for e in std::fs::read_dir(crate::common::models_dir()).unwrap() {
+        let e = e.unwrap();
+        std::os::unix::fs::symlink(e.path(), models.join(e.file_name())).unwrap();
+    }
+    std::os::unix::fs::symlink(
+        crate::common::models_dir().join("gemma-3-270m-q4_k_m.gguf"),
+        models.join("gemma-copy.gguf"),
+    )
+    .unwrap();
+    let start = || {
+        let mut cmd = Server::command(&data, &watch, &[]);
+        cmd.env("DOCCHAT_MODELS_DIR", &models);
+        Server::spawn(cmd)
+    };
 
-    let server = Server::start(&data, &watch);
+    let server = start();
     server.wait_status("the note to be indexed", Duration::from_secs(120), ready);
     let events = ask(
         &server,
@@ -54,7 +72,7 @@ fn chats_are_kept_continued_renamed_exported_and_deleted() {
 
     // After a restart the chat is there, with both turns and the answers' sources.
     server.kill();
-    let server = Server::start(&data, &watch);
+    let server = start();
     server.wait_status("the restart", Duration::from_secs(120), ready);
     let chats = server.get("/api/chats");
     let listed = chats["chats"].as_array().unwrap();
@@ -132,22 +150,28 @@ fn chats_are_kept_continued_renamed_exported_and_deleted() {
             .is_empty()
     );
 
-    // Another chat model takes over answers while the server runs.
-    let copy = tmp.path().join("gemma-copy.gguf");
-    std::fs::copy(
+    // Another chat model of the models folder takes over answers while the server
+    // runs; one from elsewhere is refused.
+    let outside = tmp.path().join("gemma-outside.gguf");
+    std::os::unix::fs::symlink(
         crate::common::models_dir().join("gemma-3-270m-q4_k_m.gguf"),
-        &copy,
+        &outside,
     )
     .unwrap();
-    let (code, body) = server.post("/api/models/use", &json!({"model": copy}));
+    let (code, body) = server.post("/api/models/use", &json!({"model": outside}));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("only models in the models folder"), "{body}");
+    let (code, body) = server.post("/api/models/use", &json!({"model": "gemma-copy.gguf"}));
     assert_eq!(code, 200, "{body}");
     assert_eq!(server.get("/api/status")["models"]["chat"], "gemma-copy");
     ask(
         &server,
         &json!({"question": "How much is the rent?", "save": false, "max_tokens": 8}),
     );
-    let embedding = crate::common::models_dir().join("all-MiniLM-L6-v2.gguf");
-    let (code, body) = server.post("/api/models/use", &json!({"model": embedding}));
+    let (code, body) = server.post(
+        "/api/models/use",
+        &json!({"model": "all-MiniLM-L6-v2.gguf"}),
+    );
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("re-embeds"), "{body}");
     let (code, body) = server.post("/api/models/use", &json!({"model": "no-such-model"}));

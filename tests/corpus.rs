@@ -108,6 +108,9 @@ fn every_wild_file_ends_indexed_or_failed_with_a_reason() {
         std::thread::sleep(Duration::from_secs(2));
     };
     let rss_mib = peak_rss_kib(server.pid()) / 1024;
+    server.kill();
+    // Nothing of the run is left for the integrity check to repair.
+    crate::common::assert_intact(&tmp.path().join("data"));
 
     let docs = status["documents"].as_array().unwrap();
     let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();

@@ -227,6 +227,8 @@ fn edits_renames_moves_and_ignores() {
         "read once, when complete: {s:#}"
     );
     server.kill();
+    // Edits, renames and moves left nothing for the integrity check to repair.
+    crate::common::assert_intact(&data);
 
     // The watched folder disappears (an unplugged disk) while docchat is off, then
     // while it runs: its documents stay.
@@ -257,4 +259,42 @@ fn edits_renames_moves_and_ignores() {
         0,
         "{status:#}"
     );
+}
+
+/// A file whose name is not UTF-8 (written on a machine with a Latin-1 locale, or
+/// unpacked from an old archive) is indexed once, kept across restarts without
+/// being read again, and served. Before, its path was stored lossily: the file was
+/// removed and indexed again at every other start, and could not be opened.
+#[test]
+fn a_name_in_another_encoding_is_indexed_once_and_served() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9 menu.txt");
+    let text = "The caf\u{e9} serves chestnut soup on Thursdays.\n";
+    std::fs::write(docs.join(name), text).unwrap();
+    let watch = tmp.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = docs\n", docs.display())).unwrap();
+    let data = tmp.path().join("data");
+    let mut id = String::new();
+    for start in 0..3 {
+        let server = Server::start(&data, &watch);
+        let s = server.wait_status("the folder to settle", WAIT, |s| {
+            settled(s) && s["counts"]["indexed"] == 1
+        });
+        let d = &s["documents"][0];
+        assert_eq!(s["documents"].as_array().unwrap().len(), 1, "{s:#}");
+        if start == 0 {
+            id = d["id"].as_str().unwrap().to_string();
+        } else {
+            assert_eq!(d["id"], id.as_str(), "the same document: {s:#}");
+            assert_eq!(stat(&s, "documents_extracted"), 0, "not read again: {s:#}");
+        }
+        let res = server.get_raw(&format!("/api/documents/{id}/file"));
+        assert_eq!(res.status, 200, "{}", res.text());
+        assert_eq!(res.text(), text);
+        server.kill();
+    }
+    crate::common::assert_intact(&data);
 }

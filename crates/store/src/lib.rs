@@ -19,4 +19,5 @@ pub use store::Store;
 pub use store::{IndexReport, Integrity, SearchTuning};
 pub use types::{
     ChunkRecord, DocState, DocumentRecord, SearchFilter, SearchHit, chunk_id, chunk_ordinal,
+    file_of, stored_path,
 };

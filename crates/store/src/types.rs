@@ -43,7 +43,8 @@ pub struct DocumentRecord {
     pub collection: String,
     /// Path relative to the watched folder, with `/` separators.
     pub path: String,
-    /// Absolute path on disk.
+    /// Absolute path on disk, as [`stored_path`] writes it (use
+    /// [`DocumentRecord::file`] for the path itself).
     pub abs_path: String,
     /// File size in bytes.
     pub size: u64,
@@ -164,4 +165,80 @@ pub fn chunk_ordinal(chunk_id: &str) -> Option<u32> {
 /// The id of a document's chunk at `ordinal`.
 pub fn chunk_id(document_id: &str, ordinal: u32) -> String {
     format!("{document_id}-{ordinal:05}")
+}
+
+/// How a stored absolute path begins when its file name is not valid UTF-8.
+const BYTES_PREFIX: &str = "bytes:";
+
+/// `path` as the manifest stores it: itself when it is UTF-8 (always, on most
+/// machines), else `bytes:` and its bytes, `%XX` for any but plain ASCII letters,
+/// digits and `/._-`. Real absolute paths begin with `/`, so the two never meet,
+/// and [`file_of`] gives back the very same path: a file named in another encoding
+/// is found, kept and served like any other.
+pub fn stored_path(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    if let Some(s) = path.to_str() {
+        return s.to_string();
+    }
+    let mut out = String::from(BYTES_PREFIX);
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The path a stored absolute path stands for (see [`stored_path`]).
+pub fn file_of(stored: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let Some(encoded) = stored.strip_prefix(BYTES_PREFIX) else {
+        return std::path::PathBuf::from(stored);
+    };
+    let b = encoded.as_bytes();
+    let mut bytes = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%')
+            .then(|| b.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match hex {
+            Some(v) => {
+                bytes.push(v);
+                i += 3;
+            }
+            None => {
+                bytes.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    std::path::PathBuf::from(std::ffi::OsString::from_vec(bytes))
+}
+
+impl DocumentRecord {
+    /// The document's file on disk.
+    pub fn file(&self) -> std::path::PathBuf {
+        file_of(&self.abs_path)
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn paths_in_any_encoding_come_back_as_they_were() {
+        let utf8 = std::path::Path::new("/home/ana/caf\u{e9} 100%.txt");
+        assert_eq!(stored_path(utf8), "/home/ana/caf\u{e9} 100%.txt");
+        assert_eq!(file_of(&stored_path(utf8)), utf8);
+        let latin1 = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/docs/caf\xe9 50%.txt"));
+        let stored = stored_path(latin1);
+        assert_eq!(stored, "bytes:/docs/caf%E9%2050%25.txt");
+        assert_eq!(file_of(&stored), latin1);
+    }
 }

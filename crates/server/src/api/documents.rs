@@ -28,7 +28,7 @@ pub(crate) async fn document_file(
         // A failed document whose previous version stays searchable is cited too.
         .filter(|d| d.state == DocState::Indexed || d.chunks > 0)
         .ok_or_else(|| ApiError::NotFound(format!("no indexed document {id:?}")))?;
-    let path = std::path::PathBuf::from(&doc.abs_path);
+    let path = doc.file();
     let inside = {
         let doc = doc.clone();
         tokio::task::spawn_blocking(move || still_inside(&doc))
@@ -94,14 +94,24 @@ fn read_in_pieces(
 /// Whether the file of `doc` is still a plain file inside the folder it was indexed
 /// from: a file replaced by a link to elsewhere since is not served.
 pub(crate) fn still_inside(doc: &DocumentRecord) -> bool {
-    let abs = std::path::Path::new(&doc.abs_path);
+    let abs = doc.file();
+    let abs = abs.as_path();
     let mut root = abs.to_path_buf();
     for _ in doc.path.split('/').filter(|c| !c.is_empty()) {
         if !root.pop() {
             return false;
         }
     }
-    root.join(&doc.path) == abs
+    // The same path, in the form the manifest keeps (names in any encoding).
+    let rel: Vec<String> = abs
+        .strip_prefix(&root)
+        .map(|r| {
+            r.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    rel.join("/") == doc.path
         && docchat_service::index::inside_root(&root, abs)
         && std::fs::metadata(abs).is_ok_and(|m| m.is_file())
 }

@@ -79,12 +79,13 @@ pub(crate) async fn use_model(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let path = docchat_service::models::resolve_model_path(&state.models.dir, req.model.trim())
         .map_err(|e| ApiError::BadRequest(format!("{e:#}")))?;
-    // Only the models folder: the API loads no file a caller points at elsewhere.
+    // Only the models folder: the API loads no file a caller points at elsewhere
+    // (a link the user put in the folder is theirs, and counts as inside).
     let inside = match (
         std::fs::canonicalize(&state.models.dir),
-        std::fs::canonicalize(&path),
+        path.parent().map(std::fs::canonicalize),
     ) {
-        (Ok(dir), Ok(file)) => file.starts_with(dir),
+        (Ok(dir), Some(Ok(parent))) => parent.starts_with(dir),
         _ => false,
     };
     if !inside {

@@ -514,7 +514,7 @@ impl Indexer {
         let found: HashSet<&PathBuf> = files.iter().collect();
         let now = Instant::now();
         for doc in self.store.documents().await? {
-            let abs = PathBuf::from(&doc.abs_path);
+            let abs = doc.file();
             let Some(root) = self.root_of(&abs) else {
                 continue;
             };
@@ -548,10 +548,10 @@ impl Indexer {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
             )
         }) {
-            let prefix = format!("{}/", path.display());
             for doc in self.store.documents().await? {
-                if doc.abs_path.starts_with(&prefix) {
-                    self.enqueue(PathBuf::from(doc.abs_path));
+                let file = doc.file();
+                if file.starts_with(&path) && file != path {
+                    self.enqueue(file);
                 }
             }
         }

@@ -107,7 +107,7 @@ impl Indexer {
             let mut d = d.clone();
             d.size = size;
             d.mtime_ms = mtime_ms;
-            d.abs_path = path.display().to_string();
+            d.abs_path = docchat_store::stored_path(path);
             if let Some(_writing) = self.may_write(&d.collection).await {
                 self.store.put_document(&d).await?;
             }
@@ -265,10 +265,7 @@ impl Indexer {
     pub(super) async fn moved_from(&self, hash: &str) -> Result<Option<DocumentRecord>> {
         let embedder_id = self.embedder.id();
         for d in self.store.documents_with_hash(hash).await? {
-            if d.state == DocState::Indexed
-                && d.embedder == embedder_id
-                && !Path::new(&d.abs_path).exists()
-            {
+            if d.state == DocState::Indexed && d.embedder == embedder_id && !d.file().exists() {
                 return Ok(Some(d));
             }
         }
@@ -363,7 +360,7 @@ impl Indexer {
             id: id.to_string(),
             collection: root.collection.clone(),
             path: rel.to_string(),
-            abs_path: path.display().to_string(),
+            abs_path: docchat_store::stored_path(path),
             size,
             mtime_ms,
             content_hash: hash,

@@ -363,7 +363,7 @@ impl Indexer {
     /// A document that failed for a reason that may pass is looked at again after
     /// a while, waiting longer after each failure; any other outcome ends that.
     fn schedule_retry(&self, doc: &DocumentRecord) {
-        let path = PathBuf::from(&doc.abs_path);
+        let path = doc.file();
         let mut tries = self
             .read_tries
             .lock()

@@ -74,6 +74,10 @@ fn a_folder_added_while_documents_are_written_takes_nothing_from_them() {
     std::fs::write(&watch, format!("{} = orchard\n", orchard.display())).unwrap();
     let (server, hold) = held_server(tmp.path(), &watch);
 
+    // The notes not prepared yet wait (paused), so none of them is read again
+    // before the held ones are written: what the scan does to the held ones stays.
+    let (code, body) = server.post("/api/collections/orchard/pause", &json!({}));
+    assert_eq!(code, 200, "{body}");
     let queued = |s: &Value| s["queue"].as_u64().unwrap();
     let before = queued(&server.get("/api/status"));
     let (code, body) = server.post("/api/collections", &json!({ "path": harbour }));
@@ -83,6 +87,17 @@ fn a_folder_added_while_documents_are_written_takes_nothing_from_them() {
         queued(s) >= before + 2
     });
     release(&hold);
+    server.wait_status("the new folder indexed", WAIT, |s| {
+        s["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["collection"] == "harbour" && d["state"] == "indexed")
+            .count()
+            == 2
+    });
+    let (code, body) = server.post("/api/collections/orchard/resume", &json!({}));
+    assert_eq!(code, 200, "{body}");
 
     let s = server.wait_status("everything indexed", WAIT, |s| {
         settled(s) && s["counts"]["indexed"] == 32

@@ -731,3 +731,119 @@ fn bombs_fail_alone_in_bounded_time_and_memory() {
     assert!(rss < 1500, "the server peaked at {rss} MB");
     println!("bombs settled in {took:?}; server peak RSS {rss} MB");
 }
+
+/// The extraction child holds a document's text and nothing else: it runs with a
+/// cleared environment (no API key), writes into a 0700 folder inside the data
+/// folder (files 0600), in a process group of its own, and at its time limit
+/// that group is killed. The child is held at the pause point `extracted` (after
+/// it saved its output) while the test looks at it from /proc.
+#[test]
+fn extraction_keeps_no_secret_and_is_killed_whole_at_its_limit() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(
+        docs.join("note.md"),
+        "# Note\n\nThe vault code is kept elsewhere.\n",
+    )
+    .unwrap();
+    let watch = dir.path().join("watch-dirs");
+    std::fs::write(&watch, format!("{} = Docs\n", docs.display())).unwrap();
+    let config = dir.path().join("docchat.toml");
+    std::fs::write(&config, "extract_timeout_s = 10\n").unwrap();
+    let hold = dir.path().join("hold");
+    std::fs::create_dir(&hold).unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = Server::command(&data, &watch, &[]);
+    cmd.env("DOCCHAT_CONFIG", &config)
+        .env("DOCCHAT_API_KEY", KEY)
+        .env(
+            "DOCCHAT_TEST_PAUSE",
+            format!("extracted:{}", hold.display()),
+        );
+    let server = Server::spawn(cmd);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !hold.join("extracted.paused").exists() {
+        assert!(std::time::Instant::now() < deadline, "no extraction paused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The child: the process whose output goes inside this data folder.
+    let extracting = std::fs::canonicalize(data.join("extracting")).unwrap();
+    let (pid, out) = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let out = args
+                .iter()
+                .position(|a| a == "--out")
+                .map(|i| args[i + 1].clone())?;
+            (args.iter().any(|a| a == "extract") && out.starts_with(extracting.to_str()?))
+                .then_some((pid, std::path::PathBuf::from(out)))
+        })
+        .expect("the extraction child is running");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(!environ.contains("DOCCHAT_API_KEY"), "{environ}");
+    assert!(!environ.contains(KEY), "{environ}");
+    assert!(environ.contains("PATH="), "{environ}");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        fields[2],
+        pid.to_string(),
+        "a process group of its own: {stat}"
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&out), 0o600, "{}", out.display());
+    assert_eq!(mode(out.parent().unwrap()), 0o700);
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("vault code")
+    );
+
+    // Held past its limit: the group is killed, and the document fails with the
+    // reason.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if state
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child outlived its limit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bearer = format!("Bearer {KEY}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = get(&server, "/api/status", &[("Authorization", &bearer)]).json();
+        let note = &status["documents"][0];
+        if note["state"] == "failed" {
+            assert!(
+                note["error"].as_str().unwrap().contains("timeout"),
+                "{note:#}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -13,6 +13,9 @@ use std::time::Duration;
 /// The indexer has appended the chunks of new documents and not yet written their
 /// manifest rows.
 pub const NEW_ROWS: &str = "new-rows";
+/// An extraction child has saved what it extracted and not yet exited (the child
+/// keeps `DOCCHAT_TEST_PAUSE` from the server's environment).
+pub const EXTRACTED: &str = "extracted";
 
 fn configured() -> Option<&'static (String, PathBuf)> {
     static PAUSE: OnceLock<Option<(String, PathBuf)>> = OnceLock::new();
@@ -25,21 +28,35 @@ fn configured() -> Option<&'static (String, PathBuf)> {
         .as_ref()
 }
 
-/// Waits at the pause point `name` while a test holds it (see the module's text).
-pub async fn pause(name: &str) {
-    let Some((want, dir)) = configured() else {
-        return;
-    };
+/// The file whose existence ends the pause at `name`, when a test holds it.
+fn held(name: &str) -> Option<PathBuf> {
+    let (want, dir) = configured()?;
     if want != name {
-        return;
+        return None;
     }
     let go = dir.join(format!("{name}.go"));
     if go.exists() {
-        return;
+        return None;
     }
     let _ = std::fs::write(dir.join(format!("{name}.paused")), b"");
     tracing::warn!(point = name, "paused for a test");
-    while !go.exists() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    Some(go)
+}
+
+/// Waits at the pause point `name` while a test holds it (see the module's text).
+pub async fn pause(name: &str) {
+    if let Some(go) = held(name) {
+        while !go.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// [`pause`] for code that is not async (the extraction child).
+pub fn pause_blocking(name: &str) {
+    if let Some(go) = held(name) {
+        while !go.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

@@ -119,6 +119,7 @@ pub fn run_child(path: &Path, out: &Path, memory_bytes: u64) -> Result<()> {
     let tmp = out.with_extension("partial");
     private_file(&tmp)?.write_all(&json)?;
     std::fs::rename(&tmp, out)?;
+    crate::hooks::pause_blocking(crate::hooks::EXTRACTED);
     Ok(())
 }
 
@@ -133,7 +134,14 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Variables the extraction child keeps: it needs no secret of the server's.
-const CHILD_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "LC_CTYPE", "RUST_BACKTRACE"];
+const CHILD_ENV: &[&str] = &[
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "RUST_BACKTRACE",
+    "DOCCHAT_TEST_PAUSE",
+];
 
 /// Kills the process group `pgid` (the child and whatever it started: poppler's
 /// tools among them).
@@ -158,6 +166,10 @@ pub async fn extract(path: &Path, limits: &ExtractLimits) -> Result<Extraction> 
         Some(work) => builder.tempdir_in(work)?,
         None => builder.tempdir()?,
     };
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+    }
     let out = dir.path().join("out.json");
     // stderr goes to a file: a chatty parser can never block on a full pipe.
     let err_path = dir.path().join("stderr.txt");

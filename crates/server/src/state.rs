@@ -20,6 +20,7 @@ pub const MAX_UPLOADS: usize = 4;
 #[derive(Debug, Clone)]
 pub struct Bound {
     what: &'static str,
+    limit: usize,
     slots: Arc<Semaphore>,
 }
 
@@ -28,8 +29,14 @@ impl Bound {
     pub fn new(what: &'static str, n: usize) -> Self {
         Self {
             what,
+            limit: n,
             slots: Arc::new(Semaphore::new(n)),
         }
+    }
+
+    /// Places taken now.
+    pub fn in_use(&self) -> usize {
+        self.limit - self.slots.available_permits()
     }
 
     /// A place, held until dropped; `Crowded` when all are taken.

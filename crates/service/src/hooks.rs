@@ -13,6 +13,8 @@ use std::time::Duration;
 /// The indexer has appended the chunks of new documents and not yet written their
 /// manifest rows.
 pub const NEW_ROWS: &str = "new-rows";
+/// A search has its place and has not started.
+pub const SEARCH: &str = "search";
 /// An extraction child has saved what it extracted and not yet exited (the child
 /// keeps `DOCCHAT_TEST_PAUSE` from the server's environment).
 pub const EXTRACTED: &str = "extracted";

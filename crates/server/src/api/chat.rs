@@ -201,6 +201,7 @@ pub(crate) async fn search(
     Json(req): Json<SearchRequest>,
 ) -> Result<Json<SearchBody>, ApiError> {
     let _place = state.searches.enter()?;
+    docchat_service::hooks::pause(docchat_service::hooks::SEARCH).await;
     check_question(&req.query)?;
     let top_k = check_top_k(req.top_k, 10)?;
     let defaults = &state.ask_defaults;

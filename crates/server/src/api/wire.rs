@@ -102,6 +102,12 @@ pub struct Requests {
     pub chat_in_flight: usize,
     pub chat_limit: usize,
     pub embedding_in_flight: usize,
+    /// Searches running now (at most [`crate::state::MAX_SEARCHES`]).
+    pub searches: usize,
+    /// Uploads being received now (at most [`crate::state::MAX_UPLOADS`]).
+    pub uploads: usize,
+    /// Open `/api/events` streams.
+    pub event_streams: usize,
 }
 
 /// The indexer's counters.

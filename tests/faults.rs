@@ -207,13 +207,7 @@ fn files_docchat_may_not_read_fail_alone() {
     std::fs::set_permissions(&locked, perms).unwrap();
     let watch = dir.path().join("watch-dirs");
     std::fs::write(&watch, format!("{} = docs\n", docs.display())).unwrap();
-    // The tests run as root, whom file modes do not stop: the server runs without
-    // the capabilities that override them.
-    let serve = Server::command(&dir.path().join("data"), &watch, &[]);
-    let server = Server::spawn(Server::wrapped(
-        &serve,
-        &["setpriv", "--bounding-set=-dac_override,-dac_read_search"],
-    ));
+    let server = serve_without_override(&dir.path().join("data"), &watch);
     let status = server.wait_status("the folder to settle", Duration::from_secs(120), |s| {
         settled(s) && s["documents"].as_array().is_some_and(|d| d.len() == 4)
     });
@@ -254,13 +248,7 @@ fn a_data_folder_docchat_may_not_write_answers_507_with_the_reason_and_is_waited
     let watch = dir.path().join("watch-dirs");
     std::fs::write(&watch, format!("{} = docs\n", docs.display())).unwrap();
     let data = dir.path().join("data");
-    // The tests run as root, whom file modes do not stop: the server runs without
-    // the capabilities that override them.
-    let serve = Server::command(&data, &watch, &[]);
-    let server = Server::spawn(Server::wrapped(
-        &serve,
-        &["setpriv", "--bounding-set=-dac_override,-dac_read_search"],
-    ));
+    let server = serve_without_override(&data, &watch);
     server.wait_status("the notes to be indexed", Duration::from_secs(120), |s| {
         settled(s) && s["counts"]["indexed"] == 3
     });

@@ -1,7 +1,7 @@
 //! Watched folders added and removed while the server runs: validated, indexed at
 //! once, watched for new files, kept across a restart, and let go.
 
-use crate::common::{Server, corpus, doc, settled};
+use crate::common::{Server, corpus, delete, doc, settled};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -11,11 +11,6 @@ fn collection<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
         .unwrap()
         .iter()
         .find(|c| c["name"] == name)
-}
-
-fn delete(server: &Server, path: &str) -> (u16, Value) {
-    let res = crate::common::http::request("DELETE", &server.url(path), None);
-    (res.status, res.json())
 }
 
 #[test]

@@ -3,10 +3,10 @@
 //! chunks of new documents and not yet written their rows, and the test acts while
 //! it waits there.
 
-use crate::common::{Server, assert_intact, settled};
+use crate::common::{Server, assert_intact, delete, settled, wait_for_file};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -41,25 +41,15 @@ fn held_server(dir: &Path, watch: &Path) -> (Server, PathBuf) {
     let mut cmd = Server::command(&dir.join("data"), watch, &[]);
     cmd.env("DOCCHAT_TEST_PAUSE", format!("new-rows:{}", hold.display()));
     let server = Server::spawn(cmd);
-    let paused = hold.join("new-rows.paused");
-    let deadline = Instant::now() + WAIT;
-    while !paused.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the indexer never reached the pause point"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_file(
+        &hold.join("new-rows.paused"),
+        "the indexer to reach the pause point",
+    );
     (server, hold)
 }
 
 fn release(hold: &Path) {
     std::fs::write(hold.join("new-rows.go"), b"").unwrap();
-}
-
-fn delete(server: &Server, path: &str) -> (u16, Value) {
-    let res = crate::common::http::request("DELETE", &server.url(path), None);
-    (res.status, res.json())
 }
 
 /// Adding a folder while another folder's new documents are half written (chunks

@@ -763,11 +763,7 @@ fn extraction_keeps_no_secret_and_is_killed_whole_at_its_limit() {
             format!("extracted:{}", hold.display()),
         );
     let server = Server::spawn(cmd);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while !hold.join("extracted.paused").exists() {
-        assert!(std::time::Instant::now() < deadline, "no extraction paused");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::common::wait_for_file(&hold.join("extracted.paused"), "an extraction to pause");
 
     // The child: the process whose output goes inside this data folder.
     let extracting = std::fs::canonicalize(data.join("extracting")).unwrap();

@@ -296,3 +296,19 @@ pub fn assert_intact(data: &Path) -> Value {
     }
     status
 }
+
+/// Waits until `path` exists (a pause point reached: see `docchat_service::hooks`);
+/// panics with `what` after three minutes.
+pub fn wait_for_file(path: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `DELETE path` on `server`: the status and the JSON body.
+pub fn delete(server: &Server, path: &str) -> (u16, Value) {
+    let res = http::request("DELETE", &server.url(path), None);
+    (res.status, res.json())
+}

@@ -246,7 +246,8 @@ impl Settings {
             .collect()
     }
 
-    /// The limits of one extraction.
+    /// The limits of one extraction. Also makes the data folder private (0700) and
+    /// readies the extraction folder inside it (emptied: call once, at start).
     pub fn limits(&self) -> Result<ExtractLimits> {
         let mut limits = ExtractLimits::new(self.extract_timeout_s, self.extract_memory_mb)?;
         limits.max_file_bytes = self.max_file_mb.saturating_mul(1 << 20);

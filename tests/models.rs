@@ -24,11 +24,11 @@ fn models_are_listed_from_their_metadata_and_sized_against_this_machine() {
         .iter()
         .find(|r| r["in_use"] == "chat model")
         .expect("the chat model is listed");
-    assert_eq!(chat["info"]["architecture"], "gemma3", "{chat:#}");
+    assert_eq!(chat["info"]["architecture"], "qwen2", "{chat:#}");
     assert_eq!(chat["info"]["quantization"], "Q4_K_M");
     assert_eq!(chat["info"]["embedding"], false);
     let params = chat["info"]["parameters"].as_u64().unwrap();
-    assert!((250_000_000..300_000_000).contains(&params), "{params}");
+    assert!((600_000_000..660_000_000).contains(&params), "{params}");
     assert_eq!(chat["info"]["context_length"], 32768);
     let embed = rows
         .iter()
@@ -40,7 +40,7 @@ fn models_are_listed_from_their_metadata_and_sized_against_this_machine() {
     let (code, out, _) = run(&models_dir(), &["models", "list"]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("gemma-3-270m-q4_k_m.gguf") && out.contains("chat model"),
+        out.contains("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf") && out.contains("chat model"),
         "{out}"
     );
 
@@ -51,7 +51,7 @@ fn models_are_listed_from_their_metadata_and_sized_against_this_machine() {
             &[
                 "models",
                 "info",
-                "gemma-3-270m-q4_k_m.gguf",
+                "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
                 "--ctx",
                 ctx,
                 "--json",
@@ -69,7 +69,7 @@ fn models_are_listed_from_their_metadata_and_sized_against_this_machine() {
     assert!(largest >= 4096 && largest % 256 == 0, "{small:#}");
     let (_, text, _) = run(
         &models_dir(),
-        &["models", "info", "gemma-3-270m-q4_k_m.gguf"],
+        &["models", "info", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"],
     );
     assert!(text.contains("KV cache") && text.contains("fits"), "{text}");
 

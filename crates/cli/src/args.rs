@@ -22,7 +22,7 @@ pub struct GlobalArgs {
     /// Folder of the default models [default: ~/.cache/docchat/models]
     #[arg(long, global = true, env = "DOCCHAT_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
-    /// Chat model (GGUF file) [default: Gemma 3 270M in the models folder]
+    /// Chat model (GGUF file) [default: Qwen2.5-Coder-0.5B-Instruct in the models folder]
     #[arg(long, global = true, env = "DOCCHAT_CHAT_MODEL")]
     pub chat_model: Option<PathBuf>,
     /// Embedding model (GGUF file) [default: all-MiniLM-L6-v2 in the models folder]

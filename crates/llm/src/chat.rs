@@ -229,7 +229,14 @@ impl Session<'_> {
     ) -> Result<GenerationStats> {
         let vocab = self.model.vocab();
         let n_ctx = ctx.n_ctx() as usize;
+        let pp_started = Instant::now();
         self.process_prompt(ctx, prompt, start)?;
+        tracing::debug!(
+            tokens = prompt.len() - start,
+            ms = pp_started.elapsed().as_millis(),
+            waited_ms = (pp_started - started).as_millis(),
+            "prompt processed"
+        );
         let mut picker = Picker::new(self.model, &self.eog, &job.params);
         let mut stats = GenerationStats {
             prompt_tokens: prompt.len() as u32,

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// File name of the default chat model in the models directory.
-pub const DEFAULT_CHAT_MODEL: &str = "gemma-3-270m-q4_k_m.gguf";
+pub const DEFAULT_CHAT_MODEL: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
 /// Directory name of the default embedding checkpoint in the models directory.
 pub const DEFAULT_EMBEDDING_SOURCE: &str = "all-MiniLM-L6-v2";
 /// File name of the default embedding model (imported from the checkpoint).

@@ -61,6 +61,8 @@ pub struct Graded {
     pub claims: usize,
     /// Milliseconds to the first token.
     pub ttft_ms: f64,
+    /// Tokens in the prompt (0: answered without the model).
+    pub prompt_tokens: u32,
     /// Generated tokens per second.
     pub tokens_per_s: f64,
 }
@@ -88,10 +90,12 @@ pub struct ModelReport {
     pub unsupported: Option<f64>,
     /// Share of the answers' claims that cite nothing.
     pub uncited: f64,
-    /// Time to the first token.
+    /// Time to the first token of the answers the model wrote.
     pub ttft: Latency,
     /// Median generation speed, tokens per second.
     pub tokens_per_s: f64,
+    /// Median prompt length, in tokens.
+    pub prompt_tokens: f64,
     /// Every answer.
     pub answers: Vec<Graded>,
 }
@@ -189,6 +193,7 @@ pub fn grade(q: &Question, answer: String, sources: &Sources, stats: &Generation
         uncited: sources.claims.iter().filter(|c| c.uncited).count(),
         claims: sources.claims.len(),
         ttft_ms: stats.ttft_ms as f64,
+        prompt_tokens: stats.prompt_tokens,
         tokens_per_s: stats.tokens_per_s,
     }
 }
@@ -213,8 +218,15 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
     let cites = sum(|g| g.cites);
     let unsupported = (cites > 0).then(|| ratio(sum(|g| g.unsupported), cites));
     let uncited = ratio(sum(|g| g.uncited), sum(|g| g.claims));
-    let ttft: Vec<f64> = answers.iter().map(|g| g.ttft_ms).collect();
-    let speeds: Vec<f64> = answers.iter().map(|g| g.tokens_per_s).collect();
+    // The model's speed: answers docchat gave without it ("nothing close") are
+    // left out.
+    let generated: Vec<&Graded> = answers.iter().filter(|g| g.prompt_tokens > 0).collect();
+    let ttft: Vec<f64> = generated.iter().map(|g| g.ttft_ms).collect();
+    let speeds: Vec<f64> = generated.iter().map(|g| g.tokens_per_s).collect();
+    let prompts: Vec<f64> = generated
+        .iter()
+        .map(|g| f64::from(g.prompt_tokens))
+        .collect();
     ModelReport {
         model: model.to_string(),
         answerable: yes.len(),
@@ -227,6 +239,7 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
         uncited,
         ttft: Latency::of(&ttft),
         tokens_per_s: Latency::of(&speeds).p50_ms,
+        prompt_tokens: Latency::of(&prompts).p50_ms,
         answers,
     }
 }
@@ -234,14 +247,14 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
 /// The reports as a text table.
 pub fn table(reports: &[ModelReport]) -> String {
     let mut out = String::from(
-        "model                              answerable  answered  cited right  by model  unsupported  uncited  unanswerable  not in docs  TTFT p50 ms  TTFT p95 ms  tok/s\n",
+        "model                              answerable  answered  cited right  by model  unsupported  uncited  unanswerable  not in docs  TTFT p50 ms  TTFT p95 ms  tok/s  prompt p50\n",
     );
     for r in reports {
         let unsupported = r
             .unsupported
             .map_or_else(|| "n/a".to_string(), |u| format!("{u:.2}"));
         out.push_str(&format!(
-            "{:<34} {:>10}  {:>8.2}  {:>11.2}  {:>8.2}  {:>11}  {:>7.2}  {:>12}  {:>11.2}  {:>11.0}  {:>11.0}  {:>5.1}\n",
+            "{:<34} {:>10}  {:>8.2}  {:>11.2}  {:>8.2}  {:>11}  {:>7.2}  {:>12}  {:>11.2}  {:>11.0}  {:>11.0}  {:>5.1}  {:>10.0}\n",
             r.model,
             r.answerable,
             r.answered,
@@ -254,6 +267,7 @@ pub fn table(reports: &[ModelReport]) -> String {
             r.ttft.p50_ms,
             r.ttft.p95_ms,
             r.tokens_per_s,
+            r.prompt_tokens,
         ));
     }
     out

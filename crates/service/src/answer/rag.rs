@@ -238,6 +238,10 @@ impl Rag {
         tx: &mpsc::Sender<AnswerEvent>,
     ) -> Result<()> {
         let started = std::time::Instant::now();
+        // An instruction-tuned model answers more often from the passages as
+        // retrieved than from passages widened to whole sentences by their
+        // neighbours (BENCHMARKS.md, "Answers"); a base model gets them widened.
+        let expand = !self.generator.has_chat_template();
         let trace = self
             .retriever
             .trace(&SearchRequest {
@@ -246,7 +250,7 @@ impl Rag {
                 top_k: opts.top_k,
                 filter: opts.filter.clone(),
                 fusion: opts.fusion,
-                expand: true,
+                expand,
             })
             .await?;
         if let Some(nearest) = trace.nearest_similarity()
@@ -256,6 +260,7 @@ impl Rag {
             tracing::info!(nearest, min = opts.min_similarity, "nothing close");
             return nothing_close(&trace.passages, started, tx).await;
         }
+        let retrieved_ms = started.elapsed().as_millis();
         let mut hits = trace.passages;
         let generator = Arc::clone(&self.generator);
         if generator.has_chat_template() && opts.passage_bytes > 0 {
@@ -281,6 +286,11 @@ impl Rag {
             })
             .await?
         };
+        tracing::debug!(
+            retrieved_ms,
+            prompt_ms = started.elapsed().as_millis(),
+            "prompt ready"
+        );
         let mut params = opts.params.clone();
         if !generator.has_chat_template() && !params.ignore_eos {
             // A base model tends to go on with the prompt's pattern: a new

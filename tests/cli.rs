@@ -62,6 +62,60 @@ fn index_status_and_ask_from_the_terminal() {
 }
 
 #[test]
+fn slides_and_chapters_are_indexed_and_cited_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let folder = tmp.path().join("desk");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (from, to) in [
+        (
+            "pptx-wild/features_steps_test_files_tbl-cell.pptx",
+            "tables.pptx",
+        ),
+        ("epub-wild/sous-le-vent.epub", "sous-le-vent.epub"),
+        (
+            "pptx-wild/features_steps_test_files_cht-chart-type.pptx",
+            "charts.pptx",
+        ),
+    ] {
+        std::fs::copy(corpus().join(from), folder.join(to)).unwrap();
+    }
+    let index = [std::ffi::OsStr::new("index"), folder.as_os_str()];
+    let stdout = run(&data, &index);
+    assert!(stdout.contains("2 indexed, 1 failed"), "{stdout}");
+    assert!(stdout.contains("desk/charts.pptx: no text"), "{stdout}");
+    let stdout = run(&data, &[std::ffi::OsStr::new("status")]);
+    assert!(
+        stdout.contains("indexed  desk/tables.pptx  (3 pages")
+            && stdout.contains("indexed  desk/sous-le-vent.epub  (13 pages"),
+        "{stdout}"
+    );
+
+    // The passage about the dart is in the book's twelfth spine document, the
+    // merged cells on the deck's second slide.
+    let search = |q: &str| {
+        let args = ["search", "--mode", "keyword", q].map(std::ffi::OsStr::new);
+        run(&data, &args)
+    };
+    let out = search("fléchette Pacifique");
+    assert!(
+        out.lines()
+            .next()
+            .unwrap_or_default()
+            .contains("desk/sous-le-vent.epub chapter 12"),
+        "{out}"
+    );
+    let out = search("merged cell");
+    assert!(
+        out.lines()
+            .next()
+            .unwrap_or_default()
+            .contains("desk/tables.pptx slide 2"),
+        "{out}"
+    );
+}
+
+#[test]
 fn collections_are_listed_added_and_removed() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

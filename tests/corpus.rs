@@ -1,5 +1,5 @@
-//! The regression net for extraction: every file of `pdf-wild/` and `docx-wild/`
-//! indexed in one run by a live server. Each ends `indexed` or `failed` with a
+//! The regression net for extraction: every file of `pdf-wild/`, `docx-wild/`,
+//! `pptx-wild/` and `epub-wild/` indexed in one run by a live server. Each ends `indexed` or `failed` with a
 //! reason, nothing hangs or crashes, memory stays bounded, the server keeps
 //! answering, and docchat finds text in (at least) 98 % of the PDFs where poppler's
 //! `pdftotext` does.
@@ -21,6 +21,13 @@ const REASONS: [&str; 7] = [
     "unsupported:",
     "cannot read file:",
 ];
+
+/// Decks of `pptx-wild/` whose slides hold text (counted from the slides' XML: the
+/// rest hold only charts, pictures, layouts or no slides).
+const PPTX_WITH_TEXT: usize = 12;
+/// Books of `epub-wild/` whose spine documents hold text (the two Kusamakura
+/// samples ship none, the SVG sample only drawings).
+const EPUB_WITH_TEXT: usize = 16;
 
 fn files(dir: &Path, ext: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -60,14 +67,18 @@ fn peak_rss_kib(pid: u32) -> u64 {
 fn every_wild_file_ends_indexed_or_failed_with_a_reason() {
     let c = corpus();
     let (pdf_dir, docx_dir) = (c.join("pdf-wild"), c.join("docx-wild"));
+    let (pptx_dir, epub_dir) = (c.join("pptx-wild"), c.join("epub-wild"));
     let pdfs = files(&pdf_dir, ".pdf");
     let docxs = files(&docx_dir, ".docx");
-    let total = pdfs.len() + docxs.len();
+    let (pptxs, epubs) = (files(&pptx_dir, ".pptx"), files(&epub_dir, ".epub"));
+    let total = pdfs.len() + docxs.len() + pptxs.len() + epubs.len();
     assert!(
-        pdfs.len() > 400 && docxs.len() > 40,
-        "{} PDFs, {} DOCX",
+        pdfs.len() > 400 && docxs.len() > 40 && pptxs.len() > 30 && epubs.len() > 15,
+        "{} PDFs, {} DOCX, {} PPTX, {} EPUB",
         pdfs.len(),
-        docxs.len()
+        docxs.len(),
+        pptxs.len(),
+        epubs.len()
     );
 
     let tmp = tempfile::tempdir().unwrap();
@@ -75,9 +86,11 @@ fn every_wild_file_ends_indexed_or_failed_with_a_reason() {
     std::fs::write(
         &watch,
         format!(
-            "{} = pdf\n{} = docx\n",
+            "{} = pdf\n{} = docx\n{} = pptx\n{} = epub\n",
             pdf_dir.display(),
-            docx_dir.display()
+            docx_dir.display(),
+            pptx_dir.display(),
+            epub_dir.display()
         ),
     )
     .unwrap();
@@ -115,10 +128,14 @@ fn every_wild_file_ends_indexed_or_failed_with_a_reason() {
     let docs = status["documents"].as_array().unwrap();
     let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
     let mut indexed = 0;
+    let mut indexed_in: BTreeMap<String, usize> = BTreeMap::new();
     for d in docs {
         match d["state"].as_str().unwrap() {
             "indexed" => {
                 indexed += 1;
+                *indexed_in
+                    .entry(d["collection"].as_str().unwrap().to_string())
+                    .or_default() += 1;
                 assert!(d["chunks"].as_u64().unwrap() > 0, "{d}");
             }
             "failed" => {
@@ -139,9 +156,19 @@ fn every_wild_file_ends_indexed_or_failed_with_a_reason() {
         }
     }
     println!(
-        "{total} files in {:.0} s: {indexed} indexed, failed by reason: {by_reason:?}; \
+        "{total} files in {:.0} s: {indexed} indexed ({indexed_in:?}), failed by reason: {by_reason:?}; \
          status and search answered {polls} polls, slowest {slowest:?}; peak server memory {rss_mib} MiB",
         started.elapsed().as_secs_f64()
+    );
+    // Every slide deck and book with text is read (the others hold only charts,
+    // layouts, images, or no spine documents).
+    assert!(
+        indexed_in.get("pptx").copied().unwrap_or(0) >= PPTX_WITH_TEXT,
+        "{indexed_in:?}"
+    );
+    assert!(
+        indexed_in.get("epub").copied().unwrap_or(0) >= EPUB_WITH_TEXT,
+        "{indexed_in:?}"
     );
     assert!(
         slowest < Duration::from_secs(10),

@@ -56,3 +56,90 @@ fn a_broken_pdf_is_a_reason_not_a_crash() {
         "{reason}"
     );
 }
+
+/// The text of each page, white space runs as one space.
+fn page_texts(v: &Value) -> Vec<String> {
+    v["ok"]["pages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("extracted: {v:#}"))
+        .iter()
+        .map(|p| {
+            p["text"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn slides_are_pages_with_their_title_first_and_table_rows_kept_together() {
+    let v = extract(&corpus().join("pptx-wild/features_steps_test_files_tbl-cell.pptx"));
+    let pages = page_texts(&v);
+    assert_eq!(pages.len(), 3, "{v:#}");
+    // A 3×3 table: each row on a line of its own, cells in order.
+    let third = v["ok"]["pages"][2]["text"].as_str().unwrap();
+    assert!(third.contains("a | b | c\nd | e | f\ng | h | i"), "{third}");
+    assert_eq!(v["ok"]["pages"][2]["number"], 3);
+
+    let v = extract(&corpus().join("pptx-wild/features_steps_test_files_test.pptx"));
+    let pages = page_texts(&v);
+    assert!(
+        pages[0].starts_with("Presentation Title Text") && pages[0].contains("Subtitle Text"),
+        "{pages:?}"
+    );
+    assert_eq!(v["ok"]["extractor"], "pptx");
+
+    // A deck of charts only has no text to index: a reason, not a crash.
+    let v = extract(&corpus().join("pptx-wild/features_steps_test_files_cht-chart-type.pptx"));
+    let reason = v["failed"].as_str().expect("failed with a reason");
+    assert!(reason.starts_with("no text"), "{reason}");
+}
+
+#[test]
+fn book_chapters_are_pages_in_reading_order() {
+    let v = extract(&corpus().join("epub-wild/moby-dick-mo.epub"));
+    let pages = page_texts(&v);
+    // One page per document of the spine: cover, title page, contents, preface,
+    // introduction, epigraph, then the chapters.
+    assert_eq!(pages.len(), 144);
+    assert_eq!(v["ok"]["title"], "Moby-Dick");
+    assert!(
+        pages[6].contains("Call me Ishmael."),
+        "{}",
+        &pages[6][..200]
+    );
+    assert!(
+        pages[6].contains("Chapter 1. Loomings."),
+        "{}",
+        &pages[6][..200]
+    );
+    assert_eq!(v["ok"]["extractor"], "epub");
+
+    // Japanese and French text as written.
+    let pages = page_texts(&extract(&corpus().join("epub-wild/haruko-html-jpeg.epub")));
+    assert!(
+        pages.iter().any(|p| p.contains("ハルコさんの彼氏")),
+        "{pages:?}"
+    );
+    let pages = page_texts(&extract(&corpus().join("epub-wild/sous-le-vent.epub")));
+    assert!(
+        pages
+            .iter()
+            .any(|p| p.contains("Il avait sorti sa fléchette")),
+        "{pages:?}"
+    );
+
+    // SVG in the spine: drawings whose only text is their style sheet, which is not
+    // taken for text.
+    let v = extract(&corpus().join("epub-wild/svg-in-spine.epub"));
+    let reason = v["failed"].as_str().expect("failed with a reason");
+    assert!(reason.starts_with("no text"), "{reason}");
+
+    // A book whose spine documents are missing: a reason.
+    let v = extract(&corpus().join("epub-wild/kusamakura-japanese-vertical-writing.epub"));
+    let reason = v["failed"].as_str().expect("failed with a reason");
+    assert!(reason.starts_with("no text"), "{reason}");
+}

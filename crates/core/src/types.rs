@@ -15,6 +15,10 @@ pub enum FileKind {
     Markdown,
     /// HTML.
     Html,
+    /// Office Open XML presentation (PowerPoint).
+    Pptx,
+    /// EPUB book.
+    Epub,
 }
 
 impl FileKind {
@@ -27,6 +31,8 @@ impl FileKind {
             "txt" | "text" => Self::Text,
             "md" | "markdown" => Self::Markdown,
             "html" | "htm" => Self::Html,
+            "pptx" => Self::Pptx,
+            "epub" => Self::Epub,
             _ => return None,
         })
     }
@@ -39,6 +45,20 @@ impl FileKind {
             Self::Text => "text/plain; charset=utf-8",
             Self::Markdown => "text/markdown; charset=utf-8",
             Self::Html => "text/html; charset=utf-8",
+            Self::Pptx => {
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+            }
+            Self::Epub => "application/epub+zip",
+        }
+    }
+
+    /// What a citation calls one of its pages: a slide of a presentation, a
+    /// chapter of a book, a page of anything else.
+    pub fn page_word(self) -> &'static str {
+        match self {
+            Self::Pptx => "slide",
+            Self::Epub => "chapter",
+            _ => "page",
         }
     }
 }
@@ -121,7 +141,16 @@ pub struct Location {
 impl Location {
     /// "p. 3" or "pp. 3-5".
     pub fn pages(&self) -> String {
-        page_range(self.page_start, self.page_end)
+        match FileKind::from_path(Path::new(&self.path)).map(FileKind::page_word) {
+            Some(word) if word != "page" => {
+                if self.page_start == self.page_end {
+                    format!("{word} {}", self.page_start)
+                } else {
+                    format!("{word}s {}-{}", self.page_start, self.page_end)
+                }
+            }
+            _ => page_range(self.page_start, self.page_end),
+        }
     }
 }
 
@@ -172,6 +201,21 @@ mod tests {
         );
         assert_eq!(FileKind::from_path(Path::new("x.exe")), None);
         assert_eq!(FileKind::from_path(Path::new("noext")), None);
+    }
+
+    #[test]
+    fn citations_name_slides_chapters_and_pages() {
+        let at = |path: &str, start, end| Location {
+            path: path.into(),
+            page_start: start,
+            page_end: end,
+            ..Location::default()
+        };
+        assert_eq!(at("deck.PPTX", 3, 3).pages(), "slide 3");
+        assert_eq!(at("deck.pptx", 3, 4).pages(), "slides 3-4");
+        assert_eq!(at("book.epub", 7, 7).pages(), "chapter 7");
+        assert_eq!(at("paper.pdf", 2, 2).pages(), "p. 2");
+        assert_eq!(at("notes.md", 1, 2).pages(), "pp. 1-2");
     }
 
     #[test]

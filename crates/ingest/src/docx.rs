@@ -2,10 +2,11 @@
 //! pages (`w:lastRenderedPageBreak`) besides explicit page breaks; both become page
 //! boundaries so citations into Word files carry a page too.
 
+use crate::package::read_capped;
 use crate::{Error, Result};
 use docchat_core::{Extracted, Page};
 use serde_json::Value;
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Write};
 
 pub(crate) fn extract(bytes: &[u8]) -> Result<Extracted> {
     let prepared = mark_rendered_page_breaks(bytes)?;
@@ -94,21 +95,8 @@ fn mark_rendered_page_breaks(bytes: &[u8]) -> Result<Vec<u8>> {
             continue;
         }
         let name = entry.name().to_string();
-        // The sizes a zip declares may lie: what is read is counted, and never past
-        // the caps, so a bomb costs a bounded time and memory.
-        let mut data = Vec::with_capacity(entry.size().min(16 << 20) as usize);
-        let cap = MAX_PART_BYTES.min(MAX_UNPACKED_BYTES - unpacked);
-        (&mut entry)
-            .take(cap + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| Error::Corrupt(format!("damaged DOCX entry {name}: {e}")))?;
-        if data.len() as u64 > cap {
-            return Err(Error::Corrupt(format!(
-                "zip bomb: the DOCX part {name} unpacks to more than {} MB",
-                cap >> 20
-            )));
-        }
-        unpacked += data.len() as u64;
+        let size = entry.size();
+        let mut data = read_capped(&mut entry, size, &name, "DOCX", &mut unpacked)?;
         if name == "word/document.xml" {
             let text = String::from_utf8_lossy(&data);
             data = text

@@ -8,9 +8,13 @@
 
 mod chunk;
 mod docx;
+mod epub;
 mod error;
 mod html;
+mod package;
 mod pdf;
+mod pptx;
+mod xml;
 
 pub use chunk::{ChunkOptions, chunk_pages};
 pub use error::{Error, Result};
@@ -43,6 +47,8 @@ fn extract_in_process(kind: FileKind, bytes: &[u8]) -> Result<Extracted> {
         FileKind::Docx => docx::extract(bytes)?,
         FileKind::Text | FileKind::Markdown => plain(bytes, "text"),
         FileKind::Html => html::extract(bytes),
+        FileKind::Pptx => pptx::extract(bytes)?,
+        FileKind::Epub => epub::extract(bytes)?,
     })
 }
 

@@ -72,7 +72,7 @@ pub fn clean_name(raw: &str) -> Result<String, Refused> {
 pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
     let Some(kind) = FileKind::from_path(Path::new(name)) else {
         return Err(Refused::BadType(format!(
-            "{name}: docchat reads PDF, Word (.docx), text, Markdown and HTML files"
+            "{name}: docchat reads PDF, Word (.docx), PowerPoint (.pptx), EPUB, text, Markdown and HTML files"
         )));
     };
     let head = &bytes[..bytes.len().min(1024)];
@@ -80,6 +80,14 @@ pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
         FileKind::Pdf => head.windows(5).any(|w| w == b"%PDF-"),
         FileKind::Docx => {
             bytes.starts_with(b"PK\x03\x04") && bytes.windows(17).any(|w| w == b"word/document.xml")
+        }
+        FileKind::Pptx => {
+            bytes.starts_with(b"PK\x03\x04")
+                && bytes.windows(20).any(|w| w == b"ppt/presentation.xml")
+        }
+        FileKind::Epub => {
+            bytes.starts_with(b"PK\x03\x04")
+                && bytes.windows(22).any(|w| w == b"META-INF/container.xml")
         }
         FileKind::Text | FileKind::Markdown | FileKind::Html => {
             !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok()
@@ -91,6 +99,8 @@ pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
         let what = match kind {
             FileKind::Pdf => "a PDF",
             FileKind::Docx => "a Word document",
+            FileKind::Pptx => "a PowerPoint presentation",
+            FileKind::Epub => "an EPUB book",
             _ => "UTF-8 text",
         };
         Err(Refused::BadType(format!(
@@ -188,6 +198,10 @@ mod tests {
             Err(Refused::BadType(_))
         ));
         assert!(check_content("a.docx", b"PK\x03\x04 no document").is_err());
+        assert!(check_content("a.pptx", b"PK\x03\x04 ppt/presentation.xml").is_ok());
+        assert!(check_content("a.pptx", b"PK\x03\x04 word/document.xml").is_err());
+        assert!(check_content("a.epub", b"PK\x03\x04 META-INF/container.xml").is_ok());
+        assert!(check_content("a.epub", b"%PDF-1.7").is_err());
         assert!(check_content("a.md", b"# Title\n").is_ok());
         assert!(check_content("a.txt", b"bin\0ary").is_err());
         assert!(check_content("a.exe", b"MZ").is_err());

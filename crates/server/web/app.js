@@ -103,8 +103,10 @@ function markdown(src) {
 
 // ---------------------------------------------------------------- sources
 
+// A slide of a presentation, a chapter of a book, a page of anything else.
 function pages(c) {
-  return c.page_start === c.page_end ? `page ${c.page_start}` : `pages ${c.page_start}–${c.page_end}`;
+  const word = /\.pptx$/i.test(c.path) ? "slide" : /\.epub$/i.test(c.path) ? "chapter" : "page";
+  return c.page_start === c.page_end ? `${word} ${c.page_start}` : `${word}s ${c.page_start}–${c.page_end}`;
 }
 
 // The snippet with its matched part (a byte range of the page text) in <mark>.
@@ -686,7 +688,7 @@ $("add-folder").addEventListener("submit", async (ev) => {
 
 // ---------------------------------------------------------------- files
 
-const READABLE = /\.(pdf|docx|txt|text|md|markdown|html?)$/i;
+const READABLE = /\.(pdf|docx|pptx|epub|txt|text|md|markdown|html?)$/i;
 
 function uploadTarget() {
   const watched = state.collections.filter((c) => c.watched && c.folder_exists);
@@ -706,7 +708,7 @@ async function uploadFiles(files) {
   const lines = [];
   for (const f of files) {
     if (!READABLE.test(f.name)) {
-      lines.push(`${f.name}: docchat reads PDF, Word (.docx), text, Markdown and HTML files`);
+      lines.push(`${f.name}: docchat reads PDF, Word (.docx), PowerPoint (.pptx), EPUB, text, Markdown and HTML files`);
       continue;
     }
     if (f.size > state.maxUpload) {

@@ -22,9 +22,11 @@ async function show() {
     box.textContent = body.error ? body.error.message : `HTTP ${res.status}`;
     return;
   }
-  document.title = `${body.path}, page ${page} · docchat`;
+  // A slide of a presentation, a chapter of a book, a page of anything else.
+  const word = /\.pptx$/i.test(body.path) ? "slide" : /\.epub$/i.test(body.path) ? "chapter" : "page";
+  document.title = `${body.path}, ${word} ${page} · docchat`;
   document.getElementById("view-title").textContent = `${body.collection} / ${body.path}`;
-  document.getElementById("where").textContent = `page ${page} of ${body.pages}`;
+  document.getElementById("where").textContent = `${word} ${page} of ${body.pages}`;
   document.getElementById("original").href = `/api/documents/${encodeURIComponent(doc)}/file`;
   link("prev", Math.max(1, page - 1));
   link("next", Math.min(body.pages, page + 1));

@@ -61,12 +61,12 @@ pub async fn search(s: Settings, a: SearchArgs) -> Result<ExitCode> {
             let snippet: String = h.text.split_whitespace().collect::<Vec<_>>().join(" ");
             let short: String = snippet.chars().take(160).collect();
             println!(
-                "{:>2}. {:.3}  {}/{} p. {}\n    {short}",
+                "{:>2}. {:.3}  {}/{} {}\n    {short}",
                 i + 1,
                 h.score,
                 h.at.collection,
                 h.at.path,
-                h.at.page_start
+                h.at.pages()
             );
         }
     }

@@ -150,10 +150,13 @@ pub fn markdown(chat: &ChatRecord, messages: &[MessageRecord]) -> String {
                 c["page_start"].as_u64().unwrap_or(0),
                 c["page_end"].as_u64().unwrap_or(0),
             );
+            let path = c["path"].as_str().unwrap_or("");
+            let word = docchat_core::FileKind::from_path(std::path::Path::new(path))
+                .map_or("page", docchat_core::FileKind::page_word);
             let pages = if start == end {
-                format!("page {start}")
+                format!("{word} {start}")
             } else {
-                format!("pages {start}–{end}")
+                format!("{word}s {start}–{end}")
             };
             let snippet: String = c["snippet"]
                 .as_str()

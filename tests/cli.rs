@@ -62,7 +62,7 @@ fn index_status_and_ask_from_the_terminal() {
 }
 
 #[test]
-fn slides_and_chapters_are_indexed_and_cited_as_such() {
+fn slides_sheets_and_chapters_are_indexed_and_cited_as_such() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let folder = tmp.path().join("desk");
@@ -77,12 +77,16 @@ fn slides_and_chapters_are_indexed_and_cited_as_such() {
             "pptx-wild/features_steps_test_files_cht-chart-type.pptx",
             "charts.pptx",
         ),
+        (
+            "sheets-wild/tests_temperature-table.xlsx",
+            "temperatures.xlsx",
+        ),
     ] {
         std::fs::copy(corpus().join(from), folder.join(to)).unwrap();
     }
     let index = [std::ffi::OsStr::new("index"), folder.as_os_str()];
     let stdout = run(&data, &index);
-    assert!(stdout.contains("2 indexed, 1 failed"), "{stdout}");
+    assert!(stdout.contains("3 indexed, 1 failed"), "{stdout}");
     assert!(stdout.contains("desk/charts.pptx: no text"), "{stdout}");
     let stdout = run(&data, &[std::ffi::OsStr::new("status")]);
     assert!(
@@ -103,6 +107,14 @@ fn slides_and_chapters_are_indexed_and_cited_as_such() {
             .next()
             .unwrap_or_default()
             .contains("desk/sous-le-vent.epub chapter 12"),
+        "{out}"
+    );
+    let out = search("fahrenheit");
+    assert!(
+        out.lines()
+            .next()
+            .unwrap_or_default()
+            .contains("desk/temperatures.xlsx sheet 1"),
         "{out}"
     );
     let out = search("merged cell");

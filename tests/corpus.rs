@@ -1,6 +1,7 @@
 //! The regression net for extraction: every file of `pdf-wild/`, `docx-wild/`,
-//! `pptx-wild/` and `epub-wild/` indexed in one run by a live server. Each ends `indexed` or `failed` with a
-//! reason, nothing hangs or crashes, memory stays bounded, the server keeps
+//! `pptx-wild/`, `epub-wild/` and `sheets-wild/` indexed in one run by a live
+//! server. Each ends `indexed` or `failed` with a reason, nothing hangs or
+//! crashes, memory stays bounded, the server keeps
 //! answering, and docchat finds text in (at least) 98 % of the PDFs where poppler's
 //! `pdftotext` does.
 
@@ -28,6 +29,10 @@ const PPTX_WITH_TEXT: usize = 12;
 /// Books of `epub-wild/` whose spine documents hold text (the two Kusamakura
 /// samples ship none, the SVG sample only drawings).
 const EPUB_WITH_TEXT: usize = 16;
+
+/// Workbooks of `sheets-wild/` read (the rest are password-protected, broken on
+/// purpose, or hold no cell).
+const SHEETS_READ: usize = 51;
 
 fn files(dir: &Path, ext: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -68,13 +73,18 @@ fn every_wild_file_ends_indexed_or_failed_with_a_reason() {
     let c = corpus();
     let (pdf_dir, docx_dir) = (c.join("pdf-wild"), c.join("docx-wild"));
     let (pptx_dir, epub_dir) = (c.join("pptx-wild"), c.join("epub-wild"));
+    let sheets_dir = c.join("sheets-wild");
     let pdfs = files(&pdf_dir, ".pdf");
     let docxs = files(&docx_dir, ".docx");
     let (pptxs, epubs) = (files(&pptx_dir, ".pptx"), files(&epub_dir, ".epub"));
-    let total = pdfs.len() + docxs.len() + pptxs.len() + epubs.len();
+    let sheets: usize = [".xlsx", ".xls", ".xlsb", ".ods"]
+        .iter()
+        .map(|e| files(&sheets_dir, e).len())
+        .sum();
+    let total = pdfs.len() + docxs.len() + pptxs.len() + epubs.len() + sheets;
     assert!(
-        pdfs.len() > 400 && docxs.len() > 40 && pptxs.len() > 30 && epubs.len() > 15,
-        "{} PDFs, {} DOCX, {} PPTX, {} EPUB",
+        pdfs.len() > 400 && docxs.len() > 40 && pptxs.len() > 30 && epubs.len() > 15 && sheets > 60,
+        "{} PDFs, {} DOCX, {} PPTX, {} EPUB, {sheets} workbooks",
         pdfs.len(),
         docxs.len(),
         pptxs.len(),
@@ -86,11 +96,12 @@ fn every_wild_file_ends_indexed_or_failed_with_a_reason() {
     std::fs::write(
         &watch,
         format!(
-            "{} = pdf\n{} = docx\n{} = pptx\n{} = epub\n",
+            "{} = pdf\n{} = docx\n{} = pptx\n{} = epub\n{} = sheets\n",
             pdf_dir.display(),
             docx_dir.display(),
             pptx_dir.display(),
-            epub_dir.display()
+            epub_dir.display(),
+            sheets_dir.display()
         ),
     )
     .unwrap();
@@ -168,6 +179,10 @@ fn every_wild_file_ends_indexed_or_failed_with_a_reason() {
     );
     assert!(
         indexed_in.get("epub").copied().unwrap_or(0) >= EPUB_WITH_TEXT,
+        "{indexed_in:?}"
+    );
+    assert!(
+        indexed_in.get("sheets").copied().unwrap_or(0) >= SHEETS_READ,
         "{indexed_in:?}"
     );
     assert!(

@@ -143,3 +143,65 @@ fn book_chapters_are_pages_in_reading_order() {
     let reason = v["failed"].as_str().expect("failed with a reason");
     assert!(reason.starts_with("no text"), "{reason}");
 }
+
+#[test]
+fn sheets_are_pages_with_their_header_dates_and_cached_formula_values() {
+    let sheets = corpus().join("sheets-wild");
+    let v = extract(&sheets.join("tests_temperature-table.xlsx"));
+    let first = v["ok"]["pages"][0]["text"].as_str().expect("extracted");
+    assert!(
+        first.starts_with("Sheet: Sheet1\nlabel | value\ncelsius | 22.2222\nfahrenheit | 72"),
+        "{first}"
+    );
+    assert_eq!(v["ok"]["extractor"], "calamine");
+
+    // Dates as dates, in both of Excel's date systems and in XLSB; a duration as
+    // hours.
+    for name in [
+        "tests_date.xlsb",
+        "tests_date_1904.xlsx",
+        "tests_date_1904.xls",
+    ] {
+        let v = extract(&sheets.join(name));
+        let text = v["ok"]["pages"][0]["text"].as_str().expect("extracted");
+        assert_eq!(
+            text, "Sheet: Sheet1\n2021-01-01 | 15\n2021-01-02 | 16\n255:10:10 | 17",
+            "{name}"
+        );
+    }
+    // Formulas give the values the workbook saved.
+    let v = extract(&sheets.join("tests_shared_formula_simple.xlsx"));
+    let text = v["ok"]["pages"][0]["text"].as_str().unwrap();
+    assert_eq!(text, "Sheet: Sheet1\n1 | 2\n2 | 4\n3 | 6");
+    // Every sheet is a page, in the workbook's order; an ODS and an XLS as well.
+    let v = extract(&sheets.join("tests_issues.ods"));
+    assert_eq!(v["ok"]["pages"].as_array().unwrap().len(), 6, "{v:#}");
+    let v = extract(&sheets.join("tests_issue219.xls"));
+    assert_eq!(v["ok"]["pages"][0]["text"], "Sheet: 工作表1\na");
+
+    // A long sheet: every block of rows begins with the header row.
+    let v = extract(&sheets.join("tests_minimal_package.xlsx"));
+    let text = v["ok"]["pages"][0]["text"].as_str().unwrap();
+    let blocks: Vec<&str> = text.split("\n\n").collect();
+    assert!(blocks.len() > 20, "{}", blocks.len());
+    // The title above the table comes once; the column names head every block.
+    assert!(blocks[0].starts_with("Sheet: Sheet1\nARREST BOOKINGS for 01/30/17\nBKG_NUM | BKG_DT"));
+    let header = blocks[0].lines().nth(2).unwrap();
+    assert!(
+        blocks[1..].iter().all(|b| b.starts_with(header)),
+        "{}",
+        blocks[1]
+    );
+
+    // Password-protected workbooks and broken ones are reasons, not crashes.
+    for name in ["tests_pass_protected.xlsx", "tests_pass_protected.ods"] {
+        let v = extract(&sheets.join(name));
+        let reason = v["failed"].as_str().expect("failed with a reason");
+        assert!(reason.starts_with("encrypted"), "{name}: {reason}");
+    }
+    for name in ["tests_too_small.xls", "tests_ptgexp-truncated-operand.xls"] {
+        let v = extract(&sheets.join(name));
+        let reason = v["failed"].as_str().expect("failed with a reason");
+        assert!(reason.starts_with("corrupt"), "{name}: {reason}");
+    }
+}

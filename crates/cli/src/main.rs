@@ -13,9 +13,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Private, offline chat with your own documents: PDF, Word, PowerPoint, EPUB, text,
-/// Markdown and HTML files are indexed locally and answered from with citations to
-/// file and page (slide, chapter).
+/// Private, offline chat with your own documents: PDF, Word, PowerPoint, spreadsheet,
+/// EPUB, text, Markdown and HTML files are indexed locally and answered from with
+/// citations to file and page (slide, sheet, chapter).
 #[derive(Debug, Parser)]
 #[command(name = "docchat", version)]
 struct Cli {

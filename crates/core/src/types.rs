@@ -19,6 +19,8 @@ pub enum FileKind {
     Pptx,
     /// EPUB book.
     Epub,
+    /// Spreadsheet: Excel (XLSX, XLSM, XLSB, XLS) or OpenDocument (ODS).
+    Spreadsheet,
 }
 
 impl FileKind {
@@ -33,6 +35,7 @@ impl FileKind {
             "html" | "htm" => Self::Html,
             "pptx" => Self::Pptx,
             "epub" => Self::Epub,
+            "xlsx" | "xlsm" | "xlsb" | "xls" | "ods" => Self::Spreadsheet,
             _ => return None,
         })
     }
@@ -49,15 +52,18 @@ impl FileKind {
                 "application/vnd.openxmlformats-officedocument.presentationml.presentation"
             }
             Self::Epub => "application/epub+zip",
+            // The original workbook is downloaded, not shown.
+            Self::Spreadsheet => "application/octet-stream",
         }
     }
 
     /// What a citation calls one of its pages: a slide of a presentation, a
-    /// chapter of a book, a page of anything else.
+    /// chapter of a book, a sheet of a workbook, a page of anything else.
     pub fn page_word(self) -> &'static str {
         match self {
             Self::Pptx => "slide",
             Self::Epub => "chapter",
+            Self::Spreadsheet => "sheet",
             _ => "page",
         }
     }
@@ -214,6 +220,7 @@ mod tests {
         assert_eq!(at("deck.PPTX", 3, 3).pages(), "slide 3");
         assert_eq!(at("deck.pptx", 3, 4).pages(), "slides 3-4");
         assert_eq!(at("book.epub", 7, 7).pages(), "chapter 7");
+        assert_eq!(at("budget.xlsx", 2, 2).pages(), "sheet 2");
         assert_eq!(at("paper.pdf", 2, 2).pages(), "p. 2");
         assert_eq!(at("notes.md", 1, 2).pages(), "pp. 1-2");
     }

@@ -14,6 +14,7 @@ mod html;
 mod package;
 mod pdf;
 mod pptx;
+mod sheets;
 mod xml;
 
 pub use chunk::{ChunkOptions, chunk_pages};
@@ -49,6 +50,7 @@ fn extract_in_process(kind: FileKind, bytes: &[u8]) -> Result<Extracted> {
         FileKind::Html => html::extract(bytes),
         FileKind::Pptx => pptx::extract(bytes)?,
         FileKind::Epub => epub::extract(bytes)?,
+        FileKind::Spreadsheet => sheets::extract(bytes)?,
     })
 }
 

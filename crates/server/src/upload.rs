@@ -72,7 +72,7 @@ pub fn clean_name(raw: &str) -> Result<String, Refused> {
 pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
     let Some(kind) = FileKind::from_path(Path::new(name)) else {
         return Err(Refused::BadType(format!(
-            "{name}: docchat reads PDF, Word (.docx), PowerPoint (.pptx), EPUB, text, Markdown and HTML files"
+            "{name}: docchat reads PDF, Word (.docx), PowerPoint (.pptx), spreadsheets (.xlsx, .xls, .xlsb, .ods), EPUB, text, Markdown and HTML files"
         )));
     };
     let head = &bytes[..bytes.len().min(1024)];
@@ -89,6 +89,12 @@ pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
             bytes.starts_with(b"PK\x03\x04")
                 && bytes.windows(22).any(|w| w == b"META-INF/container.xml")
         }
+        // Excel's own formats are ZIP packages (XLSX, XLSB) or OLE2 compound
+        // files (XLS); an ODS is a ZIP package.
+        FileKind::Spreadsheet => {
+            bytes.starts_with(b"PK\x03\x04")
+                || bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1])
+        }
         FileKind::Text | FileKind::Markdown | FileKind::Html => {
             !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok()
         }
@@ -101,6 +107,7 @@ pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
             FileKind::Docx => "a Word document",
             FileKind::Pptx => "a PowerPoint presentation",
             FileKind::Epub => "an EPUB book",
+            FileKind::Spreadsheet => "a spreadsheet",
             _ => "UTF-8 text",
         };
         Err(Refused::BadType(format!(
@@ -202,6 +209,8 @@ mod tests {
         assert!(check_content("a.pptx", b"PK\x03\x04 word/document.xml").is_err());
         assert!(check_content("a.epub", b"PK\x03\x04 META-INF/container.xml").is_ok());
         assert!(check_content("a.epub", b"%PDF-1.7").is_err());
+        assert!(check_content("a.xls", &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]).is_ok());
+        assert!(check_content("a.xlsx", b"hello").is_err());
         assert!(check_content("a.md", b"# Title\n").is_ok());
         assert!(check_content("a.txt", b"bin\0ary").is_err());
         assert!(check_content("a.exe", b"MZ").is_err());

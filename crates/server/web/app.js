@@ -105,7 +105,7 @@ function markdown(src) {
 
 // A slide of a presentation, a chapter of a book, a page of anything else.
 function pages(c) {
-  const word = /\.pptx$/i.test(c.path) ? "slide" : /\.epub$/i.test(c.path) ? "chapter" : "page";
+  const word = /\.pptx$/i.test(c.path) ? "slide" : /\.epub$/i.test(c.path) ? "chapter" : /\.(xlsx|xlsm|xlsb|xls|ods)$/i.test(c.path) ? "sheet" : "page";
   return c.page_start === c.page_end ? `${word} ${c.page_start}` : `${word}s ${c.page_start}–${c.page_end}`;
 }
 
@@ -688,7 +688,7 @@ $("add-folder").addEventListener("submit", async (ev) => {
 
 // ---------------------------------------------------------------- files
 
-const READABLE = /\.(pdf|docx|pptx|epub|txt|text|md|markdown|html?)$/i;
+const READABLE = /\.(pdf|docx|pptx|xlsx|xlsm|xlsb|xls|ods|epub|txt|text|md|markdown|html?)$/i;
 
 function uploadTarget() {
   const watched = state.collections.filter((c) => c.watched && c.folder_exists);
@@ -708,7 +708,7 @@ async function uploadFiles(files) {
   const lines = [];
   for (const f of files) {
     if (!READABLE.test(f.name)) {
-      lines.push(`${f.name}: docchat reads PDF, Word (.docx), PowerPoint (.pptx), EPUB, text, Markdown and HTML files`);
+      lines.push(`${f.name}: docchat reads PDF, Word (.docx), PowerPoint (.pptx), spreadsheets (.xlsx, .xls, .xlsb, .ods), EPUB, text, Markdown and HTML files`);
       continue;
     }
     if (f.size > state.maxUpload) {

@@ -23,7 +23,7 @@ async function show() {
     return;
   }
   // A slide of a presentation, a chapter of a book, a page of anything else.
-  const word = /\.pptx$/i.test(body.path) ? "slide" : /\.epub$/i.test(body.path) ? "chapter" : "page";
+  const word = /\.pptx$/i.test(body.path) ? "slide" : /\.epub$/i.test(body.path) ? "chapter" : /\.(xlsx|xlsm|xlsb|xls|ods)$/i.test(body.path) ? "sheet" : "page";
   document.title = `${body.path}, ${word} ${page} · docchat`;
   document.getElementById("view-title").textContent = `${body.collection} / ${body.path}`;
   document.getElementById("where").textContent = `${word} ${page} of ${body.pages}`;

@@ -8,6 +8,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 
 need_pkgs=(cmake clang libclang-dev protobuf-compiler libprotobuf-dev pkg-config poppler-utils chromium strace iproute2 util-linux)
+# OCR of scanned pages and images: Tesseract with English, Italian, German, French
+# and Spanish.
+need_pkgs+=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-ita tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-spa)
 missing=()
 # Node.js and npm for the browser tests, unless the machine has them already.
 command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)

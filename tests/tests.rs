@@ -17,6 +17,7 @@ mod folders;
 mod layout;
 mod load;
 mod models;
+mod ocr;
 mod offline;
 mod openai;
 mod progress;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod scan;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

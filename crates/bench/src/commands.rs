@@ -44,6 +44,18 @@ pub enum BenchCommand {
     Ttft(BenchTtftArgs),
     /// Cold start, and a restart over an unchanged folder of many files.
     Start(BenchStartArgs),
+    /// What OCR adds on a folder of PDFs and images: files with no text layer that
+    /// become readable, and the time per page.
+    Ocr(BenchOcrArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchOcrArgs {
+    /// The folder (its PDFs and images, not its subfolders)
+    folder: PathBuf,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -239,7 +251,18 @@ pub async fn run(s: &Settings, c: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Busy(a) => busy(s, a).await,
         BenchCommand::Reindex(a) => reindex(s, a).await,
         BenchCommand::Search(a) => search(s, a).await,
+        BenchCommand::Ocr(a) => ocr(s, a).await,
     }
+}
+
+async fn ocr(s: &Settings, a: BenchOcrArgs) -> Result<ExitCode> {
+    let r = crate::ocr::run(&a.folder, &limits(s)?).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", crate::ocr::table(&r));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn embed(s: &Settings, a: BenchEmbedArgs) -> Result<ExitCode> {

@@ -11,6 +11,7 @@ mod harness;
 mod http;
 mod ingest;
 mod load;
+mod ocr;
 mod peer;
 mod search;
 mod serve;

@@ -73,6 +73,15 @@ enum Command {
         /// Address-space limit in bytes (0: none).
         #[arg(long, default_value_t = 0)]
         memory_bytes: u64,
+        /// OCR of pages without a text layer: off, detect (list them) or run.
+        #[arg(long, default_value = "off")]
+        ocr: String,
+        /// OCR languages, Tesseract's codes joined by `+`.
+        #[arg(long, default_value = "")]
+        ocr_languages: String,
+        /// Time limit of OCR of one page, in seconds.
+        #[arg(long, default_value_t = 120)]
+        ocr_page_timeout_s: u64,
     },
 }
 
@@ -83,8 +92,17 @@ fn main() -> ExitCode {
             path,
             out,
             memory_bytes,
+            ocr,
+            ocr_languages,
+            ocr_page_timeout_s,
         } => {
-            return match docchat_service::index::isolate::run_child(path, out, *memory_bytes) {
+            use docchat_service::index::isolate::{OcrPass, child_ocr, run_child};
+            let Some(pass) = OcrPass::parse(ocr) else {
+                eprintln!("docchat extract: --ocr is off, detect or run");
+                return ExitCode::from(2);
+            };
+            let ocr = child_ocr(pass, ocr_languages, *ocr_page_timeout_s);
+            return match run_child(path, out, *memory_bytes, &ocr) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("docchat extract: {e:#}");

@@ -17,4 +17,6 @@ pub use traits::{
     ChatTurn, Embedder, FinishReason, GenerationParams, GenerationStats, Generator,
     PLAIN_USER_PREFIX, Role, TokenCounter, plain_prompt,
 };
-pub use types::{ChunkDraft, Extracted, FileKind, Location, Page, document_id, page_range};
+pub use types::{
+    ChunkDraft, Extracted, FileKind, Location, OcrReport, Page, document_id, ocr_pages, page_range,
+};

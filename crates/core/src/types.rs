@@ -21,6 +21,8 @@ pub enum FileKind {
     Epub,
     /// Spreadsheet: Excel (XLSX, XLSM, XLSB, XLS) or OpenDocument (ODS).
     Spreadsheet,
+    /// Image (PNG, JPEG, TIFF), read by OCR: a page per frame.
+    Image,
 }
 
 impl FileKind {
@@ -36,6 +38,7 @@ impl FileKind {
             "pptx" => Self::Pptx,
             "epub" => Self::Epub,
             "xlsx" | "xlsm" | "xlsb" | "xls" | "ods" => Self::Spreadsheet,
+            "png" | "jpg" | "jpeg" | "tif" | "tiff" => Self::Image,
             _ => return None,
         })
     }
@@ -52,8 +55,9 @@ impl FileKind {
                 "application/vnd.openxmlformats-officedocument.presentationml.presentation"
             }
             Self::Epub => "application/epub+zip",
-            // The original workbook is downloaded, not shown.
-            Self::Spreadsheet => "application/octet-stream",
+            // The original workbook or image is downloaded, not shown: its text
+            // is what the viewer shows.
+            Self::Spreadsheet | Self::Image => "application/octet-stream",
         }
     }
 
@@ -87,8 +91,91 @@ pub struct Extracted {
     pub title: Option<String>,
     /// Document author from its metadata, if any.
     pub author: Option<String>,
-    /// Which extractor produced the text (e.g. `pdf-extract`, `pdftotext`, `docx-rs`).
+    /// Which extractor produced the text (e.g. `pdf-extract`, `pdftotext`, `docx-rs`),
+    /// and, when OCR read pages, which engine and languages on which pages (see
+    /// [`OcrReport::describe`] and [`ocr_pages`]).
     pub extractor: String,
+    /// The pages OCR read, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocr: Option<OcrReport>,
+    /// Pages that have no text layer but an image, which OCR would read: set by a
+    /// reading that ran without OCR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ocr_wanted: Vec<u32>,
+}
+
+/// What OCR did to a document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OcrReport {
+    /// The engine and its version, e.g. `tesseract 5.3.0`.
+    pub engine: String,
+    /// The languages it read with (Tesseract's codes: `eng`, `ita`, …).
+    pub languages: Vec<String>,
+    /// The pages whose text came from OCR.
+    pub pages: Vec<u32>,
+    /// Pages OCR could not read, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<(u32, String)>,
+    /// Time spent on OCR, ms.
+    pub ms: u64,
+}
+
+/// The marker that starts the OCR part of an extractor's description.
+const OCR_MARK: &str = " + OCR ";
+
+impl OcrReport {
+    /// The OCR part of a document's extractor description, e.g.
+    /// ` + OCR tesseract 5.3.0 (eng+ita) pages 3-5,9`; [`ocr_pages`] reads it back.
+    pub fn describe(&self) -> String {
+        format!(
+            "{OCR_MARK}{} ({}) pages {}",
+            self.engine,
+            self.languages.join("+"),
+            page_list(&self.pages)
+        )
+    }
+}
+
+/// The pages an extractor description (see [`OcrReport::describe`]) says OCR read.
+pub fn ocr_pages(extractor: &str) -> Vec<u32> {
+    let Some((_, ocr)) = extractor.split_once(OCR_MARK) else {
+        return Vec::new();
+    };
+    let Some((_, list)) = ocr.rsplit_once(" pages ") else {
+        return Vec::new();
+    };
+    let mut pages = Vec::new();
+    for part in list.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
+            pages.extend(a..=b.min(a.saturating_add(100_000)));
+        }
+    }
+    pages
+}
+
+/// Pages as ranges: `1-3,7`.
+fn page_list(pages: &[u32]) -> String {
+    let mut sorted = pages.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    out.join(",")
 }
 
 impl Extracted {
@@ -190,6 +277,27 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ocr_pages_are_read_back_from_the_description() {
+        let report = OcrReport {
+            engine: "tesseract 5.3.0".into(),
+            languages: vec!["eng".into(), "ita".into()],
+            pages: vec![9, 3, 4, 5],
+            ..OcrReport::default()
+        };
+        let described = format!("pdftotext{}", report.describe());
+        assert_eq!(
+            described,
+            "pdftotext + OCR tesseract 5.3.0 (eng+ita) pages 3-5,9"
+        );
+        assert_eq!(ocr_pages(&described), vec![3, 4, 5, 9]);
+        assert!(ocr_pages("pdf-extract").is_empty());
+        assert_eq!(
+            FileKind::from_path(Path::new("scan.TIFF")),
+            Some(FileKind::Image)
+        );
+    }
 
     #[test]
     fn kinds_by_extension() {

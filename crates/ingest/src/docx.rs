@@ -59,6 +59,7 @@ pub(crate) fn extract(bytes: &[u8]) -> Result<Extracted> {
         title,
         author,
         extractor: "docx-rs".into(),
+        ..Extracted::default()
     })
 }
 

@@ -50,6 +50,7 @@ pub(crate) fn extract(bytes: &[u8]) -> Result<Extracted> {
         title: book.title,
         author: book.author,
         extractor: "epub".into(),
+        ..Extracted::default()
     })
 }
 

@@ -12,6 +12,7 @@ pub(crate) fn extract(bytes: &[u8]) -> Extracted {
         title,
         author: None,
         extractor: "html".into(),
+        ..Extracted::default()
     }
 }
 

@@ -11,6 +11,7 @@ mod docx;
 mod epub;
 mod error;
 mod html;
+pub mod ocr;
 mod package;
 mod pdf;
 mod pptx;
@@ -19,27 +20,61 @@ mod xml;
 
 pub use chunk::{ChunkOptions, chunk_pages};
 pub use error::{Error, Result};
+pub use ocr::OcrOptions;
 
 use docchat_core::{Extracted, FileKind, Page};
 use std::path::Path;
 
-/// Extracts the pages of a file, choosing the extractor by the file's kind.
+/// Whether extraction reads pages without a text layer (and images) by OCR.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Ocr {
+    /// Never: a scanned PDF has no text, an image is not read.
+    #[default]
+    Off,
+    /// Not now, but list the pages OCR would read ([`Extracted::ocr_wanted`]): a
+    /// quick first reading that lets documents with a text layer go first.
+    Detect,
+    /// Read them, with these options.
+    Run(OcrOptions),
+}
+
+/// Extracts the pages of a file, choosing the extractor by the file's kind, without
+/// OCR.
 pub fn extract_file(path: &Path) -> Result<Extracted> {
+    extract_file_with(path, &Ocr::Off, &mut |_, _| {})
+}
+
+/// Extracts the pages of a file, choosing the extractor by the file's kind; `ocr`
+/// says what happens to pages without a text layer and to images, and `progress`
+/// hears of every page OCR reads (pages done, pages to read).
+pub fn extract_file_with(path: &Path, ocr: &Ocr, progress: ocr::Progress<'_>) -> Result<Extracted> {
     let kind = FileKind::from_path(path).ok_or_else(|| Error::Unsupported(describe_ext(path)))?;
-    let bytes = std::fs::read(path)?;
     let extracted = match kind {
         // Poppler's tools, the PDF fallback, read the file by its path.
-        FileKind::Pdf => pdf::extract(path, &bytes)?,
-        _ => extract_in_process(kind, &bytes)?,
+        FileKind::Pdf => pdf::extract(path, &std::fs::read(path)?, ocr, progress)?,
+        FileKind::Image => match ocr {
+            Ocr::Off => {
+                return Err(Error::NoText(
+                    "images are read by OCR, which is off (ocr = false in docchat.toml)".into(),
+                ));
+            }
+            Ocr::Detect => Extracted {
+                extractor: "image".into(),
+                ocr_wanted: vec![1],
+                ..Extracted::default()
+            },
+            Ocr::Run(opts) => ocr::read_image(path, opts, progress)?,
+        },
+        _ => extract_in_process(kind, &std::fs::read(path)?)?,
     };
-    with_text(kind, extracted)
+    with_text(kind, ocr, extracted)
 }
 
 /// Extracts the pages of `bytes` of the given kind with the in-process parsers only
 /// (for PDF: pdf-extract behind the decompression-bomb check, without poppler's
 /// fallback). The entry point the fuzz targets drive.
 pub fn extract_bytes(kind: FileKind, bytes: &[u8]) -> Result<Extracted> {
-    with_text(kind, extract_in_process(kind, bytes)?)
+    with_text(kind, &Ocr::Off, extract_in_process(kind, bytes)?)
 }
 
 fn extract_in_process(kind: FileKind, bytes: &[u8]) -> Result<Extracted> {
@@ -51,19 +86,36 @@ fn extract_in_process(kind: FileKind, bytes: &[u8]) -> Result<Extracted> {
         FileKind::Pptx => pptx::extract(bytes)?,
         FileKind::Epub => epub::extract(bytes)?,
         FileKind::Spreadsheet => sheets::extract(bytes)?,
+        FileKind::Image => {
+            return Err(Error::Unsupported(
+                "images are read by OCR, from a file".into(),
+            ));
+        }
     })
 }
 
-fn with_text(kind: FileKind, extracted: Extracted) -> Result<Extracted> {
-    if extracted.text_chars() == 0 {
-        return Err(match kind {
-            FileKind::Pdf => Error::NoText(
-                "no text layer: the PDF holds only images (scanned?) or no text".into(),
-            ),
-            _ => Error::NoText("the document contains no text".into()),
-        });
+/// The extraction, unless it found no text (and has no pages left for OCR).
+fn with_text(kind: FileKind, ocr: &Ocr, extracted: Extracted) -> Result<Extracted> {
+    if extracted.text_chars() > 0 || !extracted.ocr_wanted.is_empty() {
+        return Ok(extracted);
     }
-    Ok(extracted)
+    Err(match (kind, ocr, &extracted.ocr) {
+        (FileKind::Image, _, _) => Error::NoText("OCR found no words in the image".into()),
+        (_, _, Some(report)) if !report.failed.is_empty() => Error::NoText(format!(
+            "no text layer, and OCR failed: {}",
+            report.failed[0].1
+        )),
+        (_, _, Some(_)) => {
+            Error::NoText("no text layer, and OCR found no words on the scanned page(s)".into())
+        }
+        (FileKind::Pdf, Ocr::Off, _) => Error::NoText(
+            "no text layer: the PDF holds only images (scanned?) or no text, and OCR is off".into(),
+        ),
+        (FileKind::Pdf, _, _) => {
+            Error::NoText("no text layer, and no page image large enough to read by OCR".into())
+        }
+        _ => Error::NoText("the document contains no text".into()),
+    })
 }
 
 fn describe_ext(path: &Path) -> String {

@@ -1,7 +1,8 @@
 //! PDF: pdf-extract first; poppler's `pdftotext` when pdf-extract panics, errors,
 //! or returns far less text than the pages hold.
 
-use crate::{Error, Result, split_pages};
+use crate::ocr::{self, Progress};
+use crate::{Error, Ocr, Result, split_pages};
 use docchat_core::{Extracted, Page};
 use std::io::Read;
 use std::path::Path;
@@ -19,9 +20,48 @@ pub(crate) const MAX_STREAM_BYTES: u64 = 512 << 20;
 /// Largest all such streams together may inflate to.
 pub(crate) const MAX_INFLATED_BYTES: u64 = 2 << 30;
 
-pub(crate) fn extract(path: &Path, bytes: &[u8]) -> Result<Extracted> {
+/// The text layer, then, as `ocr` says, the pages without one read by OCR (or
+/// listed for it).
+pub(crate) fn extract(
+    path: &Path,
+    bytes: &[u8],
+    ocr: &Ocr,
+    progress: Progress<'_>,
+) -> Result<Extracted> {
     check_streams(bytes)?;
     let info = pdfinfo(path);
+    let mut extracted = text_layer(path, bytes, &info)?;
+    if matches!(ocr, Ocr::Off) {
+        return Ok(extracted);
+    }
+    let wanted = ocr::wanted_pages(path, &extracted.pages, info.pages);
+    if wanted.is_empty() {
+        return Ok(extracted);
+    }
+    match ocr {
+        Ocr::Off => {}
+        Ocr::Detect => extracted.ocr_wanted = wanted,
+        Ocr::Run(opts) => {
+            match ocr::read_pdf_pages(path, &mut extracted.pages, &wanted, opts, progress) {
+                Ok(report) => {
+                    if !report.pages.is_empty() {
+                        extracted.extractor.push_str(&report.describe());
+                    }
+                    extracted.ocr = Some(report);
+                }
+                // Without the engine, the pages with text are still worth indexing.
+                Err(e) if extracted.text_chars() > 0 => {
+                    tracing::warn!(path = %path.display(), error = %e, "scanned pages left unread");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(extracted)
+}
+
+/// The PDF's own text: pdf-extract, or poppler's pdftotext where that finds more.
+fn text_layer(path: &Path, bytes: &[u8], info: &PdfInfo) -> Result<Extracted> {
     let primary = run_pdf_extract(bytes);
     let primary_pages = match &primary {
         Ok(pages) => Some(pages),
@@ -33,7 +73,7 @@ pub(crate) fn extract(path: &Path, bytes: &[u8]) -> Result<Extracted> {
     if let Some(pages) = primary_pages {
         let chars = count_chars(pages);
         if chars >= SPARSE_CHARS_PER_PAGE * pages.len().max(1) {
-            return Ok(with_info(pages.clone(), "pdf-extract", &info));
+            return Ok(with_info(pages.clone(), "pdf-extract", info));
         }
     }
     // pdf-extract failed or found little: ask poppler, and keep whichever found more.
@@ -42,14 +82,14 @@ pub(crate) fn extract(path: &Path, bytes: &[u8]) -> Result<Extracted> {
             let fallback_chars = count_chars(&pages);
             match primary_pages {
                 Some(p) if count_chars(p) >= fallback_chars => {
-                    Ok(with_info(p.clone(), "pdf-extract", &info))
+                    Ok(with_info(p.clone(), "pdf-extract", info))
                 }
-                _ => Ok(with_info(pages, "pdftotext", &info)),
+                _ => Ok(with_info(pages, "pdftotext", info)),
             }
         }
         Err(fallback_err) => match primary {
-            Ok(pages) => Ok(with_info(pages, "pdf-extract", &info)),
-            Err(primary_err) => Err(classify(&primary_err, &fallback_err, &info)),
+            Ok(pages) => Ok(with_info(pages, "pdf-extract", info)),
+            Err(primary_err) => Err(classify(&primary_err, &fallback_err, info)),
         },
     }
 }
@@ -189,6 +229,8 @@ struct PdfInfo {
     title: Option<String>,
     author: Option<String>,
     encrypted: bool,
+    /// Pages, as the PDF says (0 when unknown).
+    pages: u32,
 }
 
 fn with_info(pages: Vec<Page>, extractor: &str, info: &PdfInfo) -> Extracted {
@@ -203,6 +245,7 @@ fn with_info(pages: Vec<Page>, extractor: &str, info: &PdfInfo) -> Extracted {
         title: info.title.clone(),
         author: info.author.clone(),
         extractor: extractor.into(),
+        ..Extracted::default()
     }
 }
 
@@ -265,6 +308,7 @@ fn pdfinfo(path: &Path) -> PdfInfo {
             "Title" if !value.is_empty() => info.title = Some(value.to_string()),
             "Author" if !value.is_empty() => info.author = Some(value.to_string()),
             "Encrypted" => info.encrypted = value.starts_with("yes"),
+            "Pages" => info.pages = value.parse().unwrap_or(0),
             _ => {}
         }
     }
@@ -273,7 +317,10 @@ fn pdfinfo(path: &Path) -> PdfInfo {
 
 /// Runs a tool, returning its stdout; a non-zero exit, a missing tool or a run past
 /// `timeout` is an error (the process is killed).
-fn run_tool(cmd: &mut Command, timeout: Duration) -> std::result::Result<Vec<u8>, String> {
+pub(crate) fn run_tool(
+    cmd: &mut Command,
+    timeout: Duration,
+) -> std::result::Result<Vec<u8>, String> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

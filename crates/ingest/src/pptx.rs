@@ -49,6 +49,7 @@ pub(crate) fn extract(bytes: &[u8]) -> Result<Extracted> {
         title,
         author,
         extractor: "pptx".into(),
+        ..Extracted::default()
     })
 }
 

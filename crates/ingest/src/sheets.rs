@@ -78,6 +78,7 @@ pub(crate) fn extract(bytes: &[u8]) -> Result<Extracted> {
         title: None,
         author: None,
         extractor: "calamine".into(),
+        ..Extracted::default()
     })
 }
 

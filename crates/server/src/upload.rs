@@ -72,7 +72,7 @@ pub fn clean_name(raw: &str) -> Result<String, Refused> {
 pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
     let Some(kind) = FileKind::from_path(Path::new(name)) else {
         return Err(Refused::BadType(format!(
-            "{name}: docchat reads PDF, Word (.docx), PowerPoint (.pptx), spreadsheets (.xlsx, .xls, .xlsb, .ods), EPUB, text, Markdown and HTML files"
+            "{name}: docchat reads PDF, Word (.docx), PowerPoint (.pptx), spreadsheets (.xlsx, .xls, .xlsb, .ods), EPUB, text, Markdown and HTML files, and images (.png, .jpg, .tiff) by OCR"
         )));
     };
     let head = &bytes[..bytes.len().min(1024)];
@@ -95,6 +95,12 @@ pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
             bytes.starts_with(b"PK\x03\x04")
                 || bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1])
         }
+        FileKind::Image => {
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+                || bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+                || bytes.starts_with(b"II*\0")
+                || bytes.starts_with(b"MM\0*")
+        }
         FileKind::Text | FileKind::Markdown | FileKind::Html => {
             !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok()
         }
@@ -108,6 +114,7 @@ pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
             FileKind::Pptx => "a PowerPoint presentation",
             FileKind::Epub => "an EPUB book",
             FileKind::Spreadsheet => "a spreadsheet",
+            FileKind::Image => "a PNG, JPEG or TIFF image",
             _ => "UTF-8 text",
         };
         Err(Refused::BadType(format!(
@@ -211,6 +218,9 @@ mod tests {
         assert!(check_content("a.epub", b"%PDF-1.7").is_err());
         assert!(check_content("a.xls", &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]).is_ok());
         assert!(check_content("a.xlsx", b"hello").is_err());
+        assert!(check_content("scan.png", b"\x89PNG\r\n\x1a\n....").is_ok());
+        assert!(check_content("scan.tif", b"II*\0....").is_ok());
+        assert!(check_content("scan.jpg", b"%PDF-1.7").is_err());
         assert!(check_content("a.md", b"# Title\n").is_ok());
         assert!(check_content("a.txt", b"bin\0ary").is_err());
         assert!(check_content("a.exe", b"MZ").is_err());

@@ -210,6 +210,11 @@ function showSources(sources, focusN) {
     if (c.cited) head.append(el("span", "badge", "cited"));
     if (c.found) head.append(el("span", "badge found", "found by docchat"));
     if (c.supported === false) head.append(el("span", "badge unsupported", "unsupported"));
+    if (c.ocr) {
+      const badge = el("span", "badge ocr", "OCR");
+      badge.title = "Read by OCR from a scanned page or an image: check the words against the original";
+      head.append(badge);
+    }
     const open = el("a", "open", `Open at ${pages(c)}`);
     open.href = sourceUrl(c);
     open.target = "_blank";
@@ -646,6 +651,7 @@ function showProgress(p) {
     if (p.chunks_per_s) parts.push(`${p.chunks_per_s.toFixed(1)} chunks/s`);
     if (p.eta_s) parts.push(`about ${Math.ceil(p.eta_s)} s left`);
   }
+  if (p.ocr) parts.push(`OCR ${p.ocr.path}: page ${Math.min(p.ocr.done + 1, p.ocr.total)} of ${p.ocr.total}`);
   if (p.paused && p.paused.length) parts.push(`paused: ${p.paused.join(", ")}`);
   $("progress").textContent = parts.join(" · ");
 }
@@ -688,7 +694,7 @@ $("add-folder").addEventListener("submit", async (ev) => {
 
 // ---------------------------------------------------------------- files
 
-const READABLE = /\.(pdf|docx|pptx|xlsx|xlsm|xlsb|xls|ods|epub|txt|text|md|markdown|html?)$/i;
+const READABLE = /\.(pdf|docx|pptx|xlsx|xlsm|xlsb|xls|ods|epub|txt|text|md|markdown|html?|png|jpe?g|tiff?)$/i;
 
 function uploadTarget() {
   const watched = state.collections.filter((c) => c.watched && c.folder_exists);
@@ -708,7 +714,7 @@ async function uploadFiles(files) {
   const lines = [];
   for (const f of files) {
     if (!READABLE.test(f.name)) {
-      lines.push(`${f.name}: docchat reads PDF, Word (.docx), PowerPoint (.pptx), spreadsheets (.xlsx, .xls, .xlsb, .ods), EPUB, text, Markdown and HTML files`);
+      lines.push(`${f.name}: docchat reads PDF, Word (.docx), PowerPoint (.pptx), spreadsheets (.xlsx, .xls, .xlsb, .ods), EPUB, text, Markdown and HTML files, and images (.png, .jpg, .tiff) by OCR`);
       continue;
     }
     if (f.size > state.maxUpload) {

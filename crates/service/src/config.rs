@@ -35,6 +35,13 @@ pub struct FileConfig {
     pub extract_memory_mb: Option<u64>,
     /// Files larger than this, in MB, are not read (failed, with the reason).
     pub max_file_mb: Option<u64>,
+    /// Read PDF pages without a text layer, and images, by OCR (default: on
+    /// when Tesseract is installed).
+    pub ocr: Option<bool>,
+    /// OCR languages, Tesseract's codes (default: every installed one).
+    pub ocr_languages: Option<Vec<String>>,
+    /// Time limit of OCR of one page, in seconds.
+    pub ocr_page_timeout_s: Option<u64>,
     /// The parents of folders the browser and the API may add (default: the
     /// user's home). The watch-dirs file is not limited.
     pub allowed_folders: Option<Vec<PathBuf>>,

@@ -246,11 +246,50 @@ impl Settings {
             .collect()
     }
 
+    /// How OCR reads, or `None` when it is off (`ocr = false`, or no Tesseract
+    /// language data installed).
+    pub fn ocr(&self) -> Option<docchat_ingest::OcrOptions> {
+        if self.file.ocr == Some(false) {
+            return None;
+        }
+        let page_timeout =
+            std::time::Duration::from_secs(self.file.ocr_page_timeout_s.unwrap_or(120).max(1));
+        let installed = docchat_ingest::ocr::installed_languages();
+        let languages = match &self.file.ocr_languages {
+            Some(wanted) => {
+                let missing: Vec<&String> =
+                    wanted.iter().filter(|l| !installed.contains(l)).collect();
+                if !missing.is_empty() {
+                    tracing::warn!(
+                        ?missing,
+                        ?installed,
+                        "OCR languages without installed data are left out"
+                    );
+                }
+                wanted
+                    .iter()
+                    .filter(|l| installed.contains(l))
+                    .cloned()
+                    .collect()
+            }
+            None => installed,
+        };
+        if languages.is_empty() {
+            tracing::info!("OCR is off: Tesseract or its language data is not installed");
+            return None;
+        }
+        Some(docchat_ingest::OcrOptions {
+            languages,
+            page_timeout,
+        })
+    }
+
     /// The limits of one extraction. Also makes the data folder private (0700) and
     /// readies the extraction folder inside it (emptied: call once, at start).
     pub fn limits(&self) -> Result<ExtractLimits> {
         let mut limits = ExtractLimits::new(self.extract_timeout_s, self.extract_memory_mb)?;
         limits.max_file_bytes = self.max_file_mb.saturating_mul(1 << 20);
+        limits.ocr = self.ocr();
         // The index holds the documents' text: only docchat's user may enter.
         {
             use std::os::unix::fs::PermissionsExt;

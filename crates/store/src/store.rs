@@ -153,6 +153,16 @@ impl Store {
         Ok(rows.into_iter().next())
     }
 
+    /// The manifest rows of `ids` (missing ids are skipped), in one query.
+    pub async fn documents_by_id(&self, ids: &[String]) -> Result<Vec<DocumentRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = ids.iter().map(|id| quote(id)).collect();
+        let filter = format!("id IN ({})", list.join(", "));
+        select(&self.documents, Some(filter), None, documents_from).await
+    }
+
     /// Inserts or replaces a manifest row (one commit).
     pub async fn put_document(&self, doc: &DocumentRecord) -> Result<()> {
         let batch = documents_batch(std::slice::from_ref(doc))?;

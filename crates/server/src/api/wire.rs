@@ -171,6 +171,9 @@ pub struct Hit {
     pub score: f32,
     /// Opens the source at its page.
     pub url: String,
+    /// Its text was read by OCR.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ocr: bool,
 }
 
 impl From<Passage> for Hit {
@@ -180,6 +183,7 @@ impl From<Passage> for Hit {
             at: p.at,
             snippet: p.text,
             score: p.score,
+            ocr: p.ocr,
         }
     }
 }

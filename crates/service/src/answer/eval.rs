@@ -354,6 +354,7 @@ mod tests {
             text: "t".into(),
             score: 1.0,
             chunk_ids: vec![],
+            ocr: false,
         }
     }
 

@@ -117,6 +117,7 @@ mod tests {
             text: text.into(),
             score: 1.0,
             chunk_ids: Vec::new(),
+            ocr: false,
         }
     }
 

@@ -302,6 +302,7 @@ mod tests {
             cited: false,
             supported: None,
             found: false,
+            ocr: false,
         };
         Sources::map(vec![c], answer)
     }

@@ -53,6 +53,9 @@ pub struct Citation {
     /// cited holds (`Claim::found_in`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub found: bool,
+    /// Its text was read by OCR from a scanned page or an image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ocr: bool,
 }
 
 impl Citation {
@@ -66,6 +69,7 @@ impl Citation {
             cited: false,
             supported: None,
             found: false,
+            ocr: p.ocr,
         }
     }
 }
@@ -630,6 +634,7 @@ mod tests {
             text: text.into(),
             score: 0.5,
             chunk_ids: vec![format!("d-{page:05}")],
+            ocr: false,
         }
     }
 

@@ -116,6 +116,9 @@ pub struct Passage {
     pub score: f32,
     /// The chunks behind the passage.
     pub chunk_ids: Vec<String>,
+    /// Its text was read by OCR from a scanned page or an image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ocr: bool,
 }
 
 impl Passage {
@@ -135,6 +138,7 @@ impl Passage {
             text: h.text,
             score: h.score,
             chunk_ids: vec![h.chunk_id],
+            ocr: false,
         }
     }
 
@@ -277,12 +281,34 @@ impl Retriever {
         if req.expand {
             self.expand(&mut passages).await?;
         }
+        self.mark_ocr(&mut passages).await?;
         Ok(Trace {
             vector: vector_ranked,
             keyword: keyword_ranked,
             fused,
             passages,
         })
+    }
+
+    /// Marks the passages whose pages OCR read (their documents say which).
+    async fn mark_ocr(&self, passages: &mut [Passage]) -> Result<()> {
+        let mut ids: Vec<String> = passages.iter().map(|p| p.at.document_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let scanned: HashMap<String, Vec<u32>> = self
+            .store
+            .documents_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, docchat_core::ocr_pages(&d.extractor)))
+            .filter(|(_, pages)| !pages.is_empty())
+            .collect();
+        for p in passages {
+            p.ocr = scanned
+                .get(&p.at.document_id)
+                .is_some_and(|pages| pages.iter().any(|n| p.covers_page(*n)));
+        }
+        Ok(())
     }
 
     /// Widens each single-page passage to whole sentences, reading the chunks

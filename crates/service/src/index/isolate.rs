@@ -5,11 +5,13 @@
 
 use anyhow::{Context, Result};
 use docchat_core::Extracted;
+use docchat_ingest::{Ocr, OcrOptions};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Limits of one extraction.
 #[derive(Debug, Clone)]
@@ -25,6 +27,39 @@ pub struct ExtractLimits {
     /// Where the child writes what it extracted: a folder only docchat's user may
     /// enter (the system's temporary folder when `None`).
     pub work_dir: Option<PathBuf>,
+    /// OCR of pages without a text layer and of images (`None`: off).
+    pub ocr: Option<OcrOptions>,
+}
+
+/// What one extraction does about pages without a text layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OcrPass {
+    /// Nothing: they stay empty.
+    Off,
+    /// List them (a quick first reading).
+    Detect,
+    /// Read them.
+    Run,
+}
+
+impl OcrPass {
+    fn arg(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Detect => "detect",
+            Self::Run => "run",
+        }
+    }
+
+    /// The pass named by `docchat extract --ocr`.
+    pub fn parse(arg: &str) -> Option<Self> {
+        Some(match arg {
+            "off" => Self::Off,
+            "detect" => Self::Detect,
+            "run" => Self::Run,
+            _ => return None,
+        })
+    }
 }
 
 impl ExtractLimits {
@@ -36,6 +71,7 @@ impl ExtractLimits {
             memory_bytes: memory_mb * 1024 * 1024,
             max_file_bytes: crate::settings::DEFAULT_MAX_FILE_MB << 20,
             work_dir: None,
+            ocr: None,
         })
     }
 
@@ -99,16 +135,28 @@ enum ChildOutcome {
     Failed(String),
 }
 
-/// The child side (`docchat extract --out FILE PATH`): caps its own memory, extracts,
-/// writes the outcome as JSON to `out`.
-pub fn run_child(path: &Path, out: &Path, memory_bytes: u64) -> Result<()> {
+/// What the child prints on its stdout before each OCR page and after the last:
+/// `ocr DONE TOTAL`.
+const OCR_PROGRESS: &str = "ocr";
+
+/// The child side (`docchat extract --out FILE PATH`): caps its own memory, extracts
+/// (with `ocr`: OCR as the pass says, printing its progress), writes the outcome as
+/// JSON to `out`.
+pub fn run_child(path: &Path, out: &Path, memory_bytes: u64, ocr: &Ocr) -> Result<()> {
     if memory_bytes > 0 {
         rlimit::setrlimit(rlimit::Resource::AS, memory_bytes, memory_bytes)
             .context("cannot set the memory limit")?;
     }
     // A parser panic is reported as a reason, not a crash.
     std::panic::set_hook(Box::new(|_| {}));
-    let outcome = match std::panic::catch_unwind(|| docchat_ingest::extract_file(path)) {
+    let mut progress = |done: u32, total: u32| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{OCR_PROGRESS} {done} {total}");
+        let _ = stdout.flush();
+    };
+    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        docchat_ingest::extract_file_with(path, ocr, &mut progress)
+    })) {
         Ok(Ok(extracted)) => ChildOutcome::Ok(extracted),
         Ok(Err(e)) => ChildOutcome::Failed(e.to_string()),
         Err(_) => {
@@ -157,9 +205,48 @@ fn kill_group(pgid: u32) {
     }
 }
 
+/// The child's `--ocr` and `--ocr-languages` arguments for `pass` (OCR that is off
+/// in `limits` is off whatever the pass).
+fn ocr_args(pass: OcrPass, limits: &ExtractLimits) -> Vec<String> {
+    match (&limits.ocr, pass) {
+        (Some(opts), OcrPass::Run) => vec![
+            "--ocr".into(),
+            pass.arg().into(),
+            "--ocr-languages".into(),
+            opts.languages.join("+"),
+            "--ocr-page-timeout-s".into(),
+            opts.page_timeout.as_secs().max(1).to_string(),
+        ],
+        (Some(_), OcrPass::Detect) => vec!["--ocr".into(), pass.arg().into()],
+        _ => vec!["--ocr".into(), OcrPass::Off.arg().into()],
+    }
+}
+
+/// The [`Ocr`] of the child's arguments.
+pub fn child_ocr(pass: OcrPass, languages: &str, page_timeout_s: u64) -> Ocr {
+    match pass {
+        OcrPass::Off => Ocr::Off,
+        OcrPass::Detect => Ocr::Detect,
+        OcrPass::Run => Ocr::Run(OcrOptions {
+            languages: languages
+                .split('+')
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+            page_timeout: Duration::from_secs(page_timeout_s.max(1)),
+        }),
+    }
+}
+
 /// The parent side: runs the child on `path` within `limits`. `Err` is a failure of
-/// docchat itself, not of the document.
-pub async fn extract(path: &Path, limits: &ExtractLimits) -> Result<Extraction> {
+/// docchat itself, not of the document. While OCR reads pages, `progress` hears of
+/// each one, and every page read gives the extraction another page's time.
+pub async fn extract(
+    path: &Path,
+    limits: &ExtractLimits,
+    pass: OcrPass,
+    progress: &(dyn Fn(u32, u32) + Sync),
+) -> Result<Extraction> {
     let mut builder = tempfile::Builder::new();
     builder.prefix("docchat-extract");
     let dir = match &limits.work_dir {
@@ -180,9 +267,10 @@ pub async fn extract(path: &Path, limits: &ExtractLimits) -> Result<Extraction> 
         .arg(limits.memory_bytes.to_string())
         .arg("--out")
         .arg(&out)
+        .args(ocr_args(pass, limits))
         .arg(path)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::from(err_file))
         .env_clear()
         .envs(
@@ -196,16 +284,39 @@ pub async fn extract(path: &Path, limits: &ExtractLimits) -> Result<Extraction> 
         .spawn()
         .with_context(|| format!("cannot start {}", limits.exe.display()))?;
     let pgid = child.id();
-    let status = match tokio::time::timeout(limits.timeout, child.wait()).await {
-        Ok(status) => status?,
-        Err(_) => {
-            if let Some(pgid) = pgid {
-                kill_group(pgid);
+    let mut lines = child.stdout.take().map(|s| BufReader::new(s).lines());
+    let page_time = limits
+        .ocr
+        .as_ref()
+        .map_or(Duration::ZERO, |o| o.page_timeout * 2);
+    let mut deadline = tokio::time::Instant::now() + limits.timeout;
+    let mut allowed = limits.timeout;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            line = next_line(&mut lines) => match line {
+                Some(line) => {
+                    if let Some((done, total)) = parse_progress(&line) {
+                        progress(done, total);
+                        // Each OCR page may take its own time, on top of the limit.
+                        if done < total {
+                            let until = tokio::time::Instant::now() + page_time;
+                            if until > deadline {
+                                allowed += until - deadline;
+                                deadline = until;
+                            }
+                        }
+                    }
+                }
+                None => lines = None,
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                if let Some(pgid) = pgid {
+                    kill_group(pgid);
+                }
+                let _ = child.kill().await;
+                return Ok(Extraction::Failed(Unreadable::Timeout(allowed.as_secs())));
             }
-            let _ = child.kill().await;
-            return Ok(Extraction::Failed(Unreadable::Timeout(
-                limits.timeout.as_secs(),
-            )));
         }
     };
     if let Ok(bytes) = tokio::fs::read(&out).await {
@@ -223,6 +334,25 @@ pub async fn extract(path: &Path, limits: &ExtractLimits) -> Result<Extraction> 
         return Err(own);
     }
     Ok(Extraction::Failed(crash_reason(status, &stderr)))
+}
+
+/// The next line of the child's stdout; never, once it is closed.
+async fn next_line(
+    lines: &mut Option<tokio::io::Lines<BufReader<tokio::process::ChildStdout>>>,
+) -> Option<String> {
+    match lines {
+        Some(l) => l.next_line().await.ok().flatten(),
+        None => std::future::pending().await,
+    }
+}
+
+/// `ocr DONE TOTAL`.
+fn parse_progress(line: &str) -> Option<(u32, u32)> {
+    let mut parts = line.split_whitespace();
+    if parts.next()? != OCR_PROGRESS {
+        return None;
+    }
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 fn crash_reason(status: std::process::ExitStatus, stderr: &str) -> Unreadable {

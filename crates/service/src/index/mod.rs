@@ -140,6 +140,9 @@ pub struct Indexer {
     pipeline: AtomicBool,
     /// Collections whose queued files wait.
     paused: Mutex<HashSet<String>>,
+    /// PDFs with pages to read by OCR: they wait, as images do, until no file
+    /// with text is ready.
+    ocr_wait: Mutex<HashSet<PathBuf>>,
     /// Progress and per-document events.
     pub events: Tracker,
     /// Work counters.
@@ -172,6 +175,10 @@ pub struct Unavailable {
     /// Since when (ms since the epoch).
     pub since_ms: i64,
 }
+
+/// A file with text due within this long goes before a file read by OCR that is
+/// due now.
+const OCR_YIELD: Duration = Duration::from_secs(10);
 
 /// How long an unreachable file or folder waits before it is looked at again.
 const RECHECK: Duration = Duration::from_secs(30);
@@ -228,6 +235,7 @@ impl Indexer {
             pipeline: AtomicBool::new(true),
             writes: AtomicU64::new(0),
             paused: Mutex::new(HashSet::new()),
+            ocr_wait: Mutex::new(HashSet::new()),
             events: Tracker::default(),
             stats: Stats::default(),
             retries: Mutex::new(HashMap::new()),
@@ -753,7 +761,7 @@ impl Indexer {
                 let paused = self.lock_paused().clone();
                 let mut q = self.lock_queue();
                 let now = Instant::now();
-                match q
+                let open: Vec<(&PathBuf, &Instant)> = q
                     .iter()
                     .filter(|(p, _)| {
                         paused.is_empty()
@@ -761,8 +769,16 @@ impl Indexer {
                                 .root_of(p)
                                 .is_none_or(|r| !paused.contains(&r.collection))
                     })
-                    .min_by_key(|(_, t)| **t)
-                    .map(|(p, t)| (p.clone(), *t))
+                    .collect();
+                // Files read by OCR come last: after every file with text that is
+                // ready now or soon (a file still settling, or debounced).
+                let text_first = open
+                    .iter()
+                    .filter(|(p, t)| **t <= now + OCR_YIELD && !self.waits_for_ocr(p))
+                    .min_by_key(|(_, t)| **t);
+                match text_first
+                    .or_else(|| open.iter().min_by_key(|(_, t)| **t))
+                    .map(|(p, t)| ((*p).clone(), **t))
                 {
                     Some((p, t)) if t <= now => {
                         q.remove(&p);

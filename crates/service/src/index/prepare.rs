@@ -2,7 +2,8 @@
 //! embedding (unchanged, removed, moved, failed, not settled yet) ends here.
 
 use super::*;
-use crate::index::isolate::{self, Extraction};
+use crate::index::isolate::{self, Extraction, OcrPass};
+use crate::index::progress::OcrProgress;
 use docchat_core::Location;
 
 /// The reason of a document that could not be read, before the system's words.
@@ -143,6 +144,16 @@ impl Indexer {
         self.extract_and_chunk(path, root, rel, id, doc).await
     }
 
+    /// Whether `path` is read by OCR (an image, or a PDF with scanned pages): it
+    /// waits until the files with text are done.
+    pub(super) fn waits_for_ocr(&self, path: &Path) -> bool {
+        FileKind::from_path(path) == Some(FileKind::Image) || self.lock_ocr_wait().contains(path)
+    }
+
+    pub(super) fn lock_ocr_wait(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
+        self.ocr_wait.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A file written within the settle time may still be being copied: it goes
     /// back to the queue until it has been quiet that long.
     pub(super) fn requeued_until_settled(&self, path: &Path, mtime_ms: i64) -> bool {
@@ -201,7 +212,40 @@ impl Indexer {
         doc: DocumentRecord,
     ) -> Result<Step> {
         let started = Instant::now();
-        let extraction = isolate::extract(path, &self.limits).await?;
+        // With OCR on, a PDF is first read for its text layer only; one with pages
+        // to read by OCR waits until the files with text are done (as images do),
+        // and is then read again with OCR.
+        let pass = if self.limits.ocr.is_none() {
+            OcrPass::Off
+        } else if self.waits_for_ocr(path) {
+            OcrPass::Run
+        } else {
+            OcrPass::Detect
+        };
+        let on_page = |done: u32, total: u32| {
+            self.events.ocr(Some(OcrProgress {
+                collection: root.collection.clone(),
+                path: rel.clone(),
+                done,
+                total,
+            }));
+            self.publish_progress();
+        };
+        let extraction = isolate::extract(path, &self.limits, pass, &on_page).await;
+        if pass == OcrPass::Run {
+            self.events.ocr(None);
+            self.lock_ocr_wait().remove(path);
+        }
+        let extraction = extraction?;
+        if pass == OcrPass::Detect
+            && let Extraction::Ok(e) = &extraction
+            && !e.ocr_wanted.is_empty()
+        {
+            tracing::info!(path = %rel, pages = e.ocr_wanted.len(), "pages to read by OCR; after the files with text");
+            self.lock_ocr_wait().insert(path.to_path_buf());
+            self.requeue(path, Instant::now());
+            return Ok(Step::Requeued);
+        }
         self.stats
             .extract_us
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::SeqCst);

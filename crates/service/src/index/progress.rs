@@ -65,6 +65,22 @@ pub struct Progress {
     pub eta_s: Option<f64>,
     /// Collections whose indexing is paused.
     pub paused: Vec<String>,
+    /// OCR of the file in hand, while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocr: Option<OcrProgress>,
+}
+
+/// How far OCR of the file in hand is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OcrProgress {
+    /// Collection of the file.
+    pub collection: String,
+    /// The file's path in its collection.
+    pub path: String,
+    /// Pages read.
+    pub done: u32,
+    /// Pages to read.
+    pub total: u32,
 }
 
 /// An event of `/api/events`.
@@ -100,6 +116,7 @@ struct Burst {
 pub struct Tracker {
     tx: broadcast::Sender<IndexEvent>,
     burst: Mutex<Option<Burst>>,
+    ocr: Mutex<Option<OcrProgress>>,
 }
 
 impl Default for Tracker {
@@ -107,6 +124,7 @@ impl Default for Tracker {
         Self {
             tx: broadcast::channel(CHANNEL).0,
             burst: Mutex::new(None),
+            ocr: Mutex::new(None),
         }
     }
 }
@@ -145,6 +163,12 @@ impl Tracker {
         }
     }
 
+    /// OCR of the file in hand has read `done` of `total` pages (`None`: it is
+    /// over).
+    pub fn ocr(&self, now: Option<OcrProgress>) {
+        *self.ocr.lock().unwrap_or_else(|e| e.into_inner()) = now;
+    }
+
     /// The burst ended (the queue is empty).
     pub fn idle(&self) {
         *self.lock() = None;
@@ -152,11 +176,13 @@ impl Tracker {
 
     /// The figures now.
     pub fn progress(&self, queued: usize, chunks_now: u64, paused: Vec<String>) -> Progress {
+        let ocr = self.ocr.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let b = self.lock();
         let Some(b) = b.as_ref() else {
             return Progress {
                 queued,
                 paused,
+                ocr,
                 ..Progress::default()
             };
         };
@@ -175,6 +201,7 @@ impl Tracker {
             },
             eta_s: (b.done > 0).then(|| secs / b.done as f64 * left as f64),
             paused,
+            ocr,
         }
     }
 }

@@ -4,8 +4,9 @@
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-# Targets: extract_pdf extract_docx extract_html extract_text (default: all, 60 s
-# each). Inputs that crash, hang (20 s) or take more than 2 GB are written to
+# Targets: extract_pdf extract_docx extract_odt extract_pptx extract_epub
+# extract_sheets extract_html extract_text (default: all, 60 s each). Inputs that
+# crash, hang (20 s) or take more than 2 GB are written to
 # $DOCCHAT_CACHE/fuzz/artifacts/TARGET/ and the script exits 1.
 set -euo pipefail
 
@@ -14,7 +15,7 @@ source "$here/env.sh"
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(extract_pdf extract_docx extract_html extract_text)
+[ ${#targets[@]} -gt 0 ] || targets=(extract_pdf extract_docx extract_odt extract_pptx extract_epub extract_sheets extract_html extract_text)
 
 if ! rustup toolchain list | grep -q '^nightly'; then
     echo "fuzzing needs a nightly toolchain (rustup toolchain install nightly)" >&2
@@ -42,6 +43,12 @@ for t in "${targets[@]}"; do
     case "$t" in
         extract_pdf) seed "$t" pdf ;;
         extract_docx) seed "$t" docx ;;
+        # No ODT in the corpus: its sibling packages (ODS workbooks, DOCX) seed
+        # the ZIP and XML shapes.
+        extract_odt) seed "$t" ods docx ;;
+        extract_pptx) seed "$t" pptx ;;
+        extract_epub) seed "$t" epub ;;
+        extract_sheets) seed "$t" xlsx xls xlsb ods ;;
         extract_html | extract_text)
             seed "$t" md
             printf '<html><head><title>T</title><script>x()</script></head><body><p>Caf&eacute; &#x263A; <b>bold</b></p></body></html>' \

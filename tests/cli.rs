@@ -95,18 +95,45 @@ fn slides_sheets_and_chapters_are_indexed_and_cited_as_such() {
         "{stdout}"
     );
 
-    // The first hit of each search names its place: the passage about the dart is
+    // A question about each cites its place first: the passage about the dart is
     // in the book's twelfth spine document, the temperatures on the workbook's
     // first sheet, the merged cells on the deck's second slide.
-    for (query, place) in [
-        ("fléchette Pacifique", "desk/sous-le-vent.epub chapter 12"),
-        ("fahrenheit", "desk/temperatures.xlsx sheet 1"),
-        ("merged cell", "desk/tables.pptx slide 2"),
+    for (question, path, page, place) in [
+        (
+            "fléchette Pacifique",
+            "desk/sous-le-vent.epub",
+            12,
+            "chapter 12",
+        ),
+        ("fahrenheit", "desk/temperatures.xlsx", 1, "sheet 1"),
+        ("merged cell", "desk/tables.pptx", 2, "slide 2"),
     ] {
-        let args = ["search", "--mode", "keyword", query].map(std::ffi::OsStr::new);
-        let out = run(&data, &args);
-        let first = out.lines().next().unwrap_or_default();
-        assert!(first.contains(place), "{query}: {out}");
+        let args = [
+            "ask",
+            "--json",
+            "--mode",
+            "keyword",
+            "--max-tokens",
+            "8",
+            question,
+        ]
+        .map(std::ffi::OsStr::new);
+        let out: serde_json::Value = serde_json::from_str(&run(&data, &args)).unwrap();
+        let first = &out["citations"][0];
+        assert_eq!(
+            (first["collection"].as_str(), first["path"].as_str()),
+            (Some("desk"), path.strip_prefix("desk/")),
+            "{question}: {out:#}"
+        );
+        assert_eq!(first["page_start"], page, "{question}: {out:#}");
+        // The terminal says "slide 2", "sheet 1", "chapter 12".
+        let args = ["search", "--mode", "keyword", question].map(std::ffi::OsStr::new);
+        let hits = run(&data, &args);
+        let top = hits.lines().next().unwrap_or_default();
+        assert!(
+            top.contains(&format!("{path} {place}")),
+            "{question}: {hits}"
+        );
     }
 }
 

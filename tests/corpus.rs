@@ -30,6 +30,11 @@ const PPTX_WITH_TEXT: usize = 12;
 /// samples ship none, the SVG sample only drawings).
 const EPUB_WITH_TEXT: usize = 16;
 
+/// PDFs of `pdf-wild/` indexed with pages read by OCR: the 7 with no text layer
+/// whose page images hold words (`docchat bench ocr` on the folder), and one with
+/// a text layer beside a scanned page.
+const PDFS_WITH_OCR: usize = 8;
+
 /// Workbooks of `sheets-wild/` read (the rest are password-protected, broken on
 /// purpose, or hold no cell).
 const SHEETS_READ: usize = 51;
@@ -211,6 +216,24 @@ fn every_wild_file_ends_indexed_or_failed_with_a_reason() {
     });
     println!("extractors of the indexed PDFs: {extractors:?}");
     assert!(extractors.keys().all(|e| !e.is_empty()), "{extractors:?}");
+    // Scanned pages were read by OCR, and each document says which.
+    let by_ocr: Vec<(&str, usize)> = state
+        .iter()
+        .filter(|(_, d)| d["state"] == "indexed")
+        .map(|(p, d)| {
+            (
+                *p,
+                docchat_core::ocr_pages(d["extractor"].as_str().unwrap()).len(),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    println!(
+        "PDFs with pages read by OCR: {} ({} pages): {by_ocr:?}",
+        by_ocr.len(),
+        by_ocr.iter().map(|(_, n)| n).sum::<usize>()
+    );
+    assert!(by_ocr.len() >= PDFS_WITH_OCR, "{by_ocr:?}");
 
     // Two readings of "poppler finds text": any letter or digit at all, and some
     // words (20 letters or digits); docchat must find text in 98 % of either set.

@@ -205,3 +205,85 @@ fn sheets_are_pages_with_their_header_dates_and_cached_formula_values() {
         assert!(reason.starts_with("corrupt"), "{name}: {reason}");
     }
 }
+
+/// An OpenDocument text as LibreOffice writes one: the MIME type first and stored,
+/// then content, styles (a header) and metadata.
+fn write_odt(path: &std::path::Path, content: &str, styles: &str, meta: &str, encrypted: bool) {
+    use std::io::Write;
+    let file = std::fs::File::create(path).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let deflated = zip::write::SimpleFileOptions::default();
+    zip.start_file("mimetype", stored).unwrap();
+    zip.write_all(b"application/vnd.oasis.opendocument.text")
+        .unwrap();
+    for (name, xml) in [
+        ("content.xml", content),
+        ("styles.xml", styles),
+        ("meta.xml", meta),
+        (
+            "META-INF/manifest.xml",
+            if encrypted {
+                r#"<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"><manifest:encryption-data manifest:checksum-type="SHA1/1K"/></manifest:file-entry></manifest:manifest>"#
+            } else {
+                r#"<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.text"/></manifest:manifest>"#
+            },
+        ),
+    ] {
+        zip.start_file(name, deflated).unwrap();
+        zip.write_all(xml.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+#[test]
+fn odt_pages_tables_headers_and_metadata() {
+    const NS: &str = r#"xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0""#;
+    let content = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content {NS}><office:automatic-styles>
+<style:style style:name="P1" style:family="paragraph" style:parent-style-name="Standard"><style:paragraph-properties fo:break-before="page"/></style:style>
+</office:automatic-styles><office:body><office:text>
+<text:h text:outline-level="1">Lease of the north pasture</text:h>
+<text:p>The tenant pays the rent on the first day of each month.</text:p>
+<table:table table:name="Terms"><table:table-column/><table:table-column/>
+<table:table-row><table:table-cell><text:p>Rent</text:p></table:table-cell><table:table-cell><text:p>450 EUR</text:p></table:table-cell></table:table-row>
+<text:soft-page-break/>
+<table:table-row><table:table-cell><text:p>Deposit</text:p></table:table-cell><table:table-cell><text:p>900 EUR</text:p></table:table-cell></table:table-row>
+</table:table>
+<text:p text:style-name="P1">Annex: the fences are repaired by the owner.</text:p>
+</office:text></office:body></office:document-content>"#
+    );
+    let styles = format!(
+        r#"<office:document-styles {NS}><office:master-styles><style:master-page style:name="Standard"><style:header><text:p>Rossi farm, lease 2026</text:p></style:header></style:master-page></office:master-styles></office:document-styles>"#
+    );
+    let meta = format!(
+        r#"<office:document-meta {NS}><office:meta><dc:title>North pasture lease</dc:title><dc:creator>Giulia Rossi</dc:creator></office:meta></office:document-meta>"#
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let odt = tmp.path().join("lease.odt");
+    write_odt(&odt, &content, &styles, &meta, false);
+    let v = extract(&odt);
+    assert_eq!(v["ok"]["extractor"], "odt", "{v:#}");
+    assert_eq!(v["ok"]["title"], "North pasture lease");
+    assert_eq!(v["ok"]["author"], "Giulia Rossi");
+    assert_eq!(
+        page_texts(&v),
+        [
+            "Rossi farm, lease 2026 Lease of the north pasture The tenant pays the rent on the first day of each month. Rent | 450 EUR",
+            "Deposit | 900 EUR",
+            "Annex: the fences are repaired by the owner.",
+        ]
+    );
+
+    // A password-protected one says so; a broken one is corrupt.
+    let locked = tmp.path().join("locked.odt");
+    write_odt(&locked, &content, &styles, &meta, true);
+    let reason = extract(&locked)["failed"].as_str().unwrap().to_string();
+    assert!(reason.starts_with("encrypted"), "{reason}");
+    let broken = tmp.path().join("broken.odt");
+    std::fs::write(&broken, b"PK\x03\x04 not a package").unwrap();
+    let reason = extract(&broken)["failed"].as_str().unwrap().to_string();
+    assert!(reason.starts_with("corrupt"), "{reason}");
+}

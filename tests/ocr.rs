@@ -170,7 +170,8 @@ fn scans_wait_for_text_documents_show_progress_and_are_cited_by_page() {
     std::fs::create_dir_all(&inbox).unwrap();
     let watch = tmp.path().join("watch-dirs");
     std::fs::write(&watch, format!("{} = office\n", inbox.display())).unwrap();
-    let server = Server::start(&tmp.path().join("data"), &watch);
+    let data = tmp.path().join("data");
+    let server = Server::start(&data, &watch);
     server.wait_status("the empty start", WAIT, settled);
 
     // The collection is paused while the files arrive, the scans first: all seven
@@ -272,4 +273,16 @@ fn scans_wait_for_text_documents_show_progress_and_are_cited_by_page() {
         .unwrap_or_else(|| panic!("report.pdf among the sources: {sources:#}"));
     assert_eq!(cited["page_start"], 2, "{cited:#}");
     assert_eq!(cited["ocr"], true, "{cited:#}");
+
+    // `docchat status` names each file's extractor, and the pages OCR read.
+    server.kill();
+    let out = crate::common::run(&data, &["status"]);
+    let line = out
+        .lines()
+        .find(|l| l.contains("office/report.pdf"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("(3 pages") && line.contains("+ OCR tesseract") && line.ends_with("pages 2)"),
+        "{line}"
+    );
 }

@@ -86,7 +86,7 @@ fn edits_renames_moves_and_ignores() {
         "~$draft.docx",
         ".~lock.notes.md#",
         "movie.part",
-        "photo.png",
+        "photo.heic",
     ] {
         std::fs::write(a.join(name), "The boiler is serviced every October.").unwrap();
     }

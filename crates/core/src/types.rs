@@ -9,6 +9,8 @@ pub enum FileKind {
     Pdf,
     /// Office Open XML word processing document.
     Docx,
+    /// OpenDocument text (LibreOffice Writer).
+    Odt,
     /// Plain text.
     Text,
     /// Markdown.
@@ -32,6 +34,7 @@ impl FileKind {
         Some(match ext.as_str() {
             "pdf" => Self::Pdf,
             "docx" => Self::Docx,
+            "odt" => Self::Odt,
             "txt" | "text" => Self::Text,
             "md" | "markdown" => Self::Markdown,
             "html" | "htm" => Self::Html,
@@ -48,6 +51,7 @@ impl FileKind {
         match self {
             Self::Pdf => "application/pdf",
             Self::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            Self::Odt => "application/vnd.oasis.opendocument.text",
             Self::Text => "text/plain; charset=utf-8",
             Self::Markdown => "text/markdown; charset=utf-8",
             Self::Html => "text/html; charset=utf-8",

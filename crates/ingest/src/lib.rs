@@ -12,6 +12,7 @@ mod epub;
 mod error;
 mod html;
 pub mod ocr;
+mod odt;
 mod package;
 mod pdf;
 mod pptx;
@@ -81,6 +82,7 @@ fn extract_in_process(kind: FileKind, bytes: &[u8]) -> Result<Extracted> {
     Ok(match kind {
         FileKind::Pdf => pdf::extract_in_process(bytes)?,
         FileKind::Docx => docx::extract(bytes)?,
+        FileKind::Odt => odt::extract(bytes)?,
         FileKind::Text | FileKind::Markdown => plain(bytes, "text"),
         FileKind::Html => html::extract(bytes),
         FileKind::Pptx => pptx::extract(bytes)?,

@@ -72,7 +72,7 @@ pub fn clean_name(raw: &str) -> Result<String, Refused> {
 pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
     let Some(kind) = FileKind::from_path(Path::new(name)) else {
         return Err(Refused::BadType(format!(
-            "{name}: docchat reads PDF, Word (.docx), PowerPoint (.pptx), spreadsheets (.xlsx, .xls, .xlsb, .ods), EPUB, text, Markdown and HTML files, and images (.png, .jpg, .tiff) by OCR"
+            "{name}: docchat reads PDF, Word (.docx), OpenDocument text (.odt), PowerPoint (.pptx), spreadsheets (.xlsx, .xls, .xlsb, .ods), EPUB, text, Markdown and HTML files, and images (.png, .jpg, .tiff) by OCR"
         )));
     };
     let head = &bytes[..bytes.len().min(1024)];
@@ -80,6 +80,13 @@ pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
         FileKind::Pdf => head.windows(5).any(|w| w == b"%PDF-"),
         FileKind::Docx => {
             bytes.starts_with(b"PK\x03\x04") && bytes.windows(17).any(|w| w == b"word/document.xml")
+        }
+        // The package's first part, stored, is its MIME type.
+        FileKind::Odt => {
+            bytes.starts_with(b"PK\x03\x04")
+                && head
+                    .windows(39)
+                    .any(|w| w == b"application/vnd.oasis.opendocument.text")
         }
         FileKind::Pptx => {
             bytes.starts_with(b"PK\x03\x04")
@@ -111,6 +118,7 @@ pub fn check_content(name: &str, bytes: &[u8]) -> Result<FileKind, Refused> {
         let what = match kind {
             FileKind::Pdf => "a PDF",
             FileKind::Docx => "a Word document",
+            FileKind::Odt => "an OpenDocument text",
             FileKind::Pptx => "a PowerPoint presentation",
             FileKind::Epub => "an EPUB book",
             FileKind::Spreadsheet => "a spreadsheet",
@@ -218,6 +226,14 @@ mod tests {
         assert!(check_content("a.epub", b"%PDF-1.7").is_err());
         assert!(check_content("a.xls", &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]).is_ok());
         assert!(check_content("a.xlsx", b"hello").is_err());
+        assert!(
+            check_content(
+                "a.odt",
+                b"PK\x03\x04....mimetypeapplication/vnd.oasis.opendocument.text"
+            )
+            .is_ok()
+        );
+        assert!(check_content("a.odt", b"PK\x03\x04 word/document.xml").is_err());
         assert!(check_content("scan.png", b"\x89PNG\r\n\x1a\n....").is_ok());
         assert!(check_content("scan.tif", b"II*\0....").is_ok());
         assert!(check_content("scan.jpg", b"%PDF-1.7").is_err());

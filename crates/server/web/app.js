@@ -694,7 +694,7 @@ $("add-folder").addEventListener("submit", async (ev) => {
 
 // ---------------------------------------------------------------- files
 
-const READABLE = /\.(pdf|docx|pptx|xlsx|xlsm|xlsb|xls|ods|epub|txt|text|md|markdown|html?|png|jpe?g|tiff?)$/i;
+const READABLE = /\.(pdf|docx|odt|pptx|xlsx|xlsm|xlsb|xls|ods|epub|txt|text|md|markdown|html?|png|jpe?g|tiff?)$/i;
 
 function uploadTarget() {
   const watched = state.collections.filter((c) => c.watched && c.folder_exists);
@@ -714,7 +714,7 @@ async function uploadFiles(files) {
   const lines = [];
   for (const f of files) {
     if (!READABLE.test(f.name)) {
-      lines.push(`${f.name}: docchat reads PDF, Word (.docx), PowerPoint (.pptx), spreadsheets (.xlsx, .xls, .xlsb, .ods), EPUB, text, Markdown and HTML files, and images (.png, .jpg, .tiff) by OCR`);
+      lines.push(`${f.name}: docchat reads PDF, Word (.docx), OpenDocument text (.odt), PowerPoint (.pptx), spreadsheets (.xlsx, .xls, .xlsb, .ods), EPUB, text, Markdown and HTML files, and images (.png, .jpg, .tiff) by OCR`);
       continue;
     }
     if (f.size > state.maxUpload) {

@@ -70,13 +70,14 @@ pub async fn ask(s: Settings, a: AskArgs) -> Result<ExitCode> {
         }
         for c in &citations {
             println!(
-                "  [{}] {}/{} {}  (score {:.3}){}",
+                "  [{}] {}/{} {}  (score {:.3}){}{}",
                 c.n,
                 c.at.collection,
                 c.at.path,
                 c.at.pages(),
                 c.score,
-                if c.cited { "  cited" } else { "" }
+                if c.cited { "  cited" } else { "" },
+                if c.ocr { "  read by OCR" } else { "" }
             );
         }
     }

@@ -45,6 +45,11 @@ pub async fn status(s: Settings, a: StatusArgs) -> Result<ExitCode> {
                 d.path,
                 d.error.as_deref().unwrap_or("")
             ),
+            // The extractor says which pages OCR read, if any.
+            _ if !d.extractor.is_empty() => println!(
+                "  {state:<8} {}/{}  ({} pages, {} chunks; {})",
+                d.collection, d.path, d.pages, d.chunks, d.extractor
+            ),
             _ => println!(
                 "  {state:<8} {}/{}  ({} pages, {} chunks)",
                 d.collection, d.path, d.pages, d.chunks

@@ -1,7 +1,7 @@
 //! The web UI in a real headless Chromium (driven by playwright-core, installed by
 //! scripts/setup.sh) against a real server: ask and watch the answer stream, open a
-//! cited page, find the chat after a reload, drop a file and see it indexed, stop a
-//! generation. Screenshots of the main screens go to target/ui-screenshots.
+//! cited page, find the chat after a reload, drop a file and see it indexed, drop a
+//! scanned page and see its source marked as read by OCR, stop a generation. Screenshots of the main screens go to target/ui-screenshots.
 
 use crate::common::{Server, corpus, models_dir, settled};
 use std::process::Command;
@@ -26,6 +26,15 @@ fn the_web_ui_in_a_real_browser() {
     )
     .unwrap();
 
+    // A page of a manual as a scanner writes it, dropped later: read by OCR.
+    let scan = tmp.path().join("scanned-page.png");
+    crate::common::scan::render_png(
+        &corpus().join("manuals/R-exts.pdf"),
+        crate::common::scan::SCANNED_PAGE,
+        300,
+        &scan,
+    );
+
     let server = Server::start(&data_dir(tmp.path()), &watch);
     server.wait_status("the paper", Duration::from_secs(300), |s| {
         settled(s) && s["counts"]["indexed"] == 1
@@ -42,6 +51,7 @@ fn the_web_ui_in_a_real_browser() {
         .arg(&server.base)
         .arg(&shots)
         .arg(&upload)
+        .arg(&scan)
         .env("DOCCHAT_BROWSER_DIR", &browser_dir)
         .output()
         .expect("node runs");
@@ -63,10 +73,11 @@ fn the_web_ui_in_a_real_browser() {
         let len = std::fs::metadata(shots.join(shot)).map_or(0, |m| m.len());
         assert!(len > 10_000, "{shot} was not taken");
     }
-    // The dropped file is in the watched folder and indexed.
+    // The dropped files are in the watched folder and indexed.
     assert!(docs.join("dropped-note.md").is_file());
+    assert!(docs.join("scanned-page.png").is_file());
     let status = server.get("/api/status");
-    assert_eq!(status["counts"]["indexed"], 2, "{status:#}");
+    assert_eq!(status["counts"]["indexed"], 3, "{status:#}");
 }
 
 fn data_dir(tmp: &std::path::Path) -> std::path::PathBuf {

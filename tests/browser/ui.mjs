@@ -9,7 +9,7 @@ import path from "node:path";
 // playwright-core is installed by scripts/setup.sh outside the repository.
 const require = createRequire(path.join(process.env.DOCCHAT_BROWSER_DIR, "index.js"));
 const { chromium } = require("playwright-core");
-const [base, shots, uploadFile] = process.argv.slice(2);
+const [base, shots, uploadFile, scanFile] = process.argv.slice(2);
 fs.mkdirSync(shots, { recursive: true });
 const seen = {};
 const check = (ok, what) => {
@@ -172,6 +172,27 @@ try {
   const marked = await viewer.locator("mark#passage").textContent();
   check(marked === "Dropped note", `the viewer marks the passage: ${marked}`);
   await viewer.close();
+
+  // A scanned page dropped as an image is read by OCR, and a source from it says so.
+  const scanBytes = fs.readFileSync(scanFile);
+  const scanTransfer = await page.evaluateHandle(({ data, name }) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(data)], name, { type: "image/png" }));
+    return dt;
+  }, { data: [...scanBytes], name: path.basename(scanFile) });
+  await page.dispatchEvent("body", "dragenter", { dataTransfer: scanTransfer });
+  await page.dispatchEvent("body", "drop", { dataTransfer: scanTransfer });
+  await page.getByText("3 indexed").first().waitFor({ timeout: 180000 });
+  await page.click("#new-chat");
+  await page.fill("#question", "Which DESCRIPTION field declares the packages whose C/C++ header files a package compiles against?");
+  await page.keyboard.press("Enter");
+  const ocrBadge = page.locator("#source-list .badge.ocr").first();
+  await ocrBadge.waitFor({ timeout: 120000 });
+  const ocrTitle = await ocrBadge.getAttribute("title");
+  check(/^Read by OCR/.test(ocrTitle), `an OCR'd source says so: ${ocrTitle}`);
+  const ocrSource = await page.locator("#source-list .source", { has: page.locator(".badge.ocr") }).first().textContent();
+  check(ocrSource.includes(path.basename(scanFile)), `the OCR badge is on the scan: ${ocrSource}`);
+  await page.locator("#send").waitFor({ state: "visible", timeout: 120000 });
 
   // A folder that does not exist is refused with the reason, in the panel.
   await page.fill("#folder-path", "/no/such/folder");

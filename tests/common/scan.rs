@@ -17,49 +17,44 @@ pub struct Gray {
 
 /// Page `page` of `pdf` rendered at `dpi` to gray pixels by `pdftoppm`.
 pub fn render(pdf: &Path, page: u32, dpi: u32) -> Gray {
+    parse_pgm(&pdftoppm(pdf, page, dpi, None))
+}
+
+/// Page `page` of `pdf` rendered at `dpi` to the gray PNG file `out` by `pdftoppm`.
+pub fn render_png(pdf: &Path, page: u32, dpi: u32, out: &Path) {
+    pdftoppm(pdf, page, dpi, Some(out));
+    assert!(out.is_file(), "{}", out.display());
+}
+
+/// Runs `pdftoppm` on one page, in gray: a PNG file at `png` (its path without
+/// the extension is what poppler is given), or else a PGM on stdout, returned.
+fn pdftoppm(pdf: &Path, page: u32, dpi: u32, png: Option<&Path>) -> Vec<u8> {
     let n = page.to_string();
-    let out = Command::new("pdftoppm")
-        .args([
-            "-gray",
-            "-r",
-            &dpi.to_string(),
-            "-f",
-            &n,
-            "-l",
-            &n,
-            "-singlefile",
-        ])
-        .arg(pdf)
-        .output()
-        .expect("pdftoppm (poppler-utils) runs");
+    let mut cmd = Command::new("pdftoppm");
+    cmd.args([
+        "-gray",
+        "-r",
+        &dpi.to_string(),
+        "-f",
+        &n,
+        "-l",
+        &n,
+        "-singlefile",
+    ]);
+    if png.is_some() {
+        cmd.arg("-png");
+    }
+    cmd.arg(pdf);
+    if let Some(png) = png {
+        cmd.arg(png.with_extension(""));
+    }
+    let out = cmd.output().expect("pdftoppm (poppler-utils) runs");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    parse_pgm(&out.stdout)
-}
-
-/// Page `page` of `pdf` rendered at `dpi` to the gray PNG file `out` by `pdftoppm`.
-pub fn render_png(pdf: &Path, page: u32, dpi: u32, out: &Path) {
-    let n = page.to_string();
-    let status = Command::new("pdftoppm")
-        .args([
-            "-png",
-            "-gray",
-            "-r",
-            &dpi.to_string(),
-            "-f",
-            &n,
-            "-l",
-            &n,
-            "-singlefile",
-        ])
-        .arg(pdf)
-        .arg(out.with_extension(""))
-        .status()
-        .expect("pdftoppm (poppler-utils) runs");
-    assert!(status.success() && out.is_file(), "{}", out.display());
+    out.stdout
 }
 
 /// A binary PGM (`P5`, 8 bits).

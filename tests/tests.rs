@@ -22,6 +22,7 @@ mod offline;
 mod openai;
 mod progress;
 mod races;
+mod reading;
 mod retrieval;
 mod security;
 mod switch;

@@ -149,6 +149,7 @@ impl FilterArgs {
             extensions: self.types.clone(),
             modified_after_ms: day(&self.after)?,
             modified_before_ms: day(&self.before)?,
+            documents: Vec::new(),
         })
     }
 }

@@ -127,11 +127,16 @@ fn describe_ext(path: &Path) -> String {
     }
 }
 
-/// Plain text; form feeds separate pages.
+/// Plain text; form feeds separate pages, and one that ends the text (as
+/// `pdftotext` writes after the last page) ends the last page.
 fn plain(bytes: &[u8], extractor: &str) -> Extracted {
     let text = decode_text(bytes);
+    let mut pages = split_pages(&text);
+    if pages.len() > 1 && pages.last().is_some_and(|p| p.text.trim().is_empty()) {
+        pages.pop();
+    }
     Extracted {
-        pages: split_pages(&text),
+        pages,
         extractor: extractor.into(),
         ..Extracted::default()
     }
@@ -187,6 +192,12 @@ mod tests {
     #[test]
     fn form_feeds_make_pages() {
         let pages = split_pages("one\u{c}two");
+        let ended = plain(b"one\x0ctwo\x0c\n", "text");
+        assert_eq!(
+            ended.pages.len(),
+            2,
+            "a form feed at the end ends the last page"
+        );
         assert_eq!(pages.len(), 2);
         assert_eq!(
             pages[1],

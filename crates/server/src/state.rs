@@ -102,10 +102,17 @@ pub struct AppState {
 impl AppState {
     /// The state of a server over `runtime`, started with `settings`.
     pub fn new(runtime: Runtime, settings: &Settings, limits: Limits) -> Self {
+        let chat_slots =
+            Admission::with_priority(limits.queue, Some(Arc::clone(&settings.engine.priority)));
+        let mut ask_defaults = settings.ask_options();
+        // A whole-document reading lets the other questions go first.
+        let slots = Arc::clone(&chat_slots);
+        ask_defaults.read.waiting =
+            docchat_service::answer::read::Waiting::new(move || slots.in_flight());
         Self {
             live: runtime.live,
             switch: runtime.switch,
-            ask_defaults: settings.ask_options(),
+            ask_defaults,
             chats: runtime.chats,
             folders: runtime.folders,
             max_upload_bytes: limits.max_upload_bytes,
@@ -118,10 +125,7 @@ impl AppState {
             uploads: Bound::new("uploads", MAX_UPLOADS),
             allowed_folders: settings.allowed_folders(),
             data_dir: settings.data_dir.clone(),
-            chat_slots: Admission::with_priority(
-                limits.queue,
-                Some(Arc::clone(&settings.engine.priority)),
-            ),
+            chat_slots,
             embed_slots: Admission::new(limits.queue),
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -59,6 +59,32 @@ pub struct FileConfig {
     /// `[retrieval]`: how questions find passages.
     #[serde(default)]
     pub retrieval: RetrievalConfig,
+    /// `[reading]`: questions about whole documents.
+    #[serde(default)]
+    pub reading: ReadingConfig,
+}
+
+/// The `[reading]` table of `docchat.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReadingConfig {
+    /// `auto` (the question decides), `retrieve` or `whole`, for questions scoped
+    /// to documents.
+    pub mode: crate::answer::read::Reading,
+    /// Most tokens of text one question reads.
+    pub max_read_tokens: usize,
+    /// Tokens of text per window (0: what the chat model's context holds).
+    pub window_tokens: usize,
+}
+
+impl Default for ReadingConfig {
+    fn default() -> Self {
+        Self {
+            mode: crate::answer::read::Reading::Auto,
+            max_read_tokens: crate::answer::read::MAX_READ_TOKENS,
+            window_tokens: 0,
+        }
+    }
 }
 
 /// The `[retrieval]` table of `docchat.toml`.

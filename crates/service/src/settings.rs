@@ -112,6 +112,10 @@ pub struct Settings {
     pub config_file: Option<PathBuf>,
 }
 
+/// The folder of the data directory where the notes of whole-document readings are
+/// kept.
+pub const NOTES_DIR: &str = "notes";
+
 impl Settings {
     /// Reads the configuration file and applies `o` over it.
     pub fn resolve(o: &Overrides) -> Result<Self> {
@@ -217,6 +221,13 @@ impl Settings {
             min_similarity: r.min_similarity.max(0.0),
             chat_passages: r.chat_passages.max(1),
             passage_bytes: r.passage_bytes,
+            read: crate::answer::read::ReadOptions {
+                reading: self.file.reading.mode,
+                max_read_tokens: self.file.reading.max_read_tokens.max(1),
+                window_tokens: self.file.reading.window_tokens,
+                cache_dir: Some(self.data_dir.join(NOTES_DIR)),
+                waiting: crate::answer::read::Waiting::default(),
+            },
             ..AskOptions::default()
         }
     }

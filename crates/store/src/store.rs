@@ -621,6 +621,15 @@ impl Store {
         } else {
             None
         };
+        let documents = match (documents, filter.documents.is_empty()) {
+            (d, true) => d,
+            (None, false) => Some(filter.documents.clone()),
+            (Some(d), false) => Some(
+                d.into_iter()
+                    .filter(|i| filter.documents.contains(i))
+                    .collect(),
+            ),
+        };
         Ok(filter_sql(filter, documents.as_deref()))
     }
 }

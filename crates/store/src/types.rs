@@ -105,6 +105,8 @@ pub struct SearchFilter {
     pub modified_after_ms: Option<i64>,
     /// Only documents modified before this time (ms since the epoch).
     pub modified_before_ms: Option<i64>,
+    /// Only these documents (ids; empty: all).
+    pub documents: Vec<String>,
 }
 
 impl SearchFilter {

@@ -12,6 +12,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use docchat_core::ChatTurn;
 use docchat_service::answer::MAX_TOP_K;
 use docchat_service::answer::rag::{AnswerEvent, asks_about_the_documents};
+use docchat_service::answer::read::Reading;
 use docchat_service::answer::retrieve::{Fusion, SearchMode, SearchRequest as Retrieval, Trace};
 use docchat_service::clock::now_ms;
 use docchat_store::{ChatRecord, SearchFilter};
@@ -41,6 +42,13 @@ pub(crate) struct ChatRequest {
     collections: Vec<String>,
     #[serde(default)]
     filter: Option<SearchFilter>,
+    /// Only these documents (ids): a question about them as a whole ("summarize",
+    /// "list every…") reads them to the end.
+    #[serde(default)]
+    documents: Vec<String>,
+    /// `auto` (the question decides), `retrieve` or `whole`.
+    #[serde(default)]
+    reading: Option<Reading>,
     #[serde(default)]
     mode: Option<SearchMode>,
     #[serde(default)]
@@ -67,6 +75,41 @@ pub(crate) fn check_question(q: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Documents a question is scoped to must be in the index.
+pub(crate) async fn check_documents(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    if ids.len() > 100 {
+        return Err(ApiError::BadRequest(
+            "at most 100 documents per question".into(),
+        ));
+    }
+    let found = state
+        .live()
+        .rag
+        .retriever
+        .store
+        .documents_by_id(ids)
+        .await?;
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|i| !found.iter().any(|d| &d.id == *i))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "no such document: {}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+}
+
 pub(crate) fn check_top_k(k: Option<usize>, default: usize) -> Result<usize, ApiError> {
     match k {
         None => Ok(default),
@@ -87,6 +130,14 @@ pub(crate) async fn chat(
         .filter
         .unwrap_or_default()
         .with_collections(req.collections);
+    opts.filter.documents.extend(req.documents);
+    check_documents(&state, &opts.filter.documents).await?;
+    opts.read.reading = req.reading.unwrap_or(opts.read.reading);
+    if opts.read.reading == Reading::Whole && opts.filter.documents.is_empty() {
+        return Err(ApiError::BadRequest(
+            "reading \"whole\" needs documents to read".into(),
+        ));
+    }
     opts.mode = req.mode.unwrap_or(opts.mode);
     opts.top_k = check_top_k(req.top_k, opts.top_k)?;
     if let Some(m) = req.max_tokens {
@@ -163,6 +214,7 @@ pub(crate) fn sse_event(ev: AnswerEvent) -> Event {
         AnswerEvent::Token(text) => event("token", &TokenEvent { text: &text }),
         AnswerEvent::Citations(c) => event("citations", &SourcesBody::from(&c)),
         AnswerEvent::Done(s) => event("done", &DoneEvent::from(&s)),
+        AnswerEvent::Reading(p) => event("reading", &p),
         AnswerEvent::Error(message) => event("error", &ErrorEvent { message: &message }),
     }
 }

@@ -48,6 +48,7 @@ pub(crate) async fn get_chat(
                 "seq": m.seq, "role": m.role, "content": m.content, "created_ms": m.created_ms,
                 "sources": record["sources"], "stats": record["stats"],
                 "stopped": record["stopped"] == true,
+                "partial": record["partial"] == true,
             })
         })
         .collect();

@@ -429,6 +429,8 @@ fn answer_from_documents(
         .filter
         .unwrap_or_default()
         .with_collections(docchat.collections);
+    opts.filter.documents.extend(docchat.documents);
+    opts.read.reading = docchat.reading.unwrap_or(opts.read.reading);
     opts.mode = docchat.mode.unwrap_or(opts.mode);
     if let Some(k) = docchat.top_k {
         if !(1..=MAX_TOP_K).contains(&k) {
@@ -497,6 +499,7 @@ async fn collect(mut rx: mpsc::Receiver<AnswerEvent>) -> Result<Collected, OaiEr
             AnswerEvent::Token(t) => out.text.push_str(&t),
             AnswerEvent::Citations(s) => out.citations = Some(s.citations),
             AnswerEvent::Done(s) => out.stats = Some(s),
+            AnswerEvent::Reading(_) => {}
             AnswerEvent::Error(m) => return Err(OaiError::internal(&anyhow::anyhow!(m))),
         }
     }
@@ -570,6 +573,8 @@ async fn stream_chunks(
                 citations = Some(s.citations);
                 continue;
             }
+            // The coverage is in the text; progress has no place in the schema.
+            AnswerEvent::Reading(_) => continue,
             AnswerEvent::Done(stats) => {
                 let mut last = head.chunk(&json!({}), Some(finish_reason(&stats)));
                 if let Some(c) = citations.take() {

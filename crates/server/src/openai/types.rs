@@ -50,6 +50,10 @@ pub(super) struct DocchatOptions {
     pub(super) filter: Option<SearchFilter>,
     pub(super) mode: Option<SearchMode>,
     pub(super) top_k: Option<usize>,
+    /// Only these documents (ids): a question about them may read them whole.
+    pub(super) documents: Vec<String>,
+    /// `auto`, `retrieve` or `whole`.
+    pub(super) reading: Option<docchat_service::answer::read::Reading>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -79,6 +79,13 @@ pub fn check(answer: &str, passages: &[&str]) -> Vec<Claim> {
         .collect()
 }
 
+/// Whether `passage` holds what `sentence` states: its content words, by the rule
+/// of the support check (a sentence with no content words holds nowhere).
+pub fn holds(sentence: &str, passage: &str) -> bool {
+    let words = content_words(sentence);
+    !words.is_empty() && missing_words(&words, &passage.to_lowercase()).is_empty()
+}
+
 /// The passage (numbered from 1) that holds `words` by the rule of
 /// [`missing_words`] and holds most of them, the first on a tie; none for a claim
 /// too thin to place (a single plain term).

@@ -147,6 +147,7 @@ async fn ask(
             AnswerEvent::Token(t) => answer.push_str(&t),
             AnswerEvent::Citations(s) => sources = Some(s),
             AnswerEvent::Done(s) => stats = Some(s),
+            AnswerEvent::Reading(_) => {}
             AnswerEvent::Error(m) => bail!("{}: {m}", q.question),
         }
     }

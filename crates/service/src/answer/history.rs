@@ -82,11 +82,27 @@ pub async fn answer_in_chat(
     let mut sources: Option<Sources> = None;
     let mut stats = None;
     let mut client_left = false;
-    while let Some(ev) = rx.recv().await {
+    // A whole-document reading: its notes so far, and how far it got.
+    let mut notes = Vec::new();
+    let mut reading = None;
+    loop {
+        // The client leaving stops the answer at once, not at its next event.
+        let ev = tokio::select! {
+            ev = rx.recv() => ev,
+            () = out.closed() => {
+                client_left = true;
+                break;
+            }
+        };
+        let Some(ev) = ev else { break };
         match &ev {
             AnswerEvent::Token(t) => text.push_str(t),
             AnswerEvent::Citations(s) => sources = Some(s.clone()),
             AnswerEvent::Done(s) => stats = Some(s.clone()),
+            AnswerEvent::Reading(p) => {
+                notes.extend(p.notes.iter().cloned());
+                reading = Some((p.windows_done, p.windows_total));
+            }
             AnswerEvent::Error(_) => {}
         }
         if out.send(ev).await.is_err() {
@@ -97,10 +113,17 @@ pub async fn answer_in_chat(
     }
     drop(rx);
     let _ = task.await;
+    let stopped = client_left || stats.is_none();
+    let partial = stopped && text.trim().is_empty() && reading.is_some();
+    if partial && let Some((done, total)) = reading {
+        // Stopped while reading: what was read so far is kept, marked partial.
+        text = crate::answer::read::partial_answer(&notes, done, total);
+    }
     let record = serde_json::json!({
         "sources": sources,
         "stats": stats,
-        "stopped": client_left || stats.is_none(),
+        "stopped": stopped,
+        "partial": partial,
     });
     chats
         .add_message(&MessageRecord {

@@ -8,6 +8,7 @@ pub mod focus;
 pub mod grade;
 pub mod history;
 pub mod rag;
+pub mod read;
 pub mod retrieve;
 
 /// Most passages one question or search may ask for.

@@ -131,6 +131,8 @@ pub enum AnswerEvent {
     Citations(Sources),
     /// The end, with figures.
     Done(GenerationStats),
+    /// Progress of a whole-document reading (before its answer).
+    Reading(crate::answer::read::ReadProgress),
     /// The answer failed.
     Error(String),
 }
@@ -167,6 +169,8 @@ pub struct AskOptions {
     /// Longest passage, in bytes, an instruction-tuned model is given: each is cut
     /// to its sentences that hold the question's words (0: whole passages).
     pub passage_bytes: usize,
+    /// Whole-document readings (questions scoped with `filter.documents`).
+    pub read: crate::answer::read::ReadOptions,
 }
 
 /// The default of [`AskOptions::passage_bytes`], chosen with the answer benchmark
@@ -189,6 +193,7 @@ impl Default for AskOptions {
             min_similarity: MIN_SIMILARITY,
             chat_passages: CHAT_PASSAGES,
             passage_bytes: PASSAGE_BYTES,
+            read: crate::answer::read::ReadOptions::default(),
         }
     }
 }
@@ -241,6 +246,10 @@ impl Rag {
         opts: AskOptions,
         tx: &mpsc::Sender<AnswerEvent>,
     ) -> Result<()> {
+        let scoped = !opts.filter.documents.is_empty();
+        if let Some(kind) = crate::answer::read::route(&question, opts.read.reading, scoped) {
+            return self.read_whole(&question, kind, &opts, tx).await;
+        }
         let started = std::time::Instant::now();
         // An instruction-tuned model answers more often from the passages as
         // retrieved than from passages widened to whole sentences by their
@@ -390,7 +399,7 @@ async fn nothing_close(
 
 /// Runs one generation off the runtime, sending each piece as a `Token`; returns the
 /// figures and the whole text, or `None` when the receiver went away.
-async fn generate(
+pub(crate) async fn generate(
     generator: Arc<dyn Generator>,
     prompt: String,
     params: GenerationParams,

@@ -1,0 +1,318 @@
+//! Questions about a whole document, end to end with the default chat model: a
+//! scoped summary that fits the context (its pages cited), a "list every…" read in
+//! windows (every item in the text, recall against a list made from the text by a
+//! pattern), the same question again from the kept notes, an edit of one page that
+//! rereads one window, and Stop mid-way keeping the notes as a partial answer.
+//!
+//! The documents are real text: pages of R-ints (a manual nobody here wrote) as
+//! `pdftotext` gives them, a page to a form feed, which docchat reads as pages.
+
+use crate::common::{Server, corpus, http, settled, sse_events};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Tokens per window: the eight pages are read in several windows.
+const WINDOW_TOKENS: usize = 1200;
+/// Floor of the items' recall against the pattern's list, from measurement
+/// (BENCHMARKS.md, "Whole documents").
+const MIN_RECALL: f64 = 0.5;
+
+/// Pages `first..=last` of R-ints as text, pages separated by form feeds.
+fn pages_of_r_ints(first: u32, last: u32, to: &Path) {
+    let out = std::process::Command::new("pdftotext")
+        .args(["-f", &first.to_string(), "-l", &last.to_string()])
+        .arg(corpus().join("manuals/R-ints.pdf"))
+        .arg(to)
+        .output()
+        .expect("pdftotext runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The environment variables of `text` by pattern: `R_…` and `_R_…_` names.
+fn variables(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        let name = word.trim_start_matches('_');
+        if name.starts_with("R_")
+            && name.len() > 3
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            out.insert(word.to_string());
+        }
+    }
+    out
+}
+
+fn ask(server: &Server, body: &Value) -> Vec<(String, Value)> {
+    let res = http::request("POST", &server.url("/api/chat"), Some(body));
+    assert_eq!(res.status, 200, "{}", res.text());
+    sse_events(&res.text())
+}
+
+fn answer_of(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter(|(n, _)| n == "token")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect()
+}
+
+fn last_reading(events: &[(String, Value)]) -> &Value {
+    &events
+        .iter()
+        .rev()
+        .find(|(n, d)| n == "reading" && d["finished"] == true)
+        .unwrap_or_else(|| panic!("a finished reading: {events:#?}"))
+        .1
+}
+
+fn document_id(status: &Value, file: &str) -> String {
+    status["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"].as_str().unwrap().ends_with(file))
+        .unwrap_or_else(|| panic!("{file} in {status:#}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn whole_documents_are_read_to_the_end_with_coverage_cache_and_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    pages_of_r_ints(57, 64, &docs.join("check-variables.txt"));
+    pages_of_r_ints(5, 7, &docs.join("r-ints-start.txt"));
+    let watch = tmp.path().join("watch-dirs.txt");
+    std::fs::write(&watch, format!("{}\n", docs.display())).unwrap();
+    let config = tmp.path().join("docchat.toml");
+    std::fs::write(
+        &config,
+        format!("[reading]\nwindow_tokens = {WINDOW_TOKENS}\n"),
+    )
+    .unwrap();
+    let mut cmd = Server::command(&tmp.path().join("data"), &watch, &[]);
+    cmd.env("DOCCHAT_CONFIG", &config);
+    let server = Server::spawn(cmd);
+    let status = server.wait_status("indexing", Duration::from_secs(300), |s| {
+        settled(s) && s["counts"]["indexed"] == 2
+    });
+    let list_doc = document_id(&status, "check-variables.txt");
+    let short_doc = document_id(&status, "r-ints-start.txt");
+
+    // A summary of three pages: they fit the context, and go in whole.
+    let events = ask(
+        &server,
+        &json!({"question": "Summarize this document", "documents": [short_doc],
+                "save": false, "max_tokens": 96}),
+    );
+    let answer = answer_of(&events);
+    println!("summary: {answer}");
+    let done = last_reading(&events);
+    assert_eq!(done["kind"], "summary", "{done:#}");
+    assert_eq!(
+        (done["pages_read"].as_u64(), done["pages_total"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert!(
+        answer.contains("Read 3 of 3 pages"),
+        "coverage said: {answer}"
+    );
+    let (_, sources) = events.iter().find(|(n, _)| n == "citations").unwrap();
+    let sources = sources["citations"].as_array().unwrap();
+    assert!(
+        sources.iter().all(|c| c["page_start"] == c["page_end"]) && sources.len() == 3,
+        "one source per page: {sources:#?}"
+    );
+    assert!(
+        sources
+            .iter()
+            .any(|c| c["cited"] == true || c["found"] == true),
+        "the summary cites a page: {sources:#?}"
+    );
+    // Without a scope, the same question is an ordinary retrieval.
+    let events = ask(
+        &server,
+        &json!({"question": "Summarize this document", "save": false, "max_tokens": 8}),
+    );
+    assert!(!events.iter().any(|(n, _)| n == "reading"));
+
+    // "List every…": read in windows, each item in the text.
+    let text = std::fs::read_to_string(docs.join("check-variables.txt")).unwrap();
+    let expected = variables(&text);
+    assert!(expected.len() >= 40, "{expected:?}");
+    let question = "List every environment variable this document mentions";
+    let started = Instant::now();
+    let events = ask(
+        &server,
+        &json!({"question": question, "documents": [list_doc], "save": false}),
+    );
+    let first_time = started.elapsed();
+    let done = last_reading(&events).clone();
+    let windows = done["windows_total"].as_u64().unwrap();
+    assert!(windows >= 3, "{done:#}");
+    assert_eq!(done["from_cache"], 0);
+    assert_eq!(
+        (done["pages_read"].as_u64(), done["pages_total"].as_u64()),
+        (Some(8), Some(8))
+    );
+    let progress: Vec<u64> = events
+        .iter()
+        .filter(|(n, d)| n == "reading" && d["finished"] == false)
+        .map(|(_, d)| d["windows_done"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        progress,
+        (0..=windows).collect::<Vec<_>>(),
+        "progress after each window"
+    );
+    let answer = answer_of(&events);
+    let items: Vec<String> = answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("- "))
+        .map(|l| l.split(" (p").next().unwrap().to_string())
+        .collect();
+    assert!(!items.is_empty(), "{answer}");
+    let lower = text.to_lowercase();
+    for item in &items {
+        assert!(
+            lower.contains(&item.to_lowercase()),
+            "{item:?} is not in the document"
+        );
+    }
+    let found = expected
+        .iter()
+        .filter(|v| items.iter().any(|i| i == *v))
+        .count();
+    let recall = found as f64 / expected.len() as f64;
+    let precision =
+        items.iter().filter(|i| expected.contains(*i)).count() as f64 / items.len() as f64;
+    println!(
+        "list: {} items, recall {recall:.2} ({found} of {}), precision {precision:.2}, {:.1} s",
+        items.len(),
+        expected.len(),
+        first_time.as_secs_f64()
+    );
+    assert!(recall >= MIN_RECALL, "recall {recall:.2}: {answer}");
+    assert!(answer.contains("Read 8 of 8 pages"), "{answer}");
+
+    // The same question again: every window's notes are kept.
+    let started = Instant::now();
+    let again = ask(
+        &server,
+        &json!({"question": question, "documents": [list_doc], "save": false}),
+    );
+    assert_eq!(last_reading(&again)["from_cache"], windows);
+    assert_eq!(answer_of(&again).lines().next(), answer.lines().next());
+    assert!(
+        started.elapsed() < first_time / 4,
+        "{:?} against {first_time:?}",
+        started.elapsed()
+    );
+
+    // One page edited: one window is read again.
+    let before = server.get("/api/status")["stats"]["documents_extracted"]
+        .as_u64()
+        .unwrap();
+    let mut pages: Vec<String> = text.split('\u{c}').map(String::from).collect();
+    pages[5] = pages[5].replacen("the", "THE", 1);
+    std::fs::write(docs.join("check-variables.txt"), pages.join("\u{c}")).unwrap();
+    server.wait_status("the edit indexed", Duration::from_secs(120), |s| {
+        settled(s) && s["stats"]["documents_extracted"].as_u64().unwrap() > before
+    });
+    let edited = ask(
+        &server,
+        &json!({"question": question, "documents": [list_doc], "save": false}),
+    );
+    let done = last_reading(&edited);
+    assert_eq!(done["windows_total"], windows, "{done:#}");
+    assert_eq!(
+        done["from_cache"].as_u64().unwrap(),
+        windows - 1,
+        "{done:#}"
+    );
+
+    // Stop mid-way: the notes read so far are kept, marked partial, and the model is
+    // free again at once.
+    let body = json!({"question": "List every function name this document mentions",
+                      "documents": [list_doc]});
+    let chat_id = stop_after_first_window(&server, &body);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = server.get("/api/status");
+        if s["requests"]["chat_in_flight"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reading goes on after Stop: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let chat = server.get(&format!("/api/chats/{chat_id}"));
+    let answer = &chat["messages"][1];
+    assert_eq!(answer["partial"], true, "{chat:#}");
+    assert_eq!(answer["stopped"], true, "{chat:#}");
+    let content = answer["content"].as_str().unwrap();
+    let stopped_after: u64 = content
+        .strip_prefix("Partial answer: stopped after ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{chat:#}"));
+    println!("stopped after {stopped_after} of {windows} windows");
+    assert!((1..windows).contains(&stopped_after), "{chat:#}");
+    assert!(
+        content.contains("(p. "),
+        "the notes so far, with their pages: {content}"
+    );
+}
+
+/// Posts `body` to `/api/chat`, reads its events until the first window is read,
+/// then closes the connection (as the browser's Stop does); returns the chat's id.
+fn stop_after_first_window(server: &Server, body: &Value) -> String {
+    let authority = server.base.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let payload = body.to_string();
+    write!(
+        stream,
+        "POST /api/chat HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{payload}",
+        payload.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let (mut name, mut chat_id, mut line) = (String::new(), None, String::new());
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended");
+        let l = line.trim_end();
+        if let Some(n) = l.strip_prefix("event:") {
+            name = n.trim().to_string();
+        } else if let Some(d) = l.strip_prefix("data:") {
+            let data: Value = serde_json::from_str(d.trim()).unwrap();
+            match name.as_str() {
+                "chat" => chat_id = Some(data["id"].as_str().unwrap().to_string()),
+                "reading" if data["windows_done"] == 1 => break,
+                "token" | "citations" => panic!("the answer came before the first window: {data}"),
+                _ => {}
+            }
+        }
+    }
+    drop(reader);
+    chat_id.expect("a chat event first")
+}

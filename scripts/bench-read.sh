@@ -6,6 +6,7 @@
 #
 #   scripts/bench-read.sh [CHAT_MODEL.gguf]
 #
+# KEEP=DIR keeps the answers (first.json, second.json) and the index there.
 # Prints the time, peak memory (RSS of the docchat process), the windows, the
 # items' recall and precision against the pattern's list, and the second run.
 set -euo pipefail
@@ -16,8 +17,14 @@ manual="$(cd "$here/../.." && pwd)/shared/corpus/manuals/R-ints.pdf"
 docchat="$CARGO_TARGET_DIR/debug/docchat"
 [ -x "$docchat" ] || (cd "$here/.." && cargo build --offline -p docchat -p docchat-bench)
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+if [ -n "${KEEP:-}" ]; then
+    work="$KEEP"
+    rm -rf "$work"
+    mkdir -p "$work"
+else
+    work="$(mktemp -d)"
+    trap 'rm -rf "$work"' EXIT
+fi
 mkdir -p "$work/docs"
 cp "$manual" "$work/docs/"
 export DOCCHAT_DATA_DIR="$work/data"
@@ -49,6 +56,9 @@ print(f"windows {r['windows_total']}, pages {r['pages_read']} of {r['pages_total
       f"passages {r['passages_read']}")
 print(f"items {len(items)}, in the pattern's list {len(found)} of {len(expected)}: "
       f"recall {len(found) / len(expected):.2f}, precision {len(found) / max(len(items), 1):.2f}")
+# The answers without their last line (the coverage, which names the time taken).
+same = first["answer"].rsplit("\n\n", 1)[0] == second["answer"].rsplit("\n\n", 1)[0]
 print(f"second run: {second['reading']['from_cache']} of {second['reading']['windows_total']} "
-      f"windows from the kept notes, same answer: {second['answer'] == first['answer']}")
+      f"windows from the kept notes, same items: {same}")
+print("items not in the pattern's list:", sorted(set(items) - expected)[:40])
 EOF

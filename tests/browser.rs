@@ -1,7 +1,8 @@
 //! The web UI in a real headless Chromium (driven by playwright-core, installed by
 //! scripts/setup.sh) against a real server: ask and watch the answer stream, open a
 //! cited page, find the chat after a reload, drop a file and see it indexed, drop a
-//! scanned page and see its source marked as read by OCR, stop a generation. Screenshots of the main screens go to target/ui-screenshots.
+//! scanned page and see its source marked as read by OCR, ask about one document as a
+//! whole, stop a generation. Screenshots of the main screens go to target/ui-screenshots.
 
 use crate::common::{Server, corpus, models_dir, settled};
 use std::process::Command;
@@ -69,6 +70,7 @@ fn the_web_ui_in_a_real_browser() {
         "3-settings.png",
         "4-narrow.png",
         "5-dark.png",
+        "6-reading.png",
     ] {
         let len = std::fs::metadata(shots.join(shot)).map_or(0, |m| m.len());
         assert!(len > 10_000, "{shot} was not taken");

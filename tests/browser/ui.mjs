@@ -194,6 +194,36 @@ try {
   check(ocrSource.includes(path.basename(scanFile)), `the OCR badge is on the scan: ${ocrSource}`);
   await page.locator("#send").waitFor({ state: "visible", timeout: 120000 });
 
+  // A question about one document as a whole. A source offers it ("Ask about this
+  // document"); @ in the question box picks a document by name. It is read to its
+  // last page and the answer says what was read.
+  await page.locator("#source-list .source button.about").first().click();
+  check((await page.locator("#scope .chip").count()) === 1, "a source's document goes into the scope");
+  await page.locator("#scope .chip button").click();
+  check(await page.locator("#scope").isHidden(), "the scope is removed");
+  await page.click("#new-chat");
+  await page.locator("#question").pressSequentially("@dropped");
+  await page.locator("#mention li", { hasText: "dropped-note.md" }).waitFor();
+  await page.keyboard.press("Enter");
+  await page.locator("#scope .chip", { hasText: "dropped-note.md" }).waitFor();
+  check((await page.locator("#question").inputValue()) === "", "the @ word leaves the question box");
+  await page.fill("#question", "List every room this note mentions");
+  const [chatRequest] = await Promise.all([
+    page.waitForRequest((r) => r.url().endsWith("/api/chat") && r.method() === "POST"),
+    page.keyboard.press("Enter"),
+  ]);
+  const sent = JSON.parse(chatRequest.postData());
+  check(JSON.stringify(sent.documents) === JSON.stringify([note.id]), `the question is about the note: ${JSON.stringify(sent)}`);
+  await page.locator(".msg.assistant .meta").last().filter({ hasText: /tokens/ }).waitFor({ timeout: 120000 });
+  const readText = await page.locator(".msg.assistant .answer").last().textContent();
+  check(/Read 1 of 1 page \(1 passage\)/.test(readText), `the answer says what was read: ${readText}`);
+  seen.reading = readText;
+  const readSupport = await page.locator(".msg.assistant .support").last().textContent();
+  check(readSupport === "", `every item cites the window it was found in: ${readSupport}`);
+  check((await page.locator(".msg.assistant .reading-notes li").count()) >= 1 || /None found/.test(readText), "the notes are shown as they come");
+  await page.screenshot({ path: `${shots}/6-reading.png` });
+  await page.locator("#scope .chip button").click();
+
   // A folder that does not exist is refused with the reason, in the panel.
   await page.fill("#folder-path", "/no/such/folder");
   await page.click("#add-folder button[type=submit]");

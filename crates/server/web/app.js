@@ -16,6 +16,8 @@ const state = {
   lastQuestion: null,
   controller: null,
   collections: [], // from /api/collections
+  documents: [], // the indexed documents, from /api/status
+  scope: [], // documents the next questions are about: {id, path}
   searched: null, // Set of collection names ticked; null = all
   settings: { top_k: 6, temperature: 0.3, max_tokens: 256 },
   maxUpload: 100 * 1024 * 1024,
@@ -219,7 +221,13 @@ function showSources(sources, focusN) {
     open.href = sourceUrl(c);
     open.target = "_blank";
     open.rel = "noopener";
-    li.append(head, snippetWithMatch(c), open);
+    const about = el("button", "small about", "Ask about this document");
+    about.type = "button";
+    about.addEventListener("click", () => {
+      addScope([{ id: c.document_id, path: c.path }]);
+      $("question").focus();
+    });
+    li.append(head, snippetWithMatch(c), open, about);
     list.append(li);
   }
   if (focusN) {
@@ -312,6 +320,8 @@ function addAnswer() {
   $("messages").append(m);
   let text = "";
   let sources = null;
+  let notesBox = null;
+  const notes = [];
   body.addEventListener("click", (ev) => {
     const b = ev.target.closest("button.cite");
     if (b) showSources(sources, Number(b.dataset.n));
@@ -358,6 +368,24 @@ function addAnswer() {
     },
     meta(t) {
       meta.textContent = t;
+    },
+    // The notes of a whole-document reading, as they come.
+    addNotes(list) {
+      if (!list.length) return;
+      if (!notesBox) {
+        notesBox = el("details", "reading-notes");
+        notesBox.open = true;
+        notesBox.append(el("summary", null, "Notes while reading"), el("ul"));
+        m.insertBefore(notesBox, body);
+      }
+      for (const n of list) {
+        notes.push(n);
+        notesBox.querySelector("ul").append(el("li", null, `${n.text} (p. ${n.page})`));
+      }
+      notesBox.querySelector("summary").textContent = `Notes while reading (${notes.length})`;
+    },
+    get notes() {
+      return notes;
     },
     error(t) {
       m.append(el("div", "error", t));
@@ -426,7 +454,9 @@ async function ask(question, regenerate) {
     max_tokens: state.settings.max_tokens,
   };
   if (state.searched) body.collections = [...state.searched];
+  if (state.scope.length) body.documents = state.scope.map((d) => d.id);
   let finished = false;
+  let reading = null;
   try {
     const res = await fetch("/api/chat", {
       method: "POST",
@@ -456,6 +486,12 @@ async function ask(question, regenerate) {
       } else if (name === "citations") {
         answer.setSources(data);
         if ($("explain").checked) explainSearch();
+      } else if (name === "reading") {
+        reading = data;
+        answer.addNotes(data.notes);
+        if (data.skipped) answer.error(data.skipped);
+        if (!data.finished) setBusy(true, readingLine(data));
+        scrollDown();
       } else if (name === "done") {
         finished = true;
         answer.meta(statsLine(data));
@@ -464,7 +500,14 @@ async function ask(question, regenerate) {
       }
     });
   } catch (e) {
-    if (e.name === "AbortError") answer.meta("stopped");
+    if (e.name === "AbortError") {
+      if (reading && !answer.text && answer.notes.length) {
+        // Stopped while reading: the notes so far are the answer, marked partial
+        // (the chat keeps them so).
+        answer.set(`Partial answer: stopped after ${reading.windows_done} of ${reading.windows_total} windows.`);
+        answer.meta("stopped · partial");
+      } else answer.meta("stopped");
+    }
     else answer.error(String(e.message || e));
   } finally {
     state.controller = null;
@@ -475,6 +518,104 @@ async function ask(question, regenerate) {
 
 function stop() {
   if (state.controller) state.controller.abort();
+}
+
+// "Reading 24 of 81 pages · window 3 of 12 · about 2 min left"
+function readingLine(r) {
+  let eta = "";
+  if (r.eta_ms != null && r.windows_done > 0) {
+    const s = Math.round(r.eta_ms / 1000);
+    eta = s >= 90 ? ` · about ${Math.round(s / 60)} min left` : ` · about ${s} s left`;
+  }
+  return `Reading ${r.pages_read} of ${r.pages_total} pages · window ${r.windows_done} of ${r.windows_total}${eta}`;
+}
+
+// ---------------------------------------------------------------- scope
+
+// The documents the next questions are about: chips above the question box.
+function addScope(docs) {
+  for (const d of docs) if (!state.scope.some((x) => x.id === d.id)) state.scope.push(d);
+  renderScope();
+}
+
+function renderScope() {
+  const box = $("scope");
+  box.replaceChildren();
+  box.hidden = state.scope.length === 0;
+  if (box.hidden) return;
+  box.append(el("span", null, "About:"));
+  for (const d of state.scope) {
+    const chip = el("span", "chip", d.path.split("/").pop());
+    chip.title = d.path;
+    const x = el("button", null, "×");
+    x.type = "button";
+    x.setAttribute("aria-label", `Stop asking about ${d.path}`);
+    x.addEventListener("click", () => {
+      state.scope = state.scope.filter((s) => s.id !== d.id);
+      renderScope();
+    });
+    chip.append(x);
+    box.append(chip);
+  }
+}
+
+// `@` in the question box: the documents (and collections) whose name has what
+// follows it; Enter or Tab or a click picks one, which goes into the scope.
+function mentionWord() {
+  const q = $("question");
+  const before = q.value.slice(0, q.selectionStart);
+  const m = before.match(/(^|\s)@([^\s@]*)$/);
+  return m ? { start: before.length - m[2].length - 1, word: m[2].toLowerCase() } : null;
+}
+
+function mentionChoices(word) {
+  const docs = state.documents
+    .filter((d) => d.path.toLowerCase().includes(word))
+    .slice(0, 8)
+    .map((d) => ({ label: d.path, docs: [{ id: d.id, path: d.path }] }));
+  const cols = state.collections
+    .filter((c) => c.name.toLowerCase().includes(word))
+    .map((c) => {
+      const inside = state.documents.filter((d) => d.collection === c.name).slice(0, 100);
+      return { label: `${c.name} (all ${inside.length} documents)`, docs: inside.map((d) => ({ id: d.id, path: d.path })) };
+    })
+    .filter((c) => c.docs.length);
+  return docs.concat(cols);
+}
+
+function showMentions() {
+  const list = $("mention");
+  const at = mentionWord();
+  const choices = at ? mentionChoices(at.word) : [];
+  list.replaceChildren();
+  list.hidden = choices.length === 0;
+  choices.forEach((c, i) => {
+    const li = el("li", null, c.label);
+    li.setAttribute("role", "option");
+    li.setAttribute("aria-selected", i === 0 ? "true" : "false");
+    li.addEventListener("mousedown", (ev) => {
+      ev.preventDefault();
+      pickMention(c);
+    });
+    li.choice = c;
+    list.append(li);
+  });
+}
+
+function pickMention(choice) {
+  const q = $("question");
+  const at = mentionWord();
+  if (at) q.value = q.value.slice(0, at.start) + q.value.slice(q.selectionStart);
+  addScope(choice.docs);
+  $("mention").hidden = true;
+  q.focus();
+}
+
+function moveMention(step) {
+  const items = [...$("mention").children];
+  const i = items.findIndex((li) => li.getAttribute("aria-selected") === "true");
+  const next = (i + step + items.length) % items.length;
+  items.forEach((li, j) => li.setAttribute("aria-selected", j === next ? "true" : "false"));
 }
 
 // ---------------------------------------------------------------- chats
@@ -582,6 +723,7 @@ async function loadCollections() {
     return;
   }
   state.collections = data.collections;
+  state.documents = status.documents.filter((d) => d.state === "indexed");
   const list = $("collections");
   list.replaceChildren();
   for (const c of data.collections) {
@@ -900,7 +1042,25 @@ $("ask").addEventListener("submit", async (ev) => {
   await ask(q, false);
   $("question").focus();
 });
+$("question").addEventListener("input", showMentions);
 $("question").addEventListener("keydown", (ev) => {
+  if (!$("mention").hidden) {
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      moveMention(ev.key === "ArrowDown" ? 1 : -1);
+      return;
+    }
+    if (ev.key === "Enter" || ev.key === "Tab") {
+      ev.preventDefault();
+      const li = $("mention").querySelector('[aria-selected="true"]');
+      if (li) pickMention(li.choice);
+      return;
+    }
+    if (ev.key === "Escape") {
+      $("mention").hidden = true;
+      return;
+    }
+  }
   if (ev.key === "Enter" && !ev.shiftKey) {
     ev.preventDefault();
     $("ask").requestSubmit();

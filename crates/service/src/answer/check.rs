@@ -192,7 +192,11 @@ fn strip_markers(sentence: &str) -> String {
 }
 
 fn ends_with_abbreviation(s: &str) -> bool {
-    let last = s.rsplit(char::is_whitespace).next().unwrap_or("");
+    let last = s
+        .rsplit(char::is_whitespace)
+        .next()
+        .unwrap_or("")
+        .trim_start_matches(['(', '[', '"']);
     matches!(
         last.to_lowercase().as_str(),
         "e.g." | "i.e." | "etc." | "vs." | "cf." | "p." | "pp." | "fig." | "no." | "dr." | "mr."
@@ -468,6 +472,11 @@ mod tests {
                 "A list:",
                 "- one"
             ]
+        );
+        assert_eq!(
+            sentences("- archive room (p. 1) [1]\n- key (p. 2) [1]").len(),
+            2,
+            "a page in parentheses ends no sentence"
         );
     }
 

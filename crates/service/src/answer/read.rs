@@ -326,6 +326,9 @@ struct Piece {
 
 /// Tokens of notes the model may write for one window.
 const NOTE_TOKENS: u32 = 200;
+/// Tokens of items the model may write for one window of a list (an index page
+/// names a hundred; BENCHMARKS.md, "Whole documents").
+const ITEM_TOKENS: u32 = 400;
 /// Tokens of the map instruction, the page labels and the question (an allowance).
 const MAP_OVERHEAD: usize = 320;
 /// Most levels of merging notes before the final answer.
@@ -638,7 +641,7 @@ struct Coverage {
 }
 
 impl Coverage {
-    fn sentence(&self, took: Duration, partial: bool) -> String {
+    fn sentence(&self, took: Duration) -> String {
         let cache = if self.from_cache > 0 {
             format!(
                 "; {} of {} windows from notes kept from an earlier reading",
@@ -647,12 +650,14 @@ impl Coverage {
         } else {
             String::new()
         };
+        let plural = |n: usize, word: &str| {
+            format!("{} {word}{}", thousands(n), if n == 1 { "" } else { "s" })
+        };
         format!(
-            "\n\n({}Read {} of {} pages ({} passages) in {}{}.)",
-            if partial { "Partial answer. " } else { "" },
+            "\n\n(Read {} of {} ({}) in {}{}.)",
             thousands(self.pages_read as usize),
-            thousands(self.pages_total as usize),
-            thousands(self.passages),
+            plural(self.pages_total as usize, "page"),
+            plural(self.passages, "passage"),
             duration_words(took),
             cache
         )
@@ -800,10 +805,15 @@ impl Rag {
                 .await;
         }
 
+        let note_tokens = if kind.is_itemized() {
+            ITEM_TOKENS
+        } else {
+            NOTE_TOKENS
+        };
         let budget = if opts.read.window_tokens > 0 {
             opts.read.window_tokens
         } else {
-            ctx.saturating_sub(MAP_OVERHEAD + NOTE_TOKENS as usize + 64)
+            ctx.saturating_sub(MAP_OVERHEAD + note_tokens as usize + 64)
                 .max(256)
         };
         let windows = plan_windows(pieces, budget);
@@ -843,7 +853,7 @@ impl Rag {
                     Kind::Compare | Kind::Question => MAP_NOTES,
                 };
                 let prompt = generator.render_prompt(system, &user);
-                let params = map_params(&opts.params, NOTE_TOKENS);
+                let params = map_params(&opts.params, note_tokens);
                 let Some(raw) = generate_quiet(&generator, prompt, params, tx).await? else {
                     return Ok(());
                 };
@@ -1113,7 +1123,10 @@ impl Rag {
             ttft_ms: started.elapsed().as_millis() as u64,
             ..GenerationStats::default()
         };
-        let sources = Sources::map(citations, &text);
+        // The items are checked against their windows' notes; the heading claims
+        // nothing.
+        let items_only: Vec<&str> = text.lines().filter(|l| l.starts_with("- ")).collect();
+        let sources = Sources::map(citations, &items_only.join("\n"));
         self.close(
             sources,
             coverage,
@@ -1157,7 +1170,7 @@ impl Rag {
             finished: true,
         };
         for ev in [
-            AnswerEvent::Token(coverage.sentence(took, false)),
+            AnswerEvent::Token(coverage.sentence(took)),
             AnswerEvent::Reading(last),
             AnswerEvent::Citations(sources),
             AnswerEvent::Done(stats.unwrap_or_default()),

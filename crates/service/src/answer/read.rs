@@ -471,11 +471,13 @@ fn split_page(line: &str) -> (String, Option<u32>) {
 
 /// The item of a list line: what comes before its explanation.
 fn item_of(text: &str) -> String {
-    let cut = [": ", " - ", " – ", " — ", " (", ", which", " is ", " = "]
-        .iter()
-        .filter_map(|sep| text.find(sep))
-        .min()
-        .unwrap_or(text.len());
+    let cut = [
+        ": ", " - ", " – ", " — ", " (", ", which", " is ", " = ", " . .", "  ",
+    ]
+    .iter()
+    .filter_map(|sep| text.find(sep))
+    .min()
+    .unwrap_or(text.len());
     text[..cut]
         .trim()
         .trim_matches(|c: char| matches!(c, '`' | '"' | '\'' | '*' | '“' | '”' | '.' | ','))
@@ -1428,7 +1430,7 @@ mod tests {
                 "The variable R_LIBS lists library folders. _R_CHECK_X_ too.",
             ),
         ];
-        let raw = "- R_HOME (p. 3)\n- `R_LIBS` (p. 3)\n- JAVA_HOME (p. 4)\nNONE\n- TMPDIR: temporary files (p. 9)\n- R_CHECK_X_ (p. 4)";
+        let raw = "- R_HOME (p. 3)\n- `R_LIBS` (p. 3)\n- JAVA_HOME (p. 4)\nNONE\n- TMPDIR: temporary files (p. 9)\n- R_CHECK_X_ . . . . 57 (p. 4)";
         let notes = parse_notes(raw, Kind::List, &ps);
         assert_eq!(
             notes,

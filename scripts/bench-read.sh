@@ -14,7 +14,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 manual="$(cd "$here/../.." && pwd)/shared/corpus/manuals/R-ints.pdf"
-docchat="$CARGO_TARGET_DIR/debug/docchat"
+docchat="${DOCCHAT_BIN:-$CARGO_TARGET_DIR/debug/docchat}"
 [ -x "$docchat" ] || (cd "$here/.." && cargo build --offline -p docchat -p docchat-bench)
 
 if [ -n "${KEEP:-}" ]; then

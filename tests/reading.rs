@@ -2,7 +2,8 @@
 //! scoped summary that fits the context (its pages cited), a "list every…" read in
 //! windows (every item in the text, recall against a list made from the text by a
 //! pattern), the same question again from the kept notes, an edit of one page that
-//! rereads one window, and Stop mid-way keeping the notes as a partial answer.
+//! rereads one window, a question from another user answered while a reading runs,
+//! and Stop mid-way keeping the notes as a partial answer.
 //!
 //! The documents are real text: pages of R-ints (a manual nobody here wrote) as
 //! `pdftotext` gives them, a page to a form feed, which docchat reads as pages.
@@ -244,6 +245,9 @@ fn whole_documents_are_read_to_the_end_with_coverage_cache_and_stop() {
         "{done:#}"
     );
 
+    // A question from another user meanwhile goes first.
+    questions_go_first(&server, &list_doc);
+
     // Stop mid-way: the notes read so far are kept, marked partial, and the model is
     // free again at once.
     let body = json!({"question": "List every function name this document mentions",
@@ -279,9 +283,10 @@ fn whole_documents_are_read_to_the_end_with_coverage_cache_and_stop() {
     );
 }
 
-/// Posts `body` to `/api/chat`, reads its events until the first window is read,
-/// then closes the connection (as the browser's Stop does); returns the chat's id.
-fn stop_after_first_window(server: &Server, body: &Value) -> String {
+/// Posts `body` to `/api/chat` and hands each event to `on_event` until it returns
+/// `false` (then the connection is closed, as the browser's Stop does) or the stream
+/// ends.
+fn post_events(server: &Server, body: &Value, mut on_event: impl FnMut(&str, &Value) -> bool) {
     let authority = server.base.strip_prefix("http://").unwrap();
     let mut stream = TcpStream::connect(authority).unwrap();
     stream
@@ -291,28 +296,101 @@ fn stop_after_first_window(server: &Server, body: &Value) -> String {
     write!(
         stream,
         "POST /api/chat HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{payload}",
+         Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
         payload.len()
     )
     .unwrap();
     let mut reader = BufReader::new(stream);
-    let (mut name, mut chat_id, mut line) = (String::new(), None, String::new());
+    let (mut name, mut line) = (String::new(), String::new());
     loop {
         line.clear();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended");
+        if reader.read_line(&mut line).unwrap() == 0 {
+            return;
+        }
         let l = line.trim_end();
         if let Some(n) = l.strip_prefix("event:") {
             name = n.trim().to_string();
         } else if let Some(d) = l.strip_prefix("data:") {
             let data: Value = serde_json::from_str(d.trim()).unwrap();
-            match name.as_str() {
-                "chat" => chat_id = Some(data["id"].as_str().unwrap().to_string()),
-                "reading" if data["windows_done"] == 1 => break,
-                "token" | "citations" => panic!("the answer came before the first window: {data}"),
-                _ => {}
+            if !on_event(&name, &data) {
+                return;
             }
         }
     }
-    drop(reader);
+}
+
+/// Posts `body`, reads its events until the first window is read, then closes the
+/// connection (as the browser's Stop does); returns the chat's id.
+fn stop_after_first_window(server: &Server, body: &Value) -> String {
+    let mut chat_id = None;
+    post_events(server, body, |name, data| match name {
+        "chat" => {
+            chat_id = Some(data["id"].as_str().unwrap().to_string());
+            true
+        }
+        "reading" => data["windows_done"] != 1,
+        "token" | "citations" => panic!("the answer came before the first window: {data}"),
+        _ => true,
+    });
     chat_id.expect("a chat event first")
+}
+
+/// A question asked while a reading runs goes first: it is answered while the
+/// reading still has windows to read, and the reading then goes on to the end.
+fn questions_go_first(server: &Server, list_doc: &str) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let body = json!({"question": "List every option name this document mentions",
+                      "documents": [list_doc], "save": false});
+    let reading = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut progress: Vec<(Instant, u64, u64)> = Vec::new();
+            post_events(server, &body, |name, data| {
+                if name == "reading" {
+                    let done = data["windows_done"].as_u64().unwrap();
+                    progress.push((
+                        Instant::now(),
+                        done,
+                        data["windows_total"].as_u64().unwrap(),
+                    ));
+                    if done == 1 {
+                        let _ = tx.send(());
+                    }
+                }
+                true
+            });
+            progress
+        });
+        rx.recv_timeout(Duration::from_secs(120))
+            .expect("the first window is read");
+        let asked = Instant::now();
+        let events = ask(
+            server,
+            &json!({"question": "What does _R_CHECK_FORCE_SUGGESTS_ do?", "save": false, "max_tokens": 32}),
+        );
+        assert!(events.iter().any(|(n, _)| n == "done"), "{events:#?}");
+        let answered = Instant::now();
+        let progress = reader.join().unwrap();
+        (asked, answered, progress)
+    });
+    let (asked, answered, progress) = reading;
+    let &(finished_at, last_done, total) = progress.last().unwrap();
+    let done_when_answered = progress
+        .iter()
+        .filter(|(at, _, _)| *at <= answered)
+        .map(|(_, d, _)| *d)
+        .max()
+        .unwrap();
+    println!(
+        "a question during a reading: answered in {:.1} s, with {done_when_answered} of {total} windows read",
+        (answered - asked).as_secs_f64()
+    );
+    assert!(
+        done_when_answered + 1 < total,
+        "the question waited for the reading: {progress:?}"
+    );
+    assert_eq!(
+        last_done, total,
+        "the reading went on to the end: {progress:?}"
+    );
+    assert!(finished_at > answered, "after the question");
 }

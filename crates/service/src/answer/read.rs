@@ -941,17 +941,7 @@ impl Rag {
             }
             level += 1;
             // Consecutive groups whose notes fit together are merged into one.
-            let mut batches: Vec<Vec<Citation>> = vec![Vec::new()];
-            let mut batch_tokens = 0;
-            for g in groups {
-                let t = generator.count_tokens(&g.snippet) + 16;
-                if batch_tokens + t > room && batches.last().is_some_and(|b| !b.is_empty()) {
-                    batches.push(Vec::new());
-                    batch_tokens = 0;
-                }
-                batch_tokens += t;
-                batches.last_mut().expect("one batch at least").push(g);
-            }
+            let batches = batches(groups, room, |g| generator.count_tokens(&g.snippet) + 16);
             let mut merged = Vec::new();
             for batch in batches {
                 let Some(c) = self
@@ -1183,6 +1173,24 @@ impl Rag {
         }
         Ok(())
     }
+}
+
+/// `items` in order, cut into runs whose sizes add up to at most `room` (an item
+/// larger than `room` is a run of its own).
+fn batches<T>(items: Vec<T>, room: usize, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = vec![Vec::new()];
+    let mut used = 0;
+    for item in items {
+        let n = size(&item);
+        if used + n > room && out.last().is_some_and(|b| !b.is_empty()) {
+            out.push(Vec::new());
+            used = 0;
+        }
+        used += n;
+        out.last_mut().expect("one run at least").push(item);
+    }
+    out.retain(|b| !b.is_empty());
+    out
 }
 
 /// A partial answer from the notes received before the reading stopped.
@@ -1461,6 +1469,17 @@ mod tests {
         );
         assert_eq!(summary.len(), 1);
         assert_eq!(summary[0].page, 4);
+    }
+
+    #[test]
+    fn notes_that_do_not_fit_are_merged_in_runs_that_do() {
+        let sizes = vec![300, 300, 500, 900, 100, 100];
+        let runs = batches(sizes, 800, |n| *n);
+        assert_eq!(
+            runs,
+            vec![vec![300, 300], vec![500], vec![900], vec![100, 100]]
+        );
+        assert!(batches(Vec::<usize>::new(), 800, |n| *n).is_empty());
     }
 
     #[test]

@@ -758,11 +758,10 @@ impl Rag {
             )
         });
         let pieces = &pieces[..kept];
-        let pages_read: u32 = match (&skipped, pieces.last()) {
-            (Some(_), Some(last)) => pages_done(&docs, pieces, pieces.len())
-                .min(docs[..=last.doc].iter().map(|d| d.pages.max(1)).sum()),
-            (Some(_), None) => 0,
-            (None, _) => pages_total,
+        let pages_read = if skipped.is_some() {
+            pages_done(&docs, pieces, pieces.len())
+        } else {
+            pages_total
         };
         let mut coverage = Coverage {
             pages_read,

@@ -1,5 +1,6 @@
 //! Questions about a whole document, end to end with the default chat model: a
-//! scoped summary that fits the context (its pages cited), a "list every…" read in
+//! scoped summary that fits the context (its pages cited), a summary of one chapter
+//! (found by its heading) and of pages by number, a "list every…" read in
 //! windows (every item in the text, recall against a list made from the text by a
 //! pattern), the same question again from the kept notes, an edit of one page that
 //! rereads one window, a question from another user answered while a reading runs,
@@ -96,6 +97,7 @@ fn whole_documents_are_read_to_the_end_with_coverage_cache_and_stop() {
     std::fs::create_dir_all(&docs).unwrap();
     pages_of_r_ints(57, 64, &docs.join("check-variables.txt"));
     pages_of_r_ints(5, 7, &docs.join("r-ints-start.txt"));
+    pages_of_r_ints(35, 42, &docs.join("r-ints-chapters.txt"));
     let watch = tmp.path().join("watch-dirs.txt");
     std::fs::write(&watch, format!("{}\n", docs.display())).unwrap();
     let config = tmp.path().join("docchat.toml");
@@ -108,7 +110,7 @@ fn whole_documents_are_read_to_the_end_with_coverage_cache_and_stop() {
     cmd.env("DOCCHAT_CONFIG", &config);
     let server = Server::spawn(cmd);
     let status = server.wait_status("indexing", Duration::from_secs(300), |s| {
-        settled(s) && s["counts"]["indexed"] == 2
+        settled(s) && s["counts"]["indexed"] == 3
     });
     let list_doc = document_id(&status, "check-variables.txt");
     let short_doc = document_id(&status, "r-ints-start.txt");
@@ -149,6 +151,72 @@ fn whole_documents_are_read_to_the_end_with_coverage_cache_and_stop() {
         &json!({"question": "Summarize this document", "save": false, "max_tokens": 8}),
     );
     assert!(!events.iter().any(|(n, _)| n == "reading"));
+
+    // A part of a document: "summarize chapter 4" reads the pages from its
+    // heading to the next chapter's, found in the text past the running heads.
+    let chapters = document_id(&status, "r-ints-chapters.txt");
+    let text = std::fs::read_to_string(docs.join("r-ints-chapters.txt")).unwrap();
+    let page_of = |heading: &str| {
+        text.split('\u{c}')
+            .position(|p| p.lines().any(|l| l.trim() == heading))
+            .map(|i| i as u64 + 1)
+            .unwrap_or_else(|| panic!("{heading} in the text"))
+    };
+    // Chapter 5 opens its page, below the page's number alone: chapter 4 ends
+    // on the page before.
+    let (first, last) = (
+        page_of("4 Structure of an Installed Package"),
+        page_of("5 Files") - 1,
+    );
+    let events = ask(
+        &server,
+        &json!({"question": "Summarize chapter 4", "documents": [chapters],
+                "save": false, "max_tokens": 96}),
+    );
+    let answer = answer_of(&events);
+    println!("chapter 4: {answer}");
+    let done = last_reading(&events);
+    assert_eq!(
+        (done["pages_read"].as_u64(), done["pages_total"].as_u64()),
+        (Some(last - first + 1), Some(last - first + 1)),
+        "{done:#}"
+    );
+    assert!(
+        answer.contains(&format!("Read chapter 4, pages {first}-{last}:")),
+        "coverage names the chapter and its pages: {answer}"
+    );
+    let (_, sources) = events.iter().find(|(n, _)| n == "citations").unwrap();
+    let sources = sources["citations"].as_array().unwrap();
+    assert!(
+        !sources.is_empty()
+            && sources.iter().all(|c| {
+                let p = c["page_start"].as_u64().unwrap();
+                (first..=last).contains(&p)
+            }),
+        "only the chapter's pages: {sources:#?}"
+    );
+    let first_source = sources[0]["snippet"].as_str().unwrap();
+    assert!(
+        first_source.starts_with("4 Structure of an Installed Package"),
+        "the chapter's first page from its heading on: {first_source}"
+    );
+    // Pages by number, and a chapter the document does not have.
+    let events = ask(
+        &server,
+        &json!({"question": "Summarize pages 2-3", "documents": [chapters],
+                "save": false, "max_tokens": 32}),
+    );
+    assert!(answer_of(&events).contains("Read pages 2-3: 2 of 2 pages"));
+    let events = ask(
+        &server,
+        &json!({"question": "Summarize chapter 9", "documents": [chapters], "save": false}),
+    );
+    let answer = answer_of(&events);
+    assert!(
+        answer.starts_with("Chapter 9 was not found in")
+            && !events.iter().any(|(n, _)| n == "reading"),
+        "{answer}"
+    );
 
     // "List every…": read in windows, each item in the text.
     let text = std::fs::read_to_string(docs.join("check-variables.txt")).unwrap();

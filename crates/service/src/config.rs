@@ -75,6 +75,8 @@ pub struct ReadingConfig {
     pub max_read_tokens: usize,
     /// Tokens of text per window (0: what the chat model's context holds).
     pub window_tokens: usize,
+    /// Most megabytes of notes kept from earlier readings.
+    pub notes_cache_mb: u64,
 }
 
 impl Default for ReadingConfig {
@@ -83,6 +85,7 @@ impl Default for ReadingConfig {
             mode: crate::answer::read::Reading::Auto,
             max_read_tokens: crate::answer::read::MAX_READ_TOKENS,
             window_tokens: 0,
+            notes_cache_mb: crate::answer::read::NOTES_CACHE_BYTES >> 20,
         }
     }
 }

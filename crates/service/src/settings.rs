@@ -226,6 +226,7 @@ impl Settings {
                 max_read_tokens: self.file.reading.max_read_tokens.max(1),
                 window_tokens: self.file.reading.window_tokens,
                 cache_dir: Some(self.data_dir.join(NOTES_DIR)),
+                cache_bytes: self.file.reading.notes_cache_mb << 20,
                 waiting: crate::answer::read::Waiting::default(),
             },
             ..AskOptions::default()

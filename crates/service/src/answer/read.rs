@@ -10,8 +10,8 @@
 //! hierarchically when they do not fit at once) into one answer citing the windows
 //! it comes from. The answer says how much was read.
 
-use crate::answer::check;
 use crate::answer::rag::{AnswerEvent, AskOptions, Citation, Rag, Sources};
+use crate::answer::{check, part};
 use anyhow::{Result, bail};
 use docchat_core::{GenerationParams, GenerationStats, Generator, Location};
 use docchat_store::{ChunkRecord, DocState, DocumentRecord, chunk_ordinal};
@@ -241,6 +241,10 @@ impl std::fmt::Debug for Waiting {
 /// text (about 600 tokens a page) is read to the end.
 pub const MAX_READ_TOKENS: usize = 200_000;
 
+/// The default of [`ReadOptions::cache_bytes`]: 64 MiB, the notes of some
+/// 100,000 windows.
+pub const NOTES_CACHE_BYTES: u64 = 64 << 20;
+
 /// Options of whole-document readings.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
@@ -254,6 +258,8 @@ pub struct ReadOptions {
     pub window_tokens: usize,
     /// Where the notes of windows are kept (none: not kept).
     pub cache_dir: Option<PathBuf>,
+    /// Most bytes of kept notes: past it, the notes used least recently go.
+    pub cache_bytes: u64,
     /// Other requests that go first.
     pub waiting: Waiting,
 }
@@ -265,6 +271,7 @@ impl Default for ReadOptions {
             max_read_tokens: MAX_READ_TOKENS,
             window_tokens: 0,
             cache_dir: None,
+            cache_bytes: NOTES_CACHE_BYTES,
             waiting: Waiting::default(),
         }
     }
@@ -564,8 +571,51 @@ impl NoteCache {
     }
 
     fn get(&self, key: &str) -> Option<Vec<Note>> {
-        let bytes = std::fs::read(self.file(key)?).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let file = self.file(key)?;
+        let bytes = std::fs::read(&file).ok()?;
+        let notes = serde_json::from_slice(&bytes).ok()?;
+        // Used now: the last to go when the cache is trimmed.
+        if let Ok(f) = std::fs::File::options().write(true).open(&file) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+        Some(notes)
+    }
+
+    /// Removes the notes used least recently until the cache holds at most
+    /// three quarters of `max` bytes, when it holds more than `max`.
+    fn trim(&self, max: u64) {
+        let Some(dir) = &self.0 else { return };
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
+        for sub in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(sub.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let Ok(m) = f.metadata()
+                    && m.is_file()
+                {
+                    let used = m.modified().unwrap_or(std::time::UNIX_EPOCH);
+                    files.push((used, m.len(), f.path()));
+                }
+            }
+        }
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        if total <= max {
+            return;
+        }
+        files.sort();
+        let mut removed = 0;
+        for (_, len, path) in files {
+            if total <= max / 4 * 3 {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                total -= len;
+                removed += 1;
+            }
+        }
+        tracing::info!(removed, bytes = total, "notes cache trimmed");
     }
 
     fn put(&self, key: &str, notes: &[Note]) {
@@ -635,6 +685,8 @@ fn thousands(n: usize) -> String {
 
 /// What a reading covered, for the sentence that closes the answer.
 struct Coverage {
+    /// The part of the documents asked about: "chapter 3, pages 31-35".
+    part: Option<String>,
     pages_read: u32,
     pages_total: u32,
     passages: usize,
@@ -655,8 +707,13 @@ impl Coverage {
         let plural = |n: usize, word: &str| {
             format!("{} {word}{}", thousands(n), if n == 1 { "" } else { "s" })
         };
+        let part = self
+            .part
+            .as_ref()
+            .map(|p| format!("{p}: "))
+            .unwrap_or_default();
         format!(
-            "\n\n(Read {} of {} ({}) in {}{}.)",
+            "\n\n(Read {part}{} of {} ({}) in {}{}.)",
             thousands(self.pages_read as usize),
             plural(self.pages_total as usize, "page"),
             plural(self.passages, "passage"),
@@ -731,8 +788,45 @@ impl Rag {
         }
         let generator = Arc::clone(&self.generator);
         let g = Arc::clone(&generator);
-        let pieces = tokio::task::spawn_blocking(move || pieces_of(chunks, g.as_ref())).await?;
-        let pages_total: u32 = docs.iter().map(|d| d.pages.max(1)).sum();
+        let mut pieces = tokio::task::spawn_blocking(move || pieces_of(chunks, g.as_ref())).await?;
+        // The pages in scope of each document: all of them, or the part the
+        // question names ("chapter 3", "pages 10-20").
+        let mut ranges: Vec<Option<(u32, u32)>> =
+            docs.iter().map(|d| Some((1, d.pages.max(1)))).collect();
+        let part = part::part_of(question);
+        if let Some(part) = &part {
+            let g = Arc::clone(&generator);
+            let n = docs.len();
+            let p = part.clone();
+            let (cut, r) =
+                tokio::task::spawn_blocking(move || cut_part(pieces, n, &p, g.as_ref())).await?;
+            pieces = cut;
+            ranges = r;
+            if pieces.is_empty() {
+                let names: Vec<&str> = docs.iter().map(|d| d.path.as_str()).collect();
+                let text = format!(
+                    "{} was not found in {}: no heading such as \"{}\" outside a table of \
+                     contents. Ask about pages instead, for example \"summarize pages 10-20\".",
+                    capitalized(&part.words()),
+                    names.join(", "),
+                    match part {
+                        part::Part::Numbered(n) if n.len() == 1 => format!("Chapter {}", n[0]),
+                        _ => part.words(),
+                    }
+                );
+                for ev in [
+                    AnswerEvent::Token(text),
+                    AnswerEvent::Citations(Sources::map(Vec::new(), "")),
+                    AnswerEvent::Done(GenerationStats::default()),
+                ] {
+                    if tx.send(ev).await.is_err() {
+                        break;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        let pages_total: u32 = ranges.iter().flatten().map(|(a, b)| b - a + 1).sum();
 
         // The budget: the first `max_read_tokens` of text, and a plain word on the rest.
         let all_tokens: usize = pieces.iter().map(|p| p.tokens).sum();
@@ -759,11 +853,36 @@ impl Rag {
         });
         let pieces = &pieces[..kept];
         let pages_read = if skipped.is_some() {
-            pages_done(&docs, pieces, pieces.len())
+            pages_done(&ranges, pieces, pieces.len())
         } else {
             pages_total
         };
+        let part = part.map(|p| {
+            let spans: Vec<String> = docs
+                .iter()
+                .zip(&ranges)
+                .filter_map(|(d, r)| {
+                    r.map(|(a, b)| {
+                        let pages = if a == b {
+                            format!("page {a}")
+                        } else {
+                            format!("pages {a}-{b}")
+                        };
+                        if docs.len() > 1 {
+                            format!("{pages} of {}", d.path)
+                        } else {
+                            pages
+                        }
+                    })
+                })
+                .collect();
+            match p {
+                part::Part::Pages(..) => spans.join(", "),
+                _ => format!("{}, {}", p.words(), spans.join(", ")),
+            }
+        });
         let mut coverage = Coverage {
+            part,
             pages_read,
             pages_total,
             passages: pieces.len(),
@@ -873,7 +992,7 @@ impl Rag {
             };
             let mut p = progress(wi + 1, windows.len(), from_cache);
             p.passages_read = passages_read;
-            p.pages_read = pages_done(&docs, pieces, w.pieces.end);
+            p.pages_read = pages_done(&ranges, pieces, w.pieces.end);
             p.eta_ms = (!read_ms.is_empty()).then_some(per * left as u64);
             p.window = Some(window_location(&docs, ps));
             p.notes = notes.clone();
@@ -883,6 +1002,10 @@ impl Rag {
             notes_of.push(notes);
         }
         coverage.from_cache = from_cache;
+        if from_cache < windows.len() {
+            let max = opts.read.cache_bytes;
+            tokio::task::spawn_blocking(move || cache.trim(max));
+        }
 
         if kind.is_itemized() {
             return self
@@ -1259,13 +1382,83 @@ fn window_location(docs: &[DocumentRecord], ps: &[Piece]) -> Location {
     }
 }
 
-/// Pages read once the pieces before `end` are.
-fn pages_done(docs: &[DocumentRecord], pieces: &[Piece], end: usize) -> u32 {
+/// Pages read once the pieces before `end` are, of the pages in scope of each
+/// document (`ranges`).
+fn pages_done(ranges: &[Option<(u32, u32)>], pieces: &[Piece], end: usize) -> u32 {
     let Some(last) = end.checked_sub(1).and_then(|i| pieces.get(i)) else {
         return 0;
     };
-    let before: u32 = docs[..last.doc].iter().map(|d| d.pages.max(1)).sum();
-    before + last.page
+    let before: u32 = ranges[..last.doc]
+        .iter()
+        .flatten()
+        .map(|(a, b)| b - a + 1)
+        .sum();
+    let first = ranges[last.doc].map_or(1, |(a, _)| a);
+    before + last.page.saturating_sub(first) + 1
+}
+
+/// The pieces of the part `part` of each of `docs` documents, and the pages it
+/// spans in each (`None` where the document has no such part).
+fn cut_part(
+    pieces: Vec<Piece>,
+    docs: usize,
+    part: &part::Part,
+    generator: &dyn Generator,
+) -> (Vec<Piece>, Vec<Option<(u32, u32)>>) {
+    let mut out = Vec::new();
+    let mut ranges = vec![None; docs];
+    let mut start = 0;
+    while start < pieces.len() {
+        let doc = pieces[start].doc;
+        let end = pieces[start..]
+            .iter()
+            .position(|p| p.doc != doc)
+            .map_or(pieces.len(), |n| start + n);
+        let these = &pieces[start..end];
+        let texts: Vec<(u32, &str)> = these.iter().map(|p| (p.page, p.text.as_str())).collect();
+        if let Some(span) = part::locate(part, &texts) {
+            let line = |(i, b): (usize, usize)| {
+                these[i].text[b..].lines().next().unwrap_or("").to_string()
+            };
+            tracing::debug!(
+                part = part.words(),
+                from = line(span.start),
+                to = span.end.map(line),
+                "part found"
+            );
+            let (last, last_byte) = span.end.unwrap_or((these.len(), 0));
+            for (i, p) in these.iter().enumerate().take(last + 1).skip(span.start.0) {
+                let from = if i == span.start.0 { span.start.1 } else { 0 };
+                let to = if i == last { last_byte } else { p.text.len() };
+                if to <= from || p.text[from..to].trim().is_empty() {
+                    continue;
+                }
+                let mut piece = p.clone();
+                if from > 0 || to < p.text.len() {
+                    piece.text = p.text[from..to].to_string();
+                    piece.tokens = generator.count_tokens(&piece.text);
+                    piece.hash = format!("{}:{from}-{to}", p.hash);
+                }
+                out.push(piece);
+            }
+            let kept = out.iter().filter(|p: &&Piece| p.doc == doc);
+            let first = kept.clone().map(|p| p.page).min();
+            let lastp = kept.map(|p| p.page).max();
+            if let (Some(a), Some(b)) = (first, lastp) {
+                ranges[doc] = Some((a, b));
+            }
+        }
+        start = end;
+    }
+    (out, ranges)
+}
+
+/// "Chapter 3" of "chapter 3".
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// A source made of notes.
@@ -1503,6 +1696,62 @@ mod tests {
         assert_ne!(
             cache_key("m", Kind::List, "list every date", &a),
             cache_key("m", Kind::List, "list every name", &a)
+        );
+    }
+    #[test]
+    fn the_notes_cache_keeps_the_notes_used_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = NoteCache(Some(dir.path().to_path_buf()));
+        let note = |i: usize| {
+            vec![Note {
+                text: format!("note {i:02} {}", "x".repeat(80)),
+                page: 1,
+            }]
+        };
+        let keys: Vec<String> = (0..40)
+            .map(|i| blake3::hash(&[i as u8]).to_hex().to_string())
+            .collect();
+        let t0 = std::time::SystemTime::now() - Duration::from_secs(1000);
+        for (i, k) in keys.iter().enumerate() {
+            cache.put(k, &note(i));
+            // Written in order, a second apart.
+            let f = std::fs::File::options()
+                .write(true)
+                .open(cache.file(k).unwrap())
+                .unwrap();
+            f.set_modified(t0 + Duration::from_secs(i as u64)).unwrap();
+        }
+        let one = std::fs::metadata(cache.file(&keys[0]).unwrap())
+            .unwrap()
+            .len();
+        // The oldest is used again: it stays.
+        assert_eq!(cache.get(&keys[0]), Some(note(0)));
+        cache.trim(one * 40);
+        assert!(
+            keys.iter().all(|k| cache.get(k).is_some()),
+            "under the bound"
+        );
+        for (i, k) in keys.iter().enumerate().skip(1) {
+            let f = std::fs::File::options()
+                .write(true)
+                .open(cache.file(k).unwrap())
+                .unwrap();
+            f.set_modified(t0 + Duration::from_secs(i as u64)).unwrap();
+        }
+        cache.trim(one * 20);
+        let kept: Vec<usize> = (0..40)
+            .filter(|i| cache.file(&keys[*i]).unwrap().exists())
+            .collect();
+        assert_eq!(
+            kept.len(),
+            15,
+            "trimmed to three quarters of the bound: {kept:?}"
+        );
+        assert!(kept.contains(&0), "the one used last stays: {kept:?}");
+        assert_eq!(
+            kept[1..],
+            (26..40).collect::<Vec<_>>()[..],
+            "the oldest go first"
         );
     }
 }

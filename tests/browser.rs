@@ -2,7 +2,9 @@
 //! scripts/setup.sh) against a real server: ask and watch the answer stream, open a
 //! cited page, find the chat after a reload, drop a file and see it indexed, drop a
 //! scanned page and see its source marked as read by OCR, ask about one document as a
-//! whole, stop a generation. Screenshots of the main screens go to target/ui-screenshots.
+//! whole, stop a generation; then the same in Italian (every string translated,
+//! numbers the Italian way, the language switch in Settings). Screenshots of the
+//! main screens go to target/ui-screenshots.
 
 use crate::common::{Server, corpus, models_dir, settled};
 use std::process::Command;
@@ -63,6 +65,24 @@ fn the_web_ui_in_a_real_browser() {
         "the browser checks failed:\n{stdout}\n{stderr}"
     );
     println!("browser: {}", stdout.trim());
+    // The same server in a browser whose language is Italian.
+    let out = Command::new("node")
+        .arg(crate::common::manifest_dir().join("../../tests/browser/italian.mjs"))
+        .arg(&server.base)
+        .arg(&shots)
+        .env("DOCCHAT_BROWSER_DIR", &browser_dir)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "the checks in Italian failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "browser (it): {}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
     println!("screenshots in {}", shots.display());
     for shot in [
         "1-answer.png",
@@ -71,6 +91,8 @@ fn the_web_ui_in_a_real_browser() {
         "4-narrow.png",
         "5-dark.png",
         "6-reading.png",
+        "7-italian.png",
+        "8-italian-settings.png",
     ] {
         let len = std::fs::metadata(shots.join(shot)).map_or(0, |m| m.len());
         assert!(len > 10_000, "{shot} was not taken");

@@ -21,6 +21,7 @@ const profile = fs.mkdtempSync(path.join(os.tmpdir(), "docchat-chromium-"));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: "/usr/bin/chromium",
   headless: true,
+  locale: "en-US",
   viewport: { width: 1400, height: 900 },
   args: [
     "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -56,7 +57,7 @@ try {
     await page.waitForTimeout(50);
   }
   const meta = await page.locator(".msg.assistant .meta").last().textContent();
-  check(/tok\/s/.test(meta) && /first token \d+ ms/.test(meta), `figures after the answer: ${meta}`);
+  check(/tok\/s/.test(meta) && /first token [\d,]+ ms/.test(meta), `figures after the answer: ${meta}`);
   check(lengths.size >= 3, `the answer arrived in pieces (${lengths.size} lengths seen)`);
   seen.stream_steps = lengths.size;
   seen.meta = meta;

@@ -279,7 +279,7 @@ pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
             "requests from other sites are refused",
         );
     }
-    let login = path == "/login" || path == "/style.css";
+    let login = path == "/login" || path == "/style.css" || path == "/i18n.js";
     if !login && !guard.key_matches(headers) {
         if *req.method() == Method::GET && wants_html(headers) {
             return Redirect::to("/login").into_response();
@@ -320,7 +320,7 @@ pub async fn login_page(uri: axum::http::Uri) -> Html<String> {
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "wrong=1"));
     let message = if wrong {
-        r#"<p class="error" role="alert">That key is not right.</p>"#
+        r#"<p class="error" role="alert" data-i18n="wrong_key">That key is not right.</p>"#
     } else {
         ""
     };

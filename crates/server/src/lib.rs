@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
+const I18N_JS: &str = include_str!("../web/i18n.js");
 const STYLE_CSS: &str = include_str!("../web/style.css");
 const VIEW_HTML: &str = include_str!("../web/view.html");
 const VIEW_JS: &str = include_str!("../web/view.js");
@@ -56,6 +57,10 @@ pub fn router(state: AppState, guard: Arc<Guard>) -> Router {
         .route(
             "/app.js",
             get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/i18n.js",
+            get(|| async { asset(I18N_JS, "text/javascript; charset=utf-8") }),
         )
         .route(
             "/style.css",

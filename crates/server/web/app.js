@@ -1,5 +1,6 @@
 // docchat web UI: chats kept by the server, streamed Markdown answers with cited
-// sources, collections with live indexing progress, file drops, settings.
+// sources, collections with live indexing progress, file drops, settings. Every
+// string shown comes from i18n.js (t) in the page's language.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -36,8 +37,8 @@ function inline(s) {
   s = s
     .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
     .replace(/(^|[^*])\*([^*\s][^*]*)\*/g, "$1<em>$2</em>")
-    .replace(/\[(\d{1,2})\]/g, '<button type="button" class="cite" data-n="$1" aria-label="Source $1">[$1]</button>')
-    .replace(/\uE000(\d{1,2})\uE001/g, '<button type="button" class="cite found" data-n="$1" aria-label="Source $1, found by docchat">[$1]</button>');
+    .replace(/\[(\d{1,2})\]/g, (_, n) => `<button type="button" class="cite" data-n="${n}" aria-label="${escapeHtml(t("source_n", { n }))}">[${n}]</button>`)
+    .replace(/\uE000(\d{1,2})\uE001/g, (_, n) => `<button type="button" class="cite found" data-n="${n}" aria-label="${escapeHtml(t("source_n_found", { n }))}">[${n}]</button>`);
   return s.replace(/\u0000(\d+)\u0000/g, (_, i) => `<code>${codes[Number(i)]}</code>`);
 }
 
@@ -108,7 +109,7 @@ function markdown(src) {
 // A slide of a presentation, a chapter of a book, a page of anything else.
 function pages(c) {
   const word = /\.pptx$/i.test(c.path) ? "slide" : /\.epub$/i.test(c.path) ? "chapter" : /\.(xlsx|xlsm|xlsb|xls|ods)$/i.test(c.path) ? "sheet" : "page";
-  return c.page_start === c.page_end ? `${word} ${c.page_start}` : `${word}s ${c.page_start}–${c.page_end}`;
+  return c.page_start === c.page_end ? `${t(word)} ${c.page_start}` : `${t(word + "s")} ${c.page_start}–${c.page_end}`;
 }
 
 // The snippet with its matched part (a byte range of the page text) in <mark>.
@@ -169,13 +170,13 @@ function markSupport(body, sources) {
     }
   }
   for (const b of body.querySelectorAll("button.cite.found")) {
-    b.title = `Cited by docchat: source ${b.dataset.n} holds this sentence`;
+    b.title = t("cited_by_docchat", { n: b.dataset.n });
   }
   for (const b of body.querySelectorAll("button.cite:not(.found)")) {
     const n = Number(b.dataset.n);
     if (!byN.has(n)) {
       b.classList.add("unknown");
-      b.title = `There is no source ${n}`;
+      b.title = t("no_source", { n });
       continue;
     }
     const cite = (queue.get(n) || []).shift();
@@ -183,17 +184,17 @@ function markSupport(body, sources) {
     if (supported === false) {
       b.classList.add("unsupported");
       const words = cite && cite.missing.length ? `: ${cite.missing.join(", ")}` : "";
-      b.title = `Not found in source ${n}${words}`;
+      b.title = t("not_found_in", { n, words });
     } else if (supported === true) {
-      b.title = `Source ${n} holds this`;
+      b.title = t("holds", { n });
     }
   }
   const claims = sources.claims || [];
   const unsupported = claims.filter((c) => c.cites.some((x) => !x.supported)).length;
   const uncited = claims.filter((c) => c.uncited).length;
   const notes = [];
-  if (unsupported) notes.push(`${unsupported} ${unsupported === 1 ? "sentence is" : "sentences are"} not found in the source cited`);
-  if (uncited) notes.push(`${uncited} ${uncited === 1 ? "sentence cites" : "sentences cite"} no source`);
+  if (unsupported) notes.push(t("n_unsupported", { n: unsupported }));
+  if (uncited) notes.push(t("n_uncited", { n: uncited }));
   return notes.join(" · ");
 }
 
@@ -209,19 +210,19 @@ function showSources(sources, focusN) {
     const name = c.path.split("/").pop();
     const head = el("div", "source-head");
     head.append(el("strong", null, name), el("span", "where", ` ${c.collection} · ${pages(c)}`));
-    if (c.cited) head.append(el("span", "badge", "cited"));
-    if (c.found) head.append(el("span", "badge found", "found by docchat"));
-    if (c.supported === false) head.append(el("span", "badge unsupported", "unsupported"));
+    if (c.cited) head.append(el("span", "badge", t("badge_cited")));
+    if (c.found) head.append(el("span", "badge found", t("badge_found")));
+    if (c.supported === false) head.append(el("span", "badge unsupported", t("badge_unsupported")));
     if (c.ocr) {
       const badge = el("span", "badge ocr", "OCR");
-      badge.title = "Read by OCR from a scanned page or an image: check the words against the original";
+      badge.title = t("ocr_title");
       head.append(badge);
     }
-    const open = el("a", "open", `Open at ${pages(c)}`);
+    const open = el("a", "open", t("open_at", { where: pages(c) }));
     open.href = sourceUrl(c);
     open.target = "_blank";
     open.rel = "noopener";
-    const about = el("button", "small about", "Ask about this document");
+    const about = el("button", "small about", t("ask_about_doc"));
     about.type = "button";
     about.addEventListener("click", () => {
       addScope([{ id: c.document_id, path: c.path }]);
@@ -249,7 +250,7 @@ async function explainSearch() {
   out.hidden = !$("explain").checked;
   if (out.hidden) return;
   if (!state.lastQuestion) {
-    out.replaceChildren(el("p", "hint", "Ask a question first."));
+    out.replaceChildren(el("p", "hint", t("ask_first")));
     return;
   }
   const body = { query: state.lastQuestion, top_k: state.settings.top_k, explain: true };
@@ -268,15 +269,13 @@ async function explainSearch() {
   const x = r.explain;
   const parts = [];
   if (x.nearest_similarity === null || x.nearest_similarity === undefined) {
-    parts.push(el("p", "gate", "Keyword search alone: no similarity, the model is asked."));
+    parts.push(el("p", "gate", t("keyword_alone")));
   } else {
     const close = x.nearest_similarity >= x.min_similarity;
     const asked = close || x.about_the_documents;
     parts.push(el("p", asked ? "gate" : "gate far",
-      `Nearest passage similarity ${x.nearest_similarity.toFixed(3)} ${close ? "≥" : "<"} ${x.min_similarity.toFixed(2)}: ` +
-      (close ? "the model is asked." : x.about_the_documents
-        ? "the question is about the documents as a whole, so the model is asked."
-        : "nothing close, the model is not asked.")));
+      t("nearest", { s: num(x.nearest_similarity, 3), op: close ? "≥" : "<", min: num(x.min_similarity, 2) }) +
+      t(close ? "model_asked" : x.about_the_documents ? "about_whole" : "nothing_close")));
   }
   const rank = (list) => new Map(list.map((h) => [h.chunk_id, h.rank]));
   const v = rank(x.vector);
@@ -284,20 +283,19 @@ async function explainSearch() {
   const kept = new Set(r.hits.map((h) => `${h.path}#${h.page_start}`));
   const table = el("table", "explain");
   const head = el("tr");
-  for (const t of ["#", "fused", "vector", "keyword", "passage"]) head.append(el("th", null, t));
+  for (const h of ["#", t("col_fused"), t("col_vector"), t("col_keyword"), t("col_passage")]) head.append(el("th", null, h));
   table.append(head);
   for (const h of x.fused.slice(0, 10)) {
     const tr = el("tr", kept.has(`${h.path}#${h.page_start}`) ? "kept" : "cut");
     const name = h.path.split("/").pop();
-    for (const t of [String(h.rank), h.score.toFixed(4), v.has(h.chunk_id) ? `#${v.get(h.chunk_id)}` : "–",
+    for (const cell of [String(h.rank), num(h.score, 4), v.has(h.chunk_id) ? `#${v.get(h.chunk_id)}` : "–",
       k.has(h.chunk_id) ? `#${k.get(h.chunk_id)}` : "–", `${name} · ${pages(h)}`]) {
-      tr.append(el("td", null, t));
+      tr.append(el("td", null, cell));
     }
     table.append(tr);
   }
   parts.push(table);
-  parts.push(el("p", "hint",
-    `Kept: the first ${r.hits.length} passages (in bold). An instruction-tuned model reads the first ${x.chat_passages}; a base model as many as fit its context.`));
+  parts.push(el("p", "hint", t("kept_hint", { n: r.hits.length, k: x.chat_passages })));
   out.replaceChildren(...parts);
 }
 
@@ -305,7 +303,7 @@ async function explainSearch() {
 
 function addUser(text) {
   const m = el("div", "msg user");
-  m.append(el("div", "who", "You"), el("div", "body", text));
+  m.append(el("div", "who", t("you")), el("div", "body", text));
   $("messages").append(m);
 }
 
@@ -326,24 +324,24 @@ function addAnswer() {
     const b = ev.target.closest("button.cite");
     if (b) showSources(sources, Number(b.dataset.n));
   });
-  const copy = el("button", "small", "Copy");
+  const copy = el("button", "small", t("copy"));
   copy.type = "button";
   copy.addEventListener("click", async () => {
     try {
       // What the reader sees: docchat's citations as plain [n] markers too.
       await navigator.clipboard.writeText(withFound(text, sources).replace(/\uE000(\d+)\uE001/g, "[$1]"));
-      copy.textContent = "Copied";
+      copy.textContent = t("copied");
     } catch {
-      copy.textContent = "Copy failed";
+      copy.textContent = t("copy_failed");
     }
-    setTimeout(() => (copy.textContent = "Copy"), 1500);
+    setTimeout(() => (copy.textContent = t("copy")), 1500);
   });
-  const regen = el("button", "small regenerate", "Regenerate");
+  const regen = el("button", "small regenerate", t("regenerate"));
   regen.type = "button";
   regen.addEventListener("click", () => {
     if (state.lastQuestion && !state.controller) ask(state.lastQuestion, true);
   });
-  const showSrc = el("button", "small", "Sources");
+  const showSrc = el("button", "small", t("sources"));
   showSrc.type = "button";
   showSrc.addEventListener("click", () => showSources(sources));
   actions.append(copy, regen, showSrc);
@@ -375,14 +373,14 @@ function addAnswer() {
       if (!notesBox) {
         notesBox = el("details", "reading-notes");
         notesBox.open = true;
-        notesBox.append(el("summary", null, "Notes while reading"), el("ul"));
+        notesBox.append(el("summary", null, t("notes_reading")), el("ul"));
         m.insertBefore(notesBox, body);
       }
       for (const n of list) {
         notes.push(n);
         notesBox.querySelector("ul").append(el("li", null, `${n.text} (p. ${n.page})`));
       }
-      notesBox.querySelector("summary").textContent = `Notes while reading (${notes.length})`;
+      notesBox.querySelector("summary").textContent = t("notes_reading_n", { n: notes.length });
     },
     get notes() {
       return notes;
@@ -403,8 +401,8 @@ function scrollDown() {
 
 function statsLine(s) {
   if (!s) return "";
-  const tps = s.tokens_per_s ? `${s.tokens_per_s.toFixed(1)} tok/s` : "";
-  return `${s.tokens} tokens · first token ${s.ttft_ms} ms${tps ? " · " + tps : ""}`;
+  const tps = s.tokens_per_s ? `${num(s.tokens_per_s, 1)} tok/s` : "";
+  return t("stats", { tokens: num(s.tokens), ms: num(s.ttft_ms) }) + (tps ? " · " + tps : "");
 }
 
 // Parses a text/event-stream body, calling onEvent(name, data) per event.
@@ -445,7 +443,7 @@ async function ask(question, regenerate) {
   scrollDown();
   const controller = new AbortController();
   state.controller = controller;
-  setBusy(true, "Searching your documents…");
+  setBusy(true, t("searching"));
   const body = {
     question,
     chat_id: state.chatId,
@@ -467,7 +465,7 @@ async function ask(question, regenerate) {
     if (!res.ok) {
       const b = await res.json().catch(() => ({}));
       const wait = res.headers.get("Retry-After");
-      throw new Error((b.error ? b.error.message : `HTTP ${res.status}`) + (wait ? ` (try again in ${wait} s)` : ""));
+      throw new Error((b.error ? b.error.message : `HTTP ${res.status}`) + (wait ? t("try_again", { s: wait }) : ""));
     }
     let first = true;
     await readEvents(res, (name, data) => {
@@ -478,7 +476,7 @@ async function ask(question, regenerate) {
         if (isNew) loadChats();
       } else if (name === "token") {
         if (first) {
-          setBusy(true, "Writing the answer…");
+          setBusy(true, t("writing"));
           first = false;
         }
         answer.append(data.text);
@@ -504,14 +502,14 @@ async function ask(question, regenerate) {
       if (reading && !answer.text && answer.notes.length) {
         // Stopped while reading: the notes so far are the answer, marked partial
         // (the chat keeps them so).
-        answer.set(`Partial answer: stopped after ${reading.windows_done} of ${reading.windows_total} windows.`);
-        answer.meta("stopped · partial");
-      } else answer.meta("stopped");
+        answer.set(t("partial", { done: reading.windows_done, total: reading.windows_total }));
+        answer.meta(t("stopped_partial"));
+      } else answer.meta(t("stopped"));
     }
     else answer.error(String(e.message || e));
   } finally {
     state.controller = null;
-    setBusy(false, finished ? "" : "The answer was not finished.");
+    setBusy(false, finished ? "" : t("not_finished"));
     loadChats();
   }
 }
@@ -525,9 +523,9 @@ function readingLine(r) {
   let eta = "";
   if (r.eta_ms != null && r.windows_done > 0) {
     const s = Math.round(r.eta_ms / 1000);
-    eta = s >= 90 ? ` · about ${Math.round(s / 60)} min left` : ` · about ${s} s left`;
+    eta = s >= 90 ? t("eta_min", { m: Math.round(s / 60) }) : t("eta_s", { s });
   }
-  return `Reading ${r.pages_read} of ${r.pages_total} pages · window ${r.windows_done} of ${r.windows_total}${eta}`;
+  return t("reading_line", { read: num(r.pages_read), total: num(r.pages_total), done: r.windows_done, windows: r.windows_total }) + eta;
 }
 
 // ---------------------------------------------------------------- scope
@@ -543,13 +541,13 @@ function renderScope() {
   box.replaceChildren();
   box.hidden = state.scope.length === 0;
   if (box.hidden) return;
-  box.append(el("span", null, "About:"));
+  box.append(el("span", null, t("scope_about")));
   for (const d of state.scope) {
     const chip = el("span", "chip", d.path.split("/").pop());
     chip.title = d.path;
     const x = el("button", null, "×");
     x.type = "button";
-    x.setAttribute("aria-label", `Stop asking about ${d.path}`);
+    x.setAttribute("aria-label", t("stop_asking", { path: d.path }));
     x.addEventListener("click", () => {
       state.scope = state.scope.filter((s) => s.id !== d.id);
       renderScope();
@@ -577,7 +575,7 @@ function mentionChoices(word) {
     .filter((c) => c.name.toLowerCase().includes(word))
     .map((c) => {
       const inside = state.documents.filter((d) => d.collection === c.name).slice(0, 100);
-      return { label: `${c.name} (all ${inside.length} documents)`, docs: inside.map((d) => ({ id: d.id, path: d.path })) };
+      return { label: t("all_docs", { name: c.name, n: inside.length }), docs: inside.map((d) => ({ id: d.id, path: d.path })) };
     })
     .filter((c) => c.docs.length);
   return docs.concat(cols);
@@ -645,9 +643,9 @@ async function loadChats() {
     open.addEventListener("click", () => openChat(c.id));
     const rename = el("button", "icon small", "✎");
     rename.type = "button";
-    rename.setAttribute("aria-label", `Rename ${c.title}`);
+    rename.setAttribute("aria-label", t("rename", { title: c.title }));
     rename.addEventListener("click", async () => {
-      const title = prompt("New title", c.title);
+      const title = prompt(t("new_title"), c.title);
       if (title && title.trim()) {
         await api(`/api/chats/${c.id}`, {
           method: "PATCH",
@@ -660,16 +658,16 @@ async function loadChats() {
     });
     const del = el("button", "icon small", "✕");
     del.type = "button";
-    del.setAttribute("aria-label", `Delete ${c.title}`);
+    del.setAttribute("aria-label", t("delete", { title: c.title }));
     del.addEventListener("click", async () => {
-      if (!confirm(`Delete the chat “${c.title}”?`)) return;
+      if (!confirm(t("confirm_delete", { title: c.title }))) return;
       await api(`/api/chats/${c.id}`, { method: "DELETE" }).catch((e) => alert(e.message));
       if (c.id === state.chatId) newChat();
       loadChats();
     });
     const exp = el("a", "icon small", "⤓");
     exp.href = `/api/chats/${c.id}/export`;
-    exp.setAttribute("aria-label", `Export ${c.title} as Markdown`);
+    exp.setAttribute("aria-label", t("export", { title: c.title }));
     li.append(open, rename, del, exp);
     list.append(li);
   }
@@ -692,7 +690,7 @@ async function openChat(id) {
       a.set(m.content);
       a.setSources(m.sources && m.sources.citations ? m.sources : null);
       if (m.sources) lastSources = m.sources;
-      a.meta(m.stopped ? "stopped" : statsLine(m.stats));
+      a.meta(m.stopped ? t("stopped") : statsLine(m.stats));
     }
   }
   showSources(lastSources);
@@ -705,7 +703,7 @@ function newChat() {
   stop();
   state.chatId = null;
   state.lastQuestion = null;
-  $("chat-title").textContent = "New chat";
+  $("chat-title").textContent = t("new_chat");
   $("messages").replaceChildren();
   showSources(null);
   loadChats();
@@ -719,7 +717,7 @@ async function loadCollections() {
   try {
     [data, status] = await Promise.all([api("/api/collections"), api("/api/status")]);
   } catch {
-    $("progress").textContent = "server unreachable";
+    $("progress").textContent = t("unreachable");
     return;
   }
   state.collections = data.collections;
@@ -742,15 +740,16 @@ async function loadCollections() {
     });
     const label = el("label", null, c.name);
     label.htmlFor = id;
-    const counts = el("span", "counts", `${c.indexed} indexed${c.pending ? ` · ${c.pending} pending` : ""}${c.failed ? ` · ${c.failed} failed` : ""}${c.paused ? " · paused" : ""}`);
+    const counts = el("span", "counts", t("n_indexed", { n: num(c.indexed) }) + (c.pending ? t("n_pending", { n: num(c.pending) }) : "") +
+      (c.failed ? t("n_failed", { n: num(c.failed) }) : "") + (c.paused ? t("paused") : ""));
     li.append(box, label);
     if (!c.watched) li.append(el("span"));
     if (c.watched) {
       const rm = el("button", "icon small", "×");
       rm.type = "button";
-      rm.setAttribute("aria-label", `Stop watching ${c.name}`);
+      rm.setAttribute("aria-label", t("stop_watching", { name: c.name }));
       rm.addEventListener("click", async () => {
-        if (!confirm(`Stop watching ${c.path}? Its documents stay searchable until forgotten.`)) return;
+        if (!confirm(t("confirm_unwatch", { path: c.path }))) return;
         await api(`/api/collections/${encodeURIComponent(c.name)}`, { method: "DELETE" }).catch((e) => alert(e.message));
         loadCollections();
       });
@@ -760,9 +759,9 @@ async function loadCollections() {
     const failed = status.documents.filter((d) => d.collection === c.name && d.state === "failed");
     if (failed.length) {
       const det = el("details", "failed");
-      det.append(el("summary", null, `${failed.length} could not be read`));
+      det.append(el("summary", null, t("n_unreadable", { n: failed.length })));
       const ul = el("ul");
-      for (const d of failed) ul.append(el("li", null, `${d.path}: ${d.error || "unknown reason"}`));
+      for (const d of failed) ul.append(el("li", null, `${d.path}: ${d.error || t("unknown_reason")}`));
       det.append(ul);
       li.append(det);
     }
@@ -773,15 +772,14 @@ async function loadCollections() {
   const alert = $("write-error");
   alert.hidden = !status.write_error;
   alert.textContent = status.write_error
-    ? `${status.write_error.message} (${status.write_error.waiting} waiting)`
+    ? t("write_waiting", { message: status.write_error.message, n: status.write_error.waiting })
     : "";
   // Folders or files that cannot be reached now: their documents are kept.
   const away = status.unavailable || [];
   const note = $("unavailable");
   note.hidden = away.length === 0;
   note.textContent = away.length
-    ? `Cannot reach ${away.map((u) => `${u.path} (${u.reason})`).join(", ")}: ` +
-      "its documents are kept, and docchat looks again every 30 s."
+    ? t("cannot_reach", { list: away.map((u) => `${u.path} (${u.reason})`).join(", ") })
     : "";
 }
 
@@ -789,12 +787,12 @@ function showProgress(p) {
   if (!p) return;
   const parts = [];
   if (p.queued > 0 || p.done < p.total) {
-    parts.push(`indexing ${p.done}/${p.total}`);
-    if (p.chunks_per_s) parts.push(`${p.chunks_per_s.toFixed(1)} chunks/s`);
-    if (p.eta_s) parts.push(`about ${Math.ceil(p.eta_s)} s left`);
+    parts.push(t("indexing", { done: num(p.done), total: num(p.total) }));
+    if (p.chunks_per_s) parts.push(t("chunks_s", { r: num(p.chunks_per_s, 1) }));
+    if (p.eta_s) parts.push(t("left_s", { s: num(Math.ceil(p.eta_s)) }));
   }
-  if (p.ocr) parts.push(`OCR ${p.ocr.path}: page ${Math.min(p.ocr.done + 1, p.ocr.total)} of ${p.ocr.total}`);
-  if (p.paused && p.paused.length) parts.push(`paused: ${p.paused.join(", ")}`);
+  if (p.ocr) parts.push(t("ocr_progress", { path: p.ocr.path, p: Math.min(p.ocr.done + 1, p.ocr.total), total: p.ocr.total }));
+  if (p.paused && p.paused.length) parts.push(t("paused_list", { list: p.paused.join(", ") }));
   $("progress").textContent = parts.join(" · ");
 }
 
@@ -825,7 +823,7 @@ $("add-folder").addEventListener("submit", async (ev) => {
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ path }),
     });
-    msg.textContent = `Watching ${r.path} as “${r.name}”.`;
+    msg.textContent = t("watching_as", { path: r.path, name: r.name });
     $("folder-path").value = "";
     loadCollections();
   } catch (e) {
@@ -850,17 +848,20 @@ async function uploadFiles(files) {
   msg.className = "message";
   if (!target) {
     msg.className = "message error";
-    msg.textContent = "Watch a folder first: files are added to a collection's folder.";
+    msg.textContent = t("watch_first");
     return;
   }
   const lines = [];
+  let failed = false;
   for (const f of files) {
     if (!READABLE.test(f.name)) {
-      lines.push(`${f.name}: docchat reads PDF, Word (.docx), OpenDocument text (.odt), PowerPoint (.pptx), spreadsheets (.xlsx, .xls, .xlsb, .ods), EPUB, text, Markdown and HTML files, and images (.png, .jpg, .tiff) by OCR`);
+      lines.push(t("unreadable_kind", { name: f.name }));
+      failed = true;
       continue;
     }
     if (f.size > state.maxUpload) {
-      lines.push(`${f.name}: larger than the limit of ${Math.round(state.maxUpload / 1048576)} MB`);
+      lines.push(t("too_large", { name: f.name, mb: num(Math.round(state.maxUpload / 1048576)) }));
+      failed = true;
       continue;
     }
     try {
@@ -869,13 +870,14 @@ async function uploadFiles(files) {
         headers: { "Content-Type": "application/octet-stream" },
         body: f,
       });
-      lines.push(`${r.path}: added to ${target}, indexing…`);
+      lines.push(t("added_to", { path: r.path, target }));
     } catch (e) {
       lines.push(`${f.name}: ${e.message}`);
+      failed = true;
     }
   }
   msg.textContent = lines.join("\n");
-  if (lines.some((l) => !l.includes("indexing"))) msg.className = "message error";
+  if (failed) msg.className = "message error";
   loadCollections();
 }
 
@@ -883,7 +885,7 @@ let dragDepth = 0;
 window.addEventListener("dragenter", (e) => {
   if (!e.dataTransfer || ![...e.dataTransfer.types].includes("Files")) return;
   dragDepth++;
-  $("drop-target").textContent = uploadTarget() || "(no watched folder)";
+  $("drop-target").textContent = uploadTarget() || t("no_watched");
   $("drop").hidden = false;
 });
 window.addEventListener("dragleave", () => {
@@ -906,7 +908,7 @@ $("file-input").addEventListener("change", () => {
 // ---------------------------------------------------------------- settings
 
 function mib(bytes) {
-  return bytes >= 10 * 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${Math.ceil(bytes / 2 ** 20)} MiB`;
+  return bytes >= 10 * 2 ** 30 ? `${num(bytes / 2 ** 30, 1)} GiB` : `${num(Math.ceil(bytes / 2 ** 20))} MiB`;
 }
 
 // The server's answer settings are the starting values, taken once: a later refresh of
@@ -922,27 +924,27 @@ async function loadModels() {
     state.settings.max_tokens = m.settings.max_tokens;
   }
   if (m.settings.max_upload_bytes) state.maxUpload = m.settings.max_upload_bytes;
-  $("in-use").textContent = `In use: ${m.in_use.chat} (context ${m.in_use.context_size} tokens) and ${m.in_use.embedding} for search.`;
+  $("in-use").textContent = t("in_use", { chat: m.in_use.chat, ctx: num(m.in_use.context_size), emb: m.in_use.embedding });
   const body = $("model-table").querySelector("tbody");
   body.replaceChildren();
   const row = (name, kind, size, need, fit, inUse, use) => {
     const tr = el("tr", inUse ? "in-use" : "");
-    const nameCell = el("td", null, name + (inUse ? " (in use)" : ""));
+    const nameCell = el("td", null, name + (inUse ? t("in_use_mark") : ""));
     if (use) {
-      const b = el("button", "small use", "Use");
+      const b = el("button", "small use", t("use"));
       b.type = "button";
-      b.setAttribute("aria-label", `Answer with ${name}`);
+      b.setAttribute("aria-label", t("answer_with", { name }));
       b.addEventListener("click", async () => {
         b.disabled = true;
         $("model-message").className = "message";
-        $("model-message").textContent = `Loading ${name}…`;
+        $("model-message").textContent = t("loading", { name });
         try {
           const r = await api("/api/models/use", {
             method: "POST",
             headers: { "Content-Type": "application/json" },
             body: JSON.stringify({ model: use }),
           });
-          $("model-message").textContent = `Answers now come from ${r.chat} (for this run; docchat models use ${use} keeps it).`;
+          $("model-message").textContent = t("now_from", { chat: r.chat, use });
           loadModels();
         } catch (e) {
           $("model-message").className = "message error";
@@ -952,7 +954,7 @@ async function loadModels() {
       });
       nameCell.append(" ", b);
     }
-    tr.append(nameCell, el("td", null, kind), el("td", null, size), el("td", null, need), el("td", `fit ${(fit || "").replace(/ /g, "-")}`, fit || "?"));
+    tr.append(nameCell, el("td", null, kind), el("td", null, size), el("td", null, need), el("td", `fit ${(fit || "").replace(/ /g, "-")}`, fit ? t(`fit_${fit.replace(/ /g, "_")}`) : "?"));
     body.append(tr);
   };
   for (const r of m.models) {
@@ -961,13 +963,13 @@ async function loadModels() {
     const stem = r.name.replace(/\.gguf$/i, "");
     const inUse = stem === (chat ? m.in_use.chat : m.in_use.embedding);
     const usable = chat && !inUse && r.fit !== "will not fit";
-    row(r.name, chat ? "chat" : "embedding", mib(r.info.file_size), r.memory ? mib(r.memory.weights + r.memory.kv_cache + r.memory.compute) : "?", r.fit, inUse, usable ? r.name : null);
+    row(r.name, t(chat ? "kind_chat" : "kind_embedding"), mib(r.info.file_size), r.memory ? mib(r.memory.weights + r.memory.kv_cache + r.memory.compute) : "?", r.fit, inUse, usable ? r.name : null);
   }
   const here = new Set(m.models.map((r) => r.name));
   for (const r of m.catalog) {
     const c = r.catalog;
-    const where = !c.repo ? "comes with docchat" : here.has(c.file) ? "downloaded" : "to download";
-    row(`${c.name} (${c.params} ${c.quant}, ${where})`, c.kind, mib(r.info.file_size), mib(r.memory.weights + r.memory.kv_cache + r.memory.compute), r.fit, false, null);
+    const where = t(!c.repo ? "with_docchat" : here.has(c.file) ? "downloaded" : "to_download");
+    row(`${c.name} (${c.params} ${c.quant}, ${where})`, t(`kind_${c.kind}`), mib(r.info.file_size), mib(r.memory.weights + r.memory.kv_cache + r.memory.compute), r.fit, false, null);
   }
 }
 
@@ -977,12 +979,12 @@ async function loadResources() {
   const dl = $("resources");
   dl.replaceChildren();
   const add = (k, v) => dl.append(el("dt", null, k), el("dd", null, v));
-  add("docchat's memory", mib(r.process.rss_bytes));
-  add("CPU", r.process.cpu_percent == null ? "measuring…" : `${r.process.cpu_percent.toFixed(0)} % of ${r.process.cores} cores`);
-  add("Machine memory free", `${mib(r.system.available)} of ${mib(r.system.total)}`);
-  add("Chat model", `${r.models.chat.id}: loaded, context ${r.models.chat.context_size}`);
-  add("Embedding model", `${r.models.embedding.id}: loaded, ${r.models.embedding.dimensions} dimensions`);
-  add("Answers running", `${r.requests.chat_in_flight} (at most ${r.requests.chat_limit} at once with the queue)`);
+  add(t("memory"), mib(r.process.rss_bytes));
+  add(t("cpu"), r.process.cpu_percent == null ? t("measuring") : t("cpu_of", { p: num(r.process.cpu_percent), cores: r.process.cores }));
+  add(t("free_memory"), t("a_of_b", { a: mib(r.system.available), b: mib(r.system.total) }));
+  add(t("chat_model"), t("chat_loaded", { id: r.models.chat.id, ctx: num(r.models.chat.context_size) }));
+  add(t("embedding_model"), t("embedding_loaded", { id: r.models.embedding.id, dims: r.models.embedding.dimensions }));
+  add(t("running"), t("running_of", { n: r.requests.chat_in_flight, limit: r.requests.chat_limit }));
 }
 
 let resourcesTimer = null;
@@ -1019,6 +1021,27 @@ $("theme").addEventListener("click", () => {
 });
 applyTheme(localStorage.getItem("docchat-theme"));
 
+// The language: as the browser's, or one chosen here (kept in this browser). The
+// page reloads in it, on the chat that was open.
+(function languageChoice() {
+  const select = $("set-lang");
+  const chosen = localStorage.getItem(LANG_KEY) || "";
+  const option = (value, label) => {
+    const o = el("option", null, label);
+    o.value = value;
+    o.selected = value === chosen;
+    select.append(o);
+  };
+  option("", t("language_auto"));
+  for (const [code, name] of Object.entries(LANGUAGES)) option(code, name);
+  select.addEventListener("change", () => {
+    if (select.value) localStorage.setItem(LANG_KEY, select.value);
+    else localStorage.removeItem(LANG_KEY);
+    if (state.chatId) sessionStorage.setItem("docchat-open-chat", state.chatId);
+    location.reload();
+  });
+})();
+
 // ---------------------------------------------------------------- layout, keys
 
 function closeSidebar() {
@@ -1035,7 +1058,7 @@ $("ask").addEventListener("submit", async (ev) => {
   const q = $("question").value.trim();
   if (!q || state.controller) return;
   if (state.searched && state.searched.size === 0) {
-    $("state").textContent = "Tick at least one collection to search.";
+    $("state").textContent = t("tick_one");
     return;
   }
   $("question").value = "";
@@ -1074,3 +1097,8 @@ loadChats();
 loadCollections();
 loadModels().catch(() => {});
 listenToIndexing();
+const reopen = sessionStorage.getItem("docchat-open-chat");
+if (reopen) {
+  sessionStorage.removeItem("docchat-open-chat");
+  openChat(reopen).catch(() => {});
+}

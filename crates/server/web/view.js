@@ -1,5 +1,6 @@
 // Shows one page of a document's extracted text with the cited passage marked and
 // scrolled into view (for documents the browser cannot show at a page, like DOCX).
+// Its words come from i18n.js (t).
 "use strict";
 
 const q = new URLSearchParams(location.search);
@@ -24,9 +25,9 @@ async function show() {
   }
   // A slide of a presentation, a chapter of a book, a page of anything else.
   const word = /\.pptx$/i.test(body.path) ? "slide" : /\.epub$/i.test(body.path) ? "chapter" : /\.(xlsx|xlsm|xlsb|xls|ods)$/i.test(body.path) ? "sheet" : "page";
-  document.title = `${body.path}, ${word} ${page} · docchat`;
+  document.title = `${body.path}, ${t(word)} ${page} · docchat`;
   document.getElementById("view-title").textContent = `${body.collection} / ${body.path}`;
-  document.getElementById("where").textContent = `${word} ${page} of ${body.pages}`;
+  document.getElementById("where").textContent = t("where_of", { word: t(word), page, pages: body.pages });
   document.getElementById("original").href = `/api/documents/${encodeURIComponent(doc)}/file`;
   link("prev", Math.max(1, page - 1));
   link("next", Math.min(body.pages, page + 1));

@@ -921,7 +921,9 @@ impl Rag {
             let prompt = generator.render_prompt(WHOLE, &user);
             coverage.windows = 1;
             return self
-                .finish(prompt, citations, opts, &coverage, started, tx, 1, kind)
+                .finish(
+                    prompt, citations, opts, &coverage, started, tx, 1, kind, None,
+                )
                 .await;
         }
 
@@ -1048,6 +1050,9 @@ impl Rag {
             let tokens = generator.count_tokens(&user);
             if tokens <= room || level >= MAX_LEVELS || groups.len() == 1 {
                 let prompt = generator.render_prompt(REDUCE, &user);
+                let tail = (matches!(kind, Kind::Summary | Kind::Outline | Kind::Timeline)
+                    && groups.len() > 1)
+                    .then(|| part_by_part(question, &groups));
                 return self
                     .finish(
                         prompt,
@@ -1058,6 +1063,7 @@ impl Rag {
                         tx,
                         windows.len(),
                         kind,
+                        tail,
                     )
                     .await;
             }
@@ -1147,11 +1153,12 @@ impl Rag {
         tx: &mpsc::Sender<AnswerEvent>,
         windows: usize,
         kind: Kind,
+        tail: Option<String>,
     ) -> Result<()> {
         if !wait_turn(&opts.read.waiting, tx).await {
             return Ok(());
         }
-        let Some((stats, answer)) = crate::answer::rag::generate(
+        let Some((stats, mut answer)) = crate::answer::rag::generate(
             Arc::clone(&self.generator),
             prompt,
             opts.params.clone(),
@@ -1161,6 +1168,12 @@ impl Rag {
         else {
             return Ok(());
         };
+        if let Some(tail) = tail {
+            if tx.send(AnswerEvent::Token(tail.clone())).await.is_err() {
+                return Ok(());
+            }
+            answer.push_str(&tail);
+        }
         let sources = Sources::map(citations, &answer);
         self.close(sources, coverage, started, tx, windows, kind, Some(stats))
             .await
@@ -1295,6 +1308,77 @@ impl Rag {
         }
         Ok(())
     }
+}
+
+/// Notes of each part a summary, an outline or a timeline gives after the model's
+/// overview (with many parts, fewer of each).
+fn part_notes(parts: usize) -> usize {
+    if parts > 8 { 2 } else { 3 }
+}
+
+/// The parts of a summary, an outline or a timeline in document order: the first
+/// notes of each, with their pages, citing the part. They follow the model's
+/// overview, which from a small model tells of the first parts only (BENCHMARKS.md,
+/// "Whole documents").
+fn part_by_part(question: &str, groups: &[Citation]) -> String {
+    let heading = if italian(question) {
+        "Parte per parte:"
+    } else {
+        "Part by part:"
+    };
+    let mut out = format!("\n\n{heading}\n");
+    for g in groups {
+        for line in g
+            .snippet
+            .lines()
+            .map(|l| l.trim().trim_start_matches("- ").trim())
+            .filter(|l| !l.is_empty())
+            .take(part_notes(groups.len()))
+        {
+            out.push_str(&format!("- {line} [{}]\n", g.n));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// Whether a question is written in Italian (by its common words).
+fn italian(question: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "il",
+        "lo",
+        "la",
+        "le",
+        "gli",
+        "di",
+        "del",
+        "della",
+        "dei",
+        "che",
+        "quali",
+        "quale",
+        "cosa",
+        "come",
+        "questo",
+        "questa",
+        "riassumi",
+        "elenca",
+        "capitolo",
+        "pagine",
+        "documento",
+        "sono",
+        "ogni",
+        "tutti",
+        "tutte",
+    ];
+    let lower = question.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.iter().filter(|w| WORDS.contains(w)).count() * 4 >= words.len().max(1)
+        || words
+            .iter()
+            .any(|w| w.starts_with("riassum") || *w == "sintesi")
 }
 
 /// `items` in order, cut into runs whose sizes add up to at most `room` (an item
@@ -1753,5 +1837,46 @@ mod tests {
             (26..40).collect::<Vec<_>>()[..],
             "the oldest go first"
         );
+    }
+    #[test]
+    fn a_summary_of_many_parts_gives_each_part() {
+        let part = |n: usize, notes: &str| Citation {
+            n,
+            at: Location {
+                document_id: "d".into(),
+                collection: "c".into(),
+                path: "manual.pdf".into(),
+                page_start: n as u32 * 4 - 3,
+                page_end: n as u32 * 4,
+                byte_start: 0,
+                byte_end: 0,
+                match_start: 0,
+                match_end: 0,
+            },
+            snippet: notes.into(),
+            score: 0.0,
+            cited: false,
+            supported: None,
+            found: false,
+            ocr: false,
+        };
+        let groups = [
+            part(
+                1,
+                "- SEXPs are nodes (p. 2)\n- A header of 64 bits (p. 3)\n- x (p. 3)\n- y (p. 4)",
+            ),
+            part(2, "- Environments hold frames (p. 6)"),
+        ];
+        let tail = part_by_part("Summarize chapter 1", &groups);
+        assert_eq!(
+            tail,
+            "\n\nPart by part:\n- SEXPs are nodes (p. 2) [1]\n- A header of 64 bits (p. 3) [1]\n\
+             - x (p. 3) [1]\n- Environments hold frames (p. 6) [2]"
+        );
+        assert!(
+            part_by_part("Riassumi il capitolo 1", &groups).starts_with("\n\nParte per parte:")
+        );
+        assert!(italian("Quali sono le opzioni del comando?"));
+        assert!(!italian("What are the options of the command?"));
     }
 }

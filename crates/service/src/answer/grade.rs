@@ -20,8 +20,13 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 /// Words with which an answer says that the documents do not answer the question.
-const NOT_IN_DOCUMENTS: [&str; 11] = [
+const NOT_IN_DOCUMENTS: [&str; 16] = [
     "do not seem to contain",
+    "non sembrano contenere",
+    "non contengono",
+    "non dicono",
+    "non menzion",
+    "nessuna informazione",
     "do not say",
     "does not say",
     "don't say",

@@ -7,6 +7,7 @@ pub mod explain;
 pub mod focus;
 pub mod grade;
 pub mod history;
+pub mod lang;
 pub mod part;
 pub mod rag;
 pub mod read;

@@ -203,6 +203,10 @@ impl Default for AskOptions {
 pub const NOTHING_CLOSE: &str =
     "The documents do not seem to contain this: nothing in them is close to the question.";
 
+/// [`NOTHING_CLOSE`] in Italian.
+pub const NOTHING_CLOSE_IT: &str = "I documenti non sembrano contenere questa informazione: \
+nulla in essi è vicino alla domanda.";
+
 impl Rag {
     /// Answers `question` (a follow-up of `history` when that is not empty), sending
     /// events to `tx` until done; stops early when the receiver is dropped.
@@ -271,7 +275,8 @@ impl Rag {
             && !asks_about_the_documents(&question)
         {
             tracing::info!(nearest, min = opts.min_similarity, "nothing close");
-            return nothing_close(&trace.passages, started, tx).await;
+            let lang = crate::answer::lang::of(&question);
+            return nothing_close(&trace.passages, lang, started, tx).await;
         }
         let retrieved_ms = started.elapsed().as_millis();
         let mut hits = trace.passages;
@@ -355,20 +360,32 @@ pub fn asks_about_the_documents(question: &str) -> bool {
 /// naming the nearest passages (the sources, none of them cited).
 async fn nothing_close(
     nearest: &[Passage],
+    lang: crate::answer::lang::Lang,
     started: std::time::Instant,
     tx: &mpsc::Sender<AnswerEvent>,
 ) -> Result<()> {
-    let mut text = NOTHING_CLOSE.to_string();
+    use crate::answer::lang::{Lang, pages};
+    let mut text = match lang {
+        Lang::English => NOTHING_CLOSE,
+        Lang::Italian => NOTHING_CLOSE_IT,
+    }
+    .to_string();
     if !nearest.is_empty() {
         let places: Vec<String> = nearest
             .iter()
             .take(3)
-            .map(|p| format!("{} ({})", p.at.path, p.at.pages()))
+            .map(|p| format!("{} ({})", p.at.path, pages(lang, &p.at)))
             .collect();
-        text.push_str(&format!(
-            " The nearest passages, listed under Sources, are in {}.",
-            places.join(", ")
-        ));
+        text.push_str(&match lang {
+            Lang::English => format!(
+                " The nearest passages, listed under Sources, are in {}.",
+                places.join(", ")
+            ),
+            Lang::Italian => format!(
+                " I passi più vicini, elencati tra le Fonti, sono in {}.",
+                places.join(", ")
+            ),
+        });
     }
     let stats = GenerationStats {
         ttft_ms: (started.elapsed().as_millis() as u64).max(1),

@@ -11,7 +11,7 @@
 //! it comes from. The answer says how much was read.
 
 use crate::answer::rag::{AnswerEvent, AskOptions, Citation, Rag, Sources};
-use crate::answer::{check, part};
+use crate::answer::{check, lang, part};
 use anyhow::{Result, bail};
 use docchat_core::{GenerationParams, GenerationStats, Generator, Location};
 use docchat_store::{ChunkRecord, DocState, DocumentRecord, chunk_ordinal};
@@ -1321,7 +1321,7 @@ fn part_notes(parts: usize) -> usize {
 /// overview, which from a small model tells of the first parts only (BENCHMARKS.md,
 /// "Whole documents").
 fn part_by_part(question: &str, groups: &[Citation]) -> String {
-    let heading = if italian(question) {
+    let heading = if lang::of(question) == lang::Lang::Italian {
         "Parte per parte:"
     } else {
         "Part by part:"
@@ -1339,46 +1339,6 @@ fn part_by_part(question: &str, groups: &[Citation]) -> String {
         }
     }
     out.trim_end().to_string()
-}
-
-/// Whether a question is written in Italian (by its common words).
-fn italian(question: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "il",
-        "lo",
-        "la",
-        "le",
-        "gli",
-        "di",
-        "del",
-        "della",
-        "dei",
-        "che",
-        "quali",
-        "quale",
-        "cosa",
-        "come",
-        "questo",
-        "questa",
-        "riassumi",
-        "elenca",
-        "capitolo",
-        "pagine",
-        "documento",
-        "sono",
-        "ogni",
-        "tutti",
-        "tutte",
-    ];
-    let lower = question.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    words.iter().filter(|w| WORDS.contains(w)).count() * 4 >= words.len().max(1)
-        || words
-            .iter()
-            .any(|w| w.starts_with("riassum") || *w == "sintesi")
 }
 
 /// `items` in order, cut into runs whose sizes add up to at most `room` (an item
@@ -1876,7 +1836,5 @@ mod tests {
         assert!(
             part_by_part("Riassumi il capitolo 1", &groups).starts_with("\n\nParte per parte:")
         );
-        assert!(italian("Quali sono le opzioni del comando?"));
-        assert!(!italian("What are the options of the command?"));
     }
 }

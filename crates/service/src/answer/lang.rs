@@ -1,0 +1,120 @@
+//! The language of a question, for the words docchat itself writes in an answer
+//! (the model is asked to answer in the question's language by its system prompt).
+//! English and Italian: a question is taken as Italian when its common words are.
+
+/// A language docchat writes its own words in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    English,
+    Italian,
+}
+
+/// Italian words common in questions (articles, prepositions, question words) and
+/// the verbs of whole-document questions.
+const ITALIAN: &[&str] = &[
+    "il",
+    "lo",
+    "la",
+    "le",
+    "gli",
+    "di",
+    "del",
+    "della",
+    "dei",
+    "delle",
+    "che",
+    "quali",
+    "quale",
+    "cosa",
+    "come",
+    "dove",
+    "quando",
+    "perché",
+    "questo",
+    "questa",
+    "sono",
+    "è",
+    "un",
+    "una",
+    "per",
+    "con",
+    "nel",
+    "nella",
+    "si",
+    "ogni",
+    "tutti",
+    "tutte",
+    "riassumi",
+    "elenca",
+    "capitolo",
+    "pagine",
+    "documento",
+    "documenti",
+    "chi",
+    "ha",
+    "hanno",
+    "non",
+    "al",
+    "alla",
+    "dal",
+    "sul",
+    "quanto",
+    "quanti",
+    "quante",
+    "qual",
+];
+
+/// The language `question` is written in.
+pub fn of(question: &str) -> Lang {
+    let lower = question.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let italian = words.iter().filter(|w| ITALIAN.contains(w)).count();
+    if italian * 4 >= words.len().max(1)
+        || words
+            .iter()
+            .any(|w| w.starts_with("riassum") || *w == "sintesi")
+    {
+        Lang::Italian
+    } else {
+        Lang::English
+    }
+}
+
+/// "page 3", "pagine 3-5": a place in a document in `lang`.
+pub fn pages(lang: Lang, at: &docchat_core::Location) -> String {
+    match lang {
+        Lang::English => at.pages(),
+        Lang::Italian if at.page_start == at.page_end => format!("pagina {}", at.page_start),
+        Lang::Italian => format!("pagine {}-{}", at.page_start, at.page_end),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn questions_in_italian_and_english() {
+        for q in [
+            "Quali sono le opzioni del comando?",
+            "Come si installa il pacchetto?",
+            "Riassumi questo documento",
+            "Perché l'archivio testing è poco utile?",
+            "Chi ha vinto i Mondiali di calcio del 2018?",
+        ] {
+            assert_eq!(of(q), Lang::Italian, "{q}");
+        }
+        for q in [
+            "What are the options of the command?",
+            "How do I install the package?",
+            "Summarize this document",
+            "Which DESCRIPTION field declares LinkingTo?",
+            "Can I use it?",
+        ] {
+            assert_eq!(of(q), Lang::English, "{q}");
+        }
+    }
+}

@@ -64,7 +64,15 @@ const ITALIAN: &[&str] = &[
     "qual",
 ];
 
-/// The language `question` is written in.
+/// English words common in questions, against which the Italian ones are counted.
+const ENGLISH: &[&str] = &[
+    "the", "a", "an", "of", "to", "in", "is", "are", "what", "which", "how", "does", "do", "for",
+    "with", "on", "and", "or", "this", "that", "from", "by", "be", "can", "i", "my", "it", "who",
+    "when", "where", "why",
+];
+
+/// The language `question` is written in: Italian when its common Italian words
+/// outnumber its common English ones (two at least), or make a quarter of it.
 pub fn of(question: &str) -> Lang {
     let lower = question.to_lowercase();
     let words: Vec<&str> = lower
@@ -72,7 +80,9 @@ pub fn of(question: &str) -> Lang {
         .filter(|w| !w.is_empty())
         .collect();
     let italian = words.iter().filter(|w| ITALIAN.contains(w)).count();
-    if italian * 4 >= words.len().max(1)
+    let english = words.iter().filter(|w| ENGLISH.contains(w)).count();
+    if (italian >= 2 && italian > english)
+        || italian * 4 >= words.len().max(1)
         || words
             .iter()
             .any(|w| w.starts_with("riassum") || *w == "sintesi")
@@ -104,6 +114,9 @@ mod tests {
             "Riassumi questo documento",
             "Perché l'archivio testing è poco utile?",
             "Chi ha vinto i Mondiali di calcio del 2018?",
+            "Cosa si scrive in limits.conf per permettere i file core dump senza limiti?",
+            "Quale programma crea la directory debian a partire dall'archivio dei sorgenti \
+             originali gentoo-0.9.12.tar.gz?",
         ] {
             assert_eq!(of(q), Lang::Italian, "{q}");
         }

@@ -19,6 +19,9 @@ phase() { # name: prints the time since the previous phase ended
 }
 
 bash "$here/setup.sh"
+# The Italian manuals of the Italian question set (tests/retrieval.rs).
+DOCCHAT_CORPUS_IT="$(bash "$here/corpus-it.sh")"
+export DOCCHAT_CORPUS_IT
 phase setup
 bash "$here/build.sh" "${timings[@]}"
 phase build

@@ -381,13 +381,7 @@ struct Window {
 fn plan_windows(pieces: &[Piece], budget: usize) -> Vec<Window> {
     let budget = budget.max(1);
     let mut windows = Vec::new();
-    let mut start = 0;
-    while start < pieces.len() {
-        let doc = pieces[start].doc;
-        let end = pieces[start..]
-            .iter()
-            .position(|p| p.doc != doc)
-            .map_or(pieces.len(), |n| start + n);
+    for std::ops::Range { start, end } in doc_runs(pieces) {
         let doc_pieces = &pieces[start..end];
         let mut per_page: BTreeMap<u32, usize> = BTreeMap::new();
         for p in doc_pieces {
@@ -417,9 +411,19 @@ fn plan_windows(pieces: &[Piece], budget: usize) -> Vec<Window> {
             windows.push(Window { pieces: i..j });
             i = j;
         }
-        start = end;
     }
     windows
+}
+
+/// The runs of `pieces` that belong to one document each, in order.
+fn doc_runs(pieces: &[Piece]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for run in pieces.chunk_by(|a, b| a.doc == b.doc) {
+        out.push(start..start + run.len());
+        start += run.len();
+    }
+    out
 }
 
 /// The text of a window, its pages labelled.
@@ -1451,14 +1455,9 @@ fn cut_part(
 ) -> (Vec<Piece>, Vec<Option<(u32, u32)>>) {
     let mut out = Vec::new();
     let mut ranges = vec![None; docs];
-    let mut start = 0;
-    while start < pieces.len() {
-        let doc = pieces[start].doc;
-        let end = pieces[start..]
-            .iter()
-            .position(|p| p.doc != doc)
-            .map_or(pieces.len(), |n| start + n);
-        let these = &pieces[start..end];
+    for run in doc_runs(&pieces) {
+        let these = &pieces[run];
+        let doc = these[0].doc;
         let texts: Vec<(u32, &str)> = these.iter().map(|p| (p.page, p.text.as_str())).collect();
         if let Some(span) = part::locate(part, &texts) {
             let line = |(i, b): (usize, usize)| {
@@ -1492,7 +1491,6 @@ fn cut_part(
                 ranges[doc] = Some((a, b));
             }
         }
-        start = end;
     }
     (out, ranges)
 }

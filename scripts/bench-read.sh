@@ -12,24 +12,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$here/env.sh"
-manual="$(cd "$here/../.." && pwd)/shared/corpus/manuals/R-ints.pdf"
-docchat="${DOCCHAT_BIN:-$CARGO_TARGET_DIR/debug/docchat}"
-[ -x "$docchat" ] || (cd "$here/.." && cargo build --offline -p docchat -p docchat-bench)
-
-if [ -n "${KEEP:-}" ]; then
-    work="$KEEP"
-    rm -rf "$work"
-    mkdir -p "$work"
-else
-    work="$(mktemp -d)"
-    trap 'rm -rf "$work"' EXIT
-fi
-mkdir -p "$work/docs"
-cp "$manual" "$work/docs/"
-export DOCCHAT_DATA_DIR="$work/data"
-[ $# -gt 0 ] && export DOCCHAT_CHAT_MODEL="$1"
-"$docchat" index "$work/docs" >/dev/null
+source "$here/bench-r-ints.sh"
 question="List every environment variable this manual mentions"
 
 for run in first second; do

@@ -26,7 +26,15 @@ for entry in "${files[@]}"; do
   fi
   echo "corpus-it: fetching $package $version from Debian" >&2
   tmp="$(mktemp -d)"
-  (cd "$tmp" && apt-get download -q "$package=$version" >/dev/null 2>&1) || {
+  # The package lists may be missing or stale on a machine whose system packages
+  # were all there already: refresh them once and try again.
+  download() { (cd "$tmp" && apt-get download -q "$package=$version" >/dev/null 2>&1); }
+  download || {
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq >/dev/null 2>&1 || true
+    download
+  } || {
     echo "corpus-it: cannot download $package=$version (apt-get download; is the Debian archive reachable?)" >&2
     rm -rf "$tmp"
     exit 1

@@ -19,9 +19,14 @@ fn recall_at_5(report: &Value, mode: &str, level: &str) -> f64 {
 /// "Nothing close").
 const MIN_UNANSWERABLE_REFUSED: f64 = 0.75;
 
-/// Page recall@5 of hybrid search on the Italian set, the target of the language
-/// work (measured: 0.923; BENCHMARKS.md, "Questions in Italian").
-const MIN_ITALIAN_HYBRID_PAGE: f64 = 0.85;
+/// Page recall@5 of hybrid search on the Italian set, above the target of the
+/// language work (0.85; measured 0.962, 0.923 when every text was analysed as
+/// English; BENCHMARKS.md, "Questions in Italian").
+const MIN_ITALIAN_HYBRID_PAGE: f64 = 0.9;
+
+/// Page recall@5 of keyword search on the Italian set: with Italian stemming and
+/// stop words it finds every page (1.0; 0.962 with English analysis).
+const MIN_ITALIAN_KEYWORD_PAGE: f64 = 0.98;
 
 #[test]
 fn questions_in_italian_find_their_page_in_italian_manuals() {
@@ -68,7 +73,38 @@ fn questions_in_italian_find_their_page_in_italian_manuals() {
         hybrid >= MIN_ITALIAN_HYBRID_PAGE && hybrid > vector,
         "page recall@5: hybrid {hybrid}, vector {vector}, keyword {keyword}"
     );
+    assert!(
+        keyword >= MIN_ITALIAN_KEYWORD_PAGE,
+        "page recall@5: keyword {keyword}"
+    );
     assert_eq!(recall_at_5(&report, "hybrid", "file"), 1.0, "{report:#}");
+
+    // The explanation says how the question was read: Italian words, Italian stems.
+    let out = run(
+        &data,
+        &[
+            "search",
+            "--explain",
+            "--json",
+            "Quali file crea dh_make nella directory debian dei pacchetti?",
+        ],
+    );
+    let explained: Value = serde_json::from_str(&out).unwrap();
+    let keywords = &explained["explain"]["keywords"];
+    assert_eq!(keywords["langs"], serde_json::json!(["it"]), "{keywords}");
+    assert_eq!(keywords["told"], true, "{keywords}");
+    let words: Vec<&str> = keywords["words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    // "pacchetti" is stemmed as Italian; "quali", "nella", "dei" are stop words.
+    assert!(words.contains(&"pacchett"), "{words:?}");
+    assert!(
+        !words.iter().any(|w| ["quali", "nella", "dei"].contains(w)),
+        "{words:?}"
+    );
 }
 
 #[test]

@@ -277,6 +277,13 @@ async function explainSearch() {
       t("nearest", { s: num(x.nearest_similarity, 3), op: close ? "≥" : "<", min: num(x.min_similarity, 2) }) +
       t(close ? "model_asked" : x.about_the_documents ? "about_whole" : "nothing_close")));
   }
+  if (x.keywords) {
+    const names = new Intl.DisplayNames([LANG], { type: "language" });
+    const langs = x.keywords.langs.map((c) => names.of(c)).join(", ");
+    const p = el("p", "hint", t(x.keywords.told ? "keywords_as" : "keywords_guess", { langs, words: "" }));
+    p.append(el("code", null, x.keywords.words.join(" ") || t("keywords_none")));
+    parts.push(p);
+  }
   const rank = (list) => new Map(list.map((h) => [h.chunk_id, h.rank]));
   const v = rank(x.vector);
   const k = rank(x.keyword);

@@ -52,7 +52,38 @@ pub(crate) fn chunks_schema(dim: usize) -> SchemaRef {
             ),
             false,
         ),
+        Field::new("lang", DataType::Utf8, false),
+        Field::new("keywords", DataType::Utf8, false),
     ]))
+}
+
+/// The columns of the chunks table derived from `text` for the keyword index:
+/// its language (ISO 639-1 code) and its analysed words (see [`crate::keywords`]).
+pub(crate) fn keyword_fields() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("lang", DataType::Utf8, false),
+        Field::new("keywords", DataType::Utf8, false),
+    ]))
+}
+
+/// The [`keyword_fields`] of `texts` (the chunks of one document, or a run of
+/// rows), as a batch.
+pub(crate) fn keyword_batch(texts: &[&str]) -> Result<RecordBatch> {
+    let (langs, words) = keyword_columns(texts);
+    Ok(RecordBatch::try_new(keyword_fields(), vec![langs, words])?)
+}
+
+fn keyword_columns(texts: &[&str]) -> (ArrayRef, ArrayRef) {
+    let langs = crate::keywords::detect_each(texts);
+    let words: Vec<String> = texts
+        .iter()
+        .zip(&langs)
+        .map(|(t, l)| crate::keywords::keywords(t, *l))
+        .collect();
+    (
+        strings(langs.iter().map(|l| l.code())),
+        strings(words.iter().map(String::as_str)),
+    )
 }
 
 /// Dimension of the `vector` column of a chunks schema.
@@ -130,6 +161,9 @@ pub(crate) fn chunks_batch(chunks: &[ChunkRecord], dim: usize) -> Result<RecordB
         strings(chunks.iter().map(|c| c.text.as_str())),
         Arc::new(vectors),
     ];
+    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+    let (langs, words) = keyword_columns(&texts);
+    let cols = [cols, vec![langs, words]].concat();
     Ok(RecordBatch::try_new(chunks_schema(dim), cols)?)
 }
 

@@ -10,13 +10,14 @@
 mod arrow_rows;
 mod chats;
 mod error;
+pub mod keywords;
 mod store;
 mod types;
 
 pub use chats::{ChatRecord, ChatStore, MessageRecord};
 pub use error::{Error, Result};
 pub use store::Store;
-pub use store::{IndexReport, Integrity, SearchTuning};
+pub use store::{IndexReport, Integrity, QueryKeywords, SearchTuning};
 pub use types::{
     ChunkRecord, DocState, DocumentRecord, SearchFilter, SearchHit, chunk_id, chunk_ordinal,
     file_of, stored_path,

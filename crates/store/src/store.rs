@@ -1,8 +1,9 @@
 use crate::arrow_rows::{
     Columns, chunks_batch, chunks_schema, documents_batch, documents_from, documents_schema,
-    hits_from, vector_dim,
+    hits_from, keyword_batch, keyword_fields, vector_dim,
 };
 use crate::arrow_rows::{chunks_from, hits_from_plain};
+use crate::keywords::{self, Language};
 use crate::{ChunkRecord, DocState, DocumentRecord, Error, Result, SearchFilter, SearchHit};
 use arrow_array::{RecordBatch, RecordBatchIterator};
 use futures::TryStreamExt;
@@ -95,7 +96,11 @@ impl Store {
         let names = db.table_names().execute().await?;
         let documents = open_or_create(&db, &names, DOCUMENTS, documents_schema()).await?;
         let chunks = open_or_create(&db, &names, CHUNKS, chunks_schema(dim)).await?;
-        let schema = chunks.schema().await?;
+        let mut schema = chunks.schema().await?;
+        if schema.field_with_name("keywords").is_err() {
+            add_keyword_columns(&chunks).await?;
+            schema = chunks.schema().await?;
+        }
         let found = vector_dim(&schema).unwrap_or(0);
         if found != dim {
             return Err(Error::DimensionMismatch {
@@ -200,6 +205,7 @@ impl Store {
         self.chunks
             .delete(&format!("document_id = {}", quote(id)))
             .await?;
+        self.chunks_changed();
         Ok(())
     }
 
@@ -262,6 +268,7 @@ impl Store {
         if !chunks.is_empty() {
             let batch = chunks_batch(chunks, self.dim)?;
             self.chunks.add(batch).execute().await?;
+            self.chunks_changed();
         }
         Ok(())
     }
@@ -358,6 +365,7 @@ impl Store {
         }
         if chunks > 0 {
             self.chunks.delete(&filter).await?;
+            self.chunks_changed();
         }
         Ok((docs, chunks))
     }
@@ -387,6 +395,7 @@ impl Store {
             let filter = format!("document_id = {}", quote(&id));
             removed += self.chunks.count_rows(Some(filter.clone())).await?;
             self.chunks.delete(&filter).await?;
+            self.chunks_changed();
         }
         Ok(removed)
     }
@@ -423,18 +432,33 @@ impl Store {
     }
 
     /// The `k` chunks that best match `query` by BM25 over their words (stemmed,
-    /// stop words removed), best first. Rows written since the full-text index was
-    /// last updated are searched too.
+    /// stop words removed, each chunk in its own language), best first. Rows
+    /// written since the full-text index was last updated are searched too.
     pub async fn keyword_search(
         &self,
         query: &str,
         k: usize,
         filter: &SearchFilter,
     ) -> Result<Vec<SearchHit>> {
-        if query.trim().is_empty() || !self.ensure_fts_index().await? {
+        let words = self.query_keywords(query).await?;
+        self.keyword_search_words(&words, k, filter).await
+    }
+
+    /// [`Store::keyword_search`] for a question already analysed
+    /// ([`Store::query_keywords`]).
+    pub async fn keyword_search_words(
+        &self,
+        words: &QueryKeywords,
+        k: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<SearchHit>> {
+        if words.words.is_empty() || !self.ensure_fts_index().await? {
             return Ok(Vec::new());
         }
-        let fts = FullTextSearchQuery::new(query.to_string()).limit(Some(k.max(1) as i64));
+        let fts = FullTextSearchQuery::new(words.words.join(" "))
+            .with_column("keywords".to_string())
+            .map_err(lancedb::Error::from)?
+            .limit(Some(k.max(1) as i64));
         let mut q = self
             .chunks
             .query()
@@ -451,6 +475,69 @@ impl Store {
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         Ok(hits)
+    }
+
+    /// How `query` is analysed for the keyword index: in its own language when its
+    /// words tell one, else in each language the index holds (its words then match
+    /// chunks of any of them).
+    pub async fn query_keywords(&self, query: &str) -> Result<QueryKeywords> {
+        let (langs, told) = match keywords::detect(query) {
+            Some(lang) => (vec![lang], true),
+            None => {
+                let mut langs: Vec<Language> = self
+                    .languages()
+                    .await?
+                    .into_iter()
+                    .map(|(l, _)| l)
+                    .collect();
+                if langs.is_empty() {
+                    langs.push(Language::English);
+                }
+                (langs, false)
+            }
+        };
+        let mut words: Vec<String> = Vec::new();
+        for lang in &langs {
+            for w in keywords::analyse(query, *lang) {
+                if !words.contains(&w) {
+                    words.push(w);
+                }
+            }
+        }
+        Ok(QueryKeywords { langs, told, words })
+    }
+
+    /// The languages of the indexed chunks, with how many chunks each, most first.
+    pub async fn languages(&self) -> Result<Vec<(Language, usize)>> {
+        if let Some(langs) = self.indexes.languages.lock().expect("poisoned").clone() {
+            return Ok(langs);
+        }
+        let batches = collect(
+            self.chunks
+                .query()
+                .select(Select::columns(&["lang"]))
+                .execute()
+                .await?,
+        )
+        .await?;
+        let mut counts: HashMap<Language, usize> = HashMap::new();
+        for b in &batches {
+            let codes = Columns::new(b, CHUNKS).str("lang")?;
+            for code in codes.iter().flatten() {
+                if let Some(lang) = Language::from_code(code) {
+                    *counts.entry(lang).or_default() += 1;
+                }
+            }
+        }
+        let mut langs: Vec<(Language, usize)> = counts.into_iter().collect();
+        langs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        *self.indexes.languages.lock().expect("poisoned") = Some(langs.clone());
+        Ok(langs)
+    }
+
+    /// Forgets the cached [`Store::languages`] after a write.
+    fn chunks_changed(&self) {
+        *self.indexes.languages.lock().expect("poisoned") = None;
     }
 
     /// Chunks by id (for neighbour expansion), with score 0; missing ids are
@@ -480,12 +567,23 @@ impl Store {
         if self.indexes.fts.load(Ordering::Acquire) {
             return Ok(true);
         }
+        if self.has_index(OLD_FTS_INDEX).await? {
+            self.chunks.drop_index(OLD_FTS_INDEX).await?;
+        }
         if !self.has_index(FTS_INDEX).await? {
             if self.chunks.count_rows(None).await? == 0 {
                 return Ok(false);
             }
+            // The words are analysed already, each chunk in its language: the
+            // index only splits them.
+            let params =
+                FtsIndexBuilder::new("whitespace".to_string(), lance_tokenizer::Language::English)
+                    .lower_case(false)
+                    .stem(false)
+                    .remove_stop_words(false)
+                    .ascii_folding(false);
             self.chunks
-                .create_index(&["text"], Index::FTS(FtsIndexBuilder::default()))
+                .create_index(&["keywords"], Index::FTS(params))
                 .name(FTS_INDEX.to_string())
                 .execute()
                 .await?;
@@ -594,6 +692,7 @@ impl Store {
         if !chunks.is_empty() {
             let batch = chunks_batch(chunks, self.dim)?;
             self.chunks.add(batch).execute().await?;
+            self.chunks_changed();
         }
         Ok(())
     }
@@ -635,7 +734,10 @@ impl Store {
 }
 
 /// Index names.
-const FTS_INDEX: &str = "text_fts";
+const FTS_INDEX: &str = "keywords_fts";
+/// The full-text index of stores made before chunks had `keywords`: over `text`,
+/// analysed as English.
+const OLD_FTS_INDEX: &str = "text_fts";
 const VECTOR_INDEX: &str = "vector_ann";
 
 /// How searches use the indexes.
@@ -697,6 +799,52 @@ pub struct IndexReport {
 struct Indexes {
     fts: AtomicBool,
     building: tokio::sync::Mutex<()>,
+    languages: std::sync::Mutex<Option<Vec<(Language, usize)>>>,
+}
+
+/// A question as the keyword index reads it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueryKeywords {
+    /// The languages it was analysed in.
+    pub langs: Vec<Language>,
+    /// Whether its language was told from its words (else it was analysed in
+    /// each language of the index).
+    pub told: bool,
+    /// Its analysed words, in order, each once.
+    pub words: Vec<String>,
+}
+
+/// Adds `lang` and `keywords` to a chunks table made before they existed, from
+/// each row's text, in one commit; the full-text index over `text` is replaced
+/// on its next use ([`Store::keyword_search`], [`Store::optimize`]).
+async fn add_keyword_columns(chunks: &Table) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mapper = |batch: &RecordBatch| {
+        let texts = Columns::new(batch, CHUNKS)
+            .str("text")
+            .map_err(|e| lance::Error::invalid_input(e.to_string()))?;
+        let texts: Vec<&str> = texts.iter().map(|t| t.unwrap_or("")).collect();
+        keyword_batch(&texts).map_err(|e| lance::Error::invalid_input(e.to_string()))
+    };
+    let udf = lance::dataset::BatchUDF {
+        mapper: Box::new(mapper),
+        output_schema: keyword_fields(),
+        result_checkpoint: None,
+    };
+    chunks
+        .add_columns()
+        .transform(lancedb::table::NewColumnTransform::BatchUDF(udf))
+        .read_columns(["text"])
+        .execute()
+        .await?;
+    let rows = chunks.count_rows(None).await?;
+    let ms = started.elapsed().as_millis() as u64;
+    tracing::info!(
+        rows,
+        ms,
+        "chunks analysed for the language-aware keyword index"
+    );
+    Ok(())
 }
 
 /// Escapes a literal for a SQL `LIKE` pattern (with `\` as the escape character).
@@ -862,6 +1010,115 @@ mod lance_tests {
             text: format!("text {doc} {i}"),
             vector: v.to_vec(),
         }
+    }
+
+    fn said(doc: &str, text: &str) -> ChunkRecord {
+        ChunkRecord {
+            text: text.into(),
+            ..chunk(doc, "c", 0, [1.0, 0.0, 0.0])
+        }
+    }
+
+    const ITALIAN: &str = "I pacchetti sorgenti vengono compilati dal manutentore \
+                           prima del caricamento nell'archivio.";
+    const ENGLISH: &str = "The maintainer builds the source packages before they \
+                           are uploaded to the archive.";
+    const GERMAN: &str = "Der Betreuer baut die Quellpakete, bevor sie in das \
+                          Archiv hochgeladen werden.";
+
+    #[tokio::test]
+    async fn each_chunk_is_searched_in_its_language_and_old_stores_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunks = [said("it", ITALIAN), said("en", ENGLISH), said("de", GERMAN)];
+        // A store of the previous layout: no `lang` or `keywords`, one full-text
+        // index over `text` analysed as English.
+        {
+            let db = lancedb::connect(&dir.path().to_string_lossy())
+                .execute()
+                .await
+                .unwrap();
+            let full = chunks_batch(&chunks, 3).unwrap();
+            let old = full.project(&(0..11).collect::<Vec<_>>()).unwrap();
+            let table = db
+                .create_empty_table(CHUNKS, old.schema())
+                .execute()
+                .await
+                .unwrap();
+            table.add(old).execute().await.unwrap();
+            table
+                .create_index(&["text"], Index::FTS(FtsIndexBuilder::default()))
+                .name(OLD_FTS_INDEX.to_string())
+                .execute()
+                .await
+                .unwrap();
+            // There, an Italian question misses its Italian passage: English
+            // stemming leaves "pacchetto" and "pacchetti" apart.
+            let q = FullTextSearchQuery::new("Chi compila un pacchetto sorgente?".into());
+            let found = collect(
+                table
+                    .query()
+                    .full_text_search(q)
+                    .select(Select::columns(&["id"]))
+                    .execute()
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(found.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+        }
+        let store = Store::open(dir.path(), 3).await.unwrap();
+        let schema = store.chunks.schema().await.unwrap();
+        assert!(schema.field_with_name("keywords").is_ok());
+        assert_eq!(store.count_chunks(None).await.unwrap(), 3);
+        let mut langs = store.languages().await.unwrap();
+        langs.sort();
+        assert_eq!(
+            langs,
+            vec![
+                (Language::English, 1),
+                (Language::German, 1),
+                (Language::Italian, 1)
+            ]
+        );
+
+        let all = SearchFilter::default();
+        let top = |hits: Vec<SearchHit>| hits.first().map(|h| h.at.document_id.clone());
+        for (question, doc) in [
+            ("Chi compila un pacchetto sorgente?", "it"),
+            ("Who builds a source package?", "en"),
+            ("Wer baut ein Quellpaket für das Archiv?", "de"),
+        ] {
+            let hits = store.keyword_search(question, 3, &all).await.unwrap();
+            assert_eq!(top(hits), Some(doc.to_string()), "{question}");
+        }
+        assert!(!store.has_index(OLD_FTS_INDEX).await.unwrap());
+        assert!(store.has_index(FTS_INDEX).await.unwrap());
+
+        // Too short to tell: analysed in each language of the index.
+        let short = store.query_keywords("Quellpakete").await.unwrap();
+        assert!(!short.told);
+        assert_eq!(short.langs.len(), 3);
+        let hits = store.keyword_search("Quellpakete", 3, &all).await.unwrap();
+        assert_eq!(top(hits), Some("de".to_string()));
+
+        // Chunks written now are analysed on the way in, and the languages follow.
+        store
+            .replace_chunks(
+                "fr",
+                &[said(
+                    "fr",
+                    "Le responsable construit les paquets source avant leur envoi.",
+                )],
+            )
+            .await
+            .unwrap();
+        let hits = store
+            .keyword_search("Qui construit le paquet source ?", 3, &all)
+            .await
+            .unwrap();
+        assert_eq!(top(hits), Some("fr".to_string()));
+        assert_eq!(store.languages().await.unwrap().len(), 4);
     }
 
     #[tokio::test]

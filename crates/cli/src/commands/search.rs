@@ -45,6 +45,7 @@ pub async fn search(s: Settings, a: SearchArgs) -> Result<ExitCode> {
             out["explain"] = serde_json::json!({
                 "vector": trace.vector,
                 "keyword": trace.keyword,
+                "keywords": trace.keywords,
                 "fused": trace.fused,
                 "nearest_similarity": trace.nearest_similarity(),
                 "min_similarity": s.ask_options().min_similarity,

@@ -19,11 +19,19 @@ pub async fn status(s: Settings, a: StatusArgs) -> Result<ExitCode> {
     let docs = store.documents().await?;
     if a.json {
         let integrity = store.integrity().await?;
+        let languages: serde_json::Map<String, serde_json::Value> = store
+            .languages()
+            .await?
+            .into_iter()
+            .map(|(l, n)| (l.code().to_string(), n.into()))
+            .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "documents": docs, "integrity": integrity })
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "documents": docs,
+                "integrity": integrity,
+                "languages": languages,
+            }))?
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -36,6 +44,11 @@ pub async fn status(s: Settings, a: StatusArgs) -> Result<ExitCode> {
         count(DocState::Pending),
         store.count_chunks(None).await?
     );
+    let languages = store.languages().await?;
+    if !languages.is_empty() {
+        let list: Vec<String> = languages.iter().map(|(l, n)| format!("{l} {n}")).collect();
+        println!("chunks by language: {}", list.join(", "));
+    }
     for d in &docs {
         let state = d.state.as_str();
         match d.state {

@@ -275,6 +275,7 @@ pub(crate) async fn search(
     let Trace {
         vector,
         keyword,
+        keywords,
         fused,
         passages,
     } = trace;
@@ -285,6 +286,7 @@ pub(crate) async fn search(
         chat_passages: defaults.chat_passages,
         vector,
         keyword,
+        keywords,
         fused,
     });
     Ok(Json(SearchBody {

@@ -148,6 +148,8 @@ pub struct SearchBody {
 pub struct Explain {
     pub vector: Vec<docchat_service::answer::retrieve::Ranked>,
     pub keyword: Vec<docchat_service::answer::retrieve::Ranked>,
+    /// The question's words as the keyword index read them, and in which languages.
+    pub keywords: Option<docchat_store::QueryKeywords>,
     pub fused: Vec<docchat_service::answer::retrieve::Ranked>,
     /// Cosine similarity of the nearest chunk (none in keyword mode).
     pub nearest_similarity: Option<f32>,

@@ -38,6 +38,23 @@ pub fn report(trace: &Trace, query: &str, mode: SearchMode, min_similarity: f32)
         );
     }
     if mode != SearchMode::Vector {
+        if let Some(k) = &trace.keywords {
+            let langs: Vec<&str> = k.langs.iter().map(|l| l.name()).collect();
+            let how = if k.told {
+                "the question's language"
+            } else {
+                "too short to tell its language; each language of the index"
+            };
+            out.push_str(&format!(
+                "keywords searched, analysed as {} ({how}): {}\n",
+                langs.join(", "),
+                if k.words.is_empty() {
+                    "(none: only stop words)".to_string()
+                } else {
+                    k.words.join(" ")
+                }
+            ));
+        }
         section(&mut out, "keyword ranking (BM25):", &trace.keyword);
     }
     if mode == SearchMode::Hybrid {
@@ -125,6 +142,11 @@ mod tests {
         let trace = Trace {
             vector: vec![ranked(1, "d-00007", 7, 0.25), ranked(2, "d-00003", 3, 0.21)],
             keyword: vec![ranked(1, "d-00003", 3, 9.5)],
+            keywords: Some(docchat_store::QueryKeywords {
+                langs: vec![docchat_store::keywords::Language::Italian],
+                told: true,
+                words: vec!["compil".into(), "pacchett".into()],
+            }),
             fused: vec![
                 ranked(1, "d-00003", 3, 0.0325),
                 ranked(2, "d-00007", 7, 0.0164),
@@ -134,6 +156,12 @@ mod tests {
         let text = report(&trace, "Why?", SearchMode::Hybrid, 0.3);
         assert!(text.contains("vector ranking"), "{text}");
         assert!(text.contains("keyword ranking"), "{text}");
+        assert!(
+            text.contains(
+                "keywords searched, analysed as Italian (the question's language): compil pacchett"
+            ),
+            "{text}"
+        );
         // The first fused hit was second by vector and first by keyword.
         assert!(
             text.lines()

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use docchat_core::{Embedder, Location};
-use docchat_store::{SearchFilter, SearchHit, Store, chunk_id};
+use docchat_store::{QueryKeywords, SearchFilter, SearchHit, Store, chunk_id};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -71,10 +71,11 @@ impl Default for Fusion {
 }
 
 /// How much more the keyword list weighs when a question is not in English and the
-/// embedding model knows English only: its vectors place such a question poorly
-/// (on the Italian question set, hybrid page recall@5 0.885 at 1×, 0.923 at 1.5× to
-/// 4×, MRR highest from 2×; BENCHMARKS.md, "Questions in Italian").
-pub const KEYWORD_LEAN: f32 = 2.0;
+/// embedding model knows English only: its vectors place such a question poorly.
+/// On the Italian question set, with each chunk's words analysed in its language,
+/// hybrid page recall@5 is 0.962 from 1× to 4×; MRR is 0.787 at 1×, 0.830 at 1.5×,
+/// 0.811 at 2×, 0.826 / 0.829 at 3× / 4× (BENCHMARKS.md, "Questions in Italian").
+pub const KEYWORD_LEAN: f32 = 1.5;
 
 /// Whether an embedding model's vectors cover languages other than English, by its
 /// name (the multilingual models of the catalog and their kin).
@@ -83,7 +84,6 @@ pub fn multilingual_embedder(id: &str) -> bool {
     [
         "multilingual",
         "bge-m3",
-        "e5",
         "labse",
         "distiluse",
         "nomic-embed-text-v2",
@@ -94,12 +94,12 @@ pub fn multilingual_embedder(id: &str) -> bool {
 
 impl Fusion {
     /// The weights for `query` with the embedding model `embedder`: the keyword
-    /// list leans [`KEYWORD_LEAN`] times more for a question in Italian when the
+    /// list leans [`KEYWORD_LEAN`] times more for a question not in English when the
     /// model knows English only.
     pub fn for_query(self, query: &str, embedder: &str) -> Self {
-        if crate::answer::lang::of(query) != crate::answer::lang::Lang::English
-            && !multilingual_embedder(embedder)
-        {
+        let foreign = docchat_store::keywords::detect(query)
+            .is_some_and(|l| l != docchat_store::keywords::Language::English);
+        if foreign && !multilingual_embedder(embedder) {
             Self {
                 keyword_weight: self.keyword_weight * KEYWORD_LEAN,
                 ..self
@@ -228,6 +228,8 @@ pub struct Trace {
     pub vector: Vec<Ranked>,
     /// The keyword (BM25) ranking, best first (empty in vector mode).
     pub keyword: Vec<Ranked>,
+    /// The question's words as the keyword index read them (none in vector mode).
+    pub keywords: Option<QueryKeywords>,
     /// The ranking the passages come from: the fused one in hybrid mode.
     pub fused: Vec<Ranked>,
     /// The passages kept (duplicates dropped, neighbours merged, top k).
@@ -298,12 +300,16 @@ impl Retriever {
                 (_, None) => Ok(Vec::new()),
             }
         };
+        let keywords = match req.mode {
+            SearchMode::Vector => None,
+            _ => Some(self.store.query_keywords(&req.query).await?),
+        };
         let keyword_hits = async {
-            match req.mode {
-                SearchMode::Vector => Ok(Vec::new()),
-                _ => {
+            match &keywords {
+                None => Ok(Vec::new()),
+                Some(words) => {
                     self.store
-                        .keyword_search(&req.query, candidates, &req.filter)
+                        .keyword_search_words(words, candidates, &req.filter)
                         .await
                 }
             }
@@ -329,6 +335,7 @@ impl Retriever {
         Ok(Trace {
             vector: vector_ranked,
             keyword: keyword_ranked,
+            keywords,
             fused,
             passages,
         })
@@ -669,13 +676,17 @@ mod tests {
     }
 
     #[test]
-    fn keywords_weigh_more_for_italian_with_an_english_embedder() {
+    fn keywords_weigh_more_for_foreign_questions_with_an_english_embedder() {
         let f = Fusion::default();
         let it = "Come si converte un file system ext2 in ext3?";
-        assert_eq!(
-            f.for_query(it, "all-MiniLM-L6-v2").keyword_weight,
-            KEYWORD_LEAN
-        );
+        let de = "Wie wandle ich ein ext2-Dateisystem in ext3 um?";
+        for q in [it, de] {
+            assert_eq!(
+                f.for_query(q, "all-MiniLM-L6-v2").keyword_weight,
+                KEYWORD_LEAN,
+                "{q}"
+            );
+        }
         assert_eq!(f.for_query(it, "multilingual-e5-small").keyword_weight, 1.0);
         assert_eq!(
             f.for_query("How do I convert ext2 to ext3?", "all-MiniLM-L6-v2"),

@@ -16,6 +16,10 @@ pub struct Entry {
     pub family: String,
     /// `chat` or `embedding`.
     pub kind: String,
+    /// The languages an embedding model's vectors cover ("English", "about 100
+    /// languages").
+    #[serde(default)]
+    pub languages: Option<String>,
     pub params: String,
     pub quant: String,
     /// Repository below the models endpoint; empty for models the setup installs.
@@ -95,6 +99,9 @@ mod tests {
             "nomic-embed-text-v1.5",
             "bge-small-en-v1.5",
             "all-minilm-l6-v2",
+            "multilingual-e5-small",
+            "paraphrase-multilingual-minilm-l12-v2",
+            "bge-m3",
         ] {
             assert!(find(family).unwrap().is_some(), "{family} is missing");
         }
@@ -109,6 +116,18 @@ mod tests {
                 e.name
             );
             assert!(e.file.ends_with(".gguf"), "{}", e.name);
+            // Every embedding model says which languages it covers, and the
+            // search's keyword lean agrees with it.
+            if e.kind == "embedding" {
+                let langs = e.languages.as_deref().unwrap_or_default();
+                assert!(!langs.is_empty(), "{}", e.name);
+                assert_eq!(
+                    langs != "English",
+                    crate::answer::retrieve::multilingual_embedder(&e.name),
+                    "{}",
+                    e.name
+                );
+            }
             if let Some(sha) = &e.sha256 {
                 assert!(
                     sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),

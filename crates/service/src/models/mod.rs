@@ -319,6 +319,26 @@ pub struct InfoReport {
     pub gpu: Option<(u64, u64)>,
     /// How the weights and cache compare with the free GPU memory.
     pub gpu_fit: Option<Fit>,
+    /// For an embedding model, the languages its vectors cover.
+    pub languages: Option<String>,
+}
+
+/// Vocabularies this large hold the pieces of many scripts and languages
+/// (XLM-RoBERTa's has 250,002); English BERT's has 30,522.
+const MULTILINGUAL_VOCAB: u64 = 200_000;
+
+/// The languages an embedding model covers: the catalog's word, else what its
+/// name or vocabulary says.
+fn embedding_languages(info: &ModelInfo, name: &str, entry: Option<&catalog::Entry>) -> String {
+    if let Some(l) = entry.and_then(|e| e.languages.clone()) {
+        return l;
+    }
+    if crate::answer::retrieve::multilingual_embedder(name) || info.vocab_size >= MULTILINGUAL_VOCAB
+    {
+        "many languages (a multilingual vocabulary)".to_string()
+    } else {
+        "English, by its vocabulary (other languages are searched by their keywords)".to_string()
+    }
 }
 
 impl InfoReport {
@@ -357,6 +377,9 @@ impl InfoReport {
                 mib(total),
                 f.as_str()
             ));
+        }
+        if let Some(l) = &self.languages {
+            out.push_str(&format!("languages: {l}\n"));
         }
         match self.largest_context {
             Some(c) => out.push_str(&format!("largest context that fits: {c} tokens\n")),
@@ -406,6 +429,16 @@ pub fn info(paths: &ModelPaths, model: &str, ctx: u64) -> Result<InfoReport> {
     let memory = meta::estimate_memory(&info, ctx);
     let system = system_memory();
     let gpu = gpu_memory();
+    let entry = catalog::find(model)?.or_else(|| {
+        let file = path.as_ref()?.file_name()?.to_str()?.to_string();
+        catalog::entries()
+            .ok()?
+            .into_iter()
+            .find(|e| e.file.eq_ignore_ascii_case(&file))
+    });
+    let languages = info
+        .embedding
+        .then(|| embedding_languages(&info, model, entry.as_ref()));
     Ok(InfoReport {
         model: model.to_string(),
         path,
@@ -416,6 +449,7 @@ pub fn info(paths: &ModelPaths, model: &str, ctx: u64) -> Result<InfoReport> {
         info,
         memory,
         system,
+        languages,
     })
 }
 

@@ -10,12 +10,15 @@
 //!   the model** counts the model's own markers only;
 //! - **not in the documents**: for a question no document answers, the answer says
 //!   so instead of making something up;
+//! - **in its language**: the answer is written in the question's language (both
+//!   told by their words; answers too short to tell are not counted);
 //! - time to first token and generation speed.
 
 use crate::answer::eval::{Latency, Question};
 use crate::answer::rag::{AnswerEvent, AskOptions, Rag, Sources};
 use anyhow::{Result, bail};
 use docchat_core::GenerationStats;
+use docchat_store::keywords::detect;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -56,6 +59,9 @@ pub struct Graded {
     pub cited_right_by_model: bool,
     /// The answer says that the documents do not answer.
     pub says_not_in_documents: bool,
+    /// The answer is in the question's language (`None`: one of them is too short
+    /// to tell).
+    pub same_language: Option<bool>,
     /// Cited markers whose source does not hold the sentence's content words.
     pub unsupported: usize,
     /// Cited markers.
@@ -90,6 +96,8 @@ pub struct ModelReport {
     pub unanswerable: usize,
     /// Share of those answered with "not in the documents".
     pub not_in_documents: f64,
+    /// Share of the answers (long enough to tell) in the question's language.
+    pub same_language: f64,
     /// Share of the model's cited markers whose source does not support the
     /// sentence (`None`: the model cited nothing, which is not citing well).
     pub unsupported: Option<f64>,
@@ -186,6 +194,10 @@ pub fn grade(q: &Question, answer: String, sources: &Sources, stats: &Generation
         .any(|c| (c.cited || c.found) && q.is_page_of(&c.at));
     let (unsupported, cites) = sources.unsupported();
     let says_not_in_documents = NOT_IN_DOCUMENTS.iter().any(|w| text.contains(w));
+    let same_language = match (detect(&q.question), detect(&answer)) {
+        (Some(a), Some(b)) => Some(a == b),
+        _ => None,
+    };
     Graded {
         question: q.question.clone(),
         answer,
@@ -194,6 +206,7 @@ pub fn grade(q: &Question, answer: String, sources: &Sources, stats: &Generation
         cited_right,
         cited_right_by_model,
         says_not_in_documents,
+        same_language,
         unsupported,
         cites,
         uncited: sources.claims.iter().filter(|c| c.uncited).count(),
@@ -241,6 +254,13 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
         cited_right_by_model: share(&yes, |g| g.cited_right_by_model),
         unanswerable: no.len(),
         not_in_documents: share(&no, |g| g.says_not_in_documents),
+        same_language: {
+            let told: Vec<&Graded> = answers
+                .iter()
+                .filter(|g| g.same_language.is_some())
+                .collect();
+            share(&told, |g| g.same_language == Some(true))
+        },
         unsupported,
         uncited,
         ttft: Latency::of(&ttft),
@@ -253,14 +273,14 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
 /// The reports as a text table.
 pub fn table(reports: &[ModelReport]) -> String {
     let mut out = String::from(
-        "model                              answerable  answered  cited right  by model  unsupported  uncited  unanswerable  not in docs  TTFT p50 ms  TTFT p95 ms  tok/s  prompt p50\n",
+        "model                              answerable  answered  cited right  by model  unsupported  uncited  unanswerable  not in docs  same lang  TTFT p50 ms  TTFT p95 ms  tok/s  prompt p50\n",
     );
     for r in reports {
         let unsupported = r
             .unsupported
             .map_or_else(|| "n/a".to_string(), |u| format!("{u:.2}"));
         out.push_str(&format!(
-            "{:<34} {:>10}  {:>8.2}  {:>11.2}  {:>8.2}  {:>11}  {:>7.2}  {:>12}  {:>11.2}  {:>11.0}  {:>11.0}  {:>5.1}  {:>10.0}\n",
+            "{:<34} {:>10}  {:>8.2}  {:>11.2}  {:>8.2}  {:>11}  {:>7.2}  {:>12}  {:>11.2}  {:>9.2}  {:>11.0}  {:>11.0}  {:>5.1}  {:>10.0}\n",
             r.model,
             r.answerable,
             r.answered,
@@ -270,6 +290,7 @@ pub fn table(reports: &[ModelReport]) -> String {
             r.uncited,
             r.unanswerable,
             r.not_in_documents,
+            r.same_language,
             r.ttft.p50_ms,
             r.ttft.p95_ms,
             r.tokens_per_s,

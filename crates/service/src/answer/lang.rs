@@ -102,9 +102,39 @@ pub fn pages(lang: Lang, at: &docchat_core::Location) -> String {
     }
 }
 
+/// The last line of a prompt for a question not in English: the language to answer
+/// in, said in that language where docchat knows how (else in English).
+pub fn answer_in(question: &str) -> Option<String> {
+    use docchat_store::keywords::{Language, detect};
+    Some(match detect(question)? {
+        Language::English => return None,
+        Language::Italian => "Rispondi in italiano, con le parole dei passi.".to_string(),
+        Language::German => "Antworte auf Deutsch, mit den Worten der Passagen.".to_string(),
+        Language::French => "Réponds en français, avec les mots des passages.".to_string(),
+        Language::Spanish => "Responde en español, con las palabras de los pasajes.".to_string(),
+        Language::Portuguese => "Responda em português, com as palavras das passagens.".to_string(),
+        other => format!("Answer in {other}, using the passages' own words."),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_are_asked_for_in_the_questions_language() {
+        assert_eq!(
+            answer_in("Come si converte un file system ext2 in ext3?").as_deref(),
+            Some("Rispondi in italiano, con le parole dei passi.")
+        );
+        assert!(
+            answer_in("Wie wandle ich ein ext2-Dateisystem in ext3 um?")
+                .unwrap()
+                .starts_with("Antworte auf Deutsch")
+        );
+        assert_eq!(answer_in("How do I convert ext2 to ext3?"), None);
+        assert_eq!(answer_in("ext3?"), None);
+    }
 
     #[test]
     fn questions_in_italian_and_english() {

@@ -566,6 +566,13 @@ fn render_chat(
         user.push_str("(No passages were found in the documents.)\n\n");
     }
     user.push_str(&format!("Question: {}", question.trim()));
+    // Small models drift into English after English-looking passages; a last line
+    // in the question's language keeps them in it (BENCHMARKS.md, "Answers in the
+    // question's language").
+    if let Some(line) = crate::answer::lang::answer_in(question) {
+        user.push('\n');
+        user.push_str(&line);
+    }
     generator.render_prompt(GROUNDED, &user)
 }
 
@@ -604,6 +611,22 @@ mod tests {
             "{prompt}"
         );
         assert!(!prompt.contains("page 5"), "{prompt}");
+        assert!(!prompt.contains("Answer in English"), "{prompt}");
+        // A question in another language is answered in it.
+        let (prompt, _) = build_prompt(
+            &Bytes(100_000, true),
+            "Quale comando crea il pacchetto sorgente?",
+            &[],
+            &hits,
+            100,
+            CHAT_PASSAGES,
+        );
+        assert!(
+            prompt
+                .trim_end()
+                .ends_with("sorgente?\nRispondi in italiano, con le parole dei passi."),
+            "{prompt}"
+        );
         // A base model keeps the packing: everything that fits.
         let (_, used) = build_prompt(
             &Bytes::plain(100_000),

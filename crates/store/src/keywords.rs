@@ -196,7 +196,7 @@ const SHORT: usize = 300;
 /// A short text (a question) that names identifiers and English terms can look
 /// English to letter statistics ("Come si converte un file system ext2 in ext3?"),
 /// while its small words say otherwise: it goes to the language with the most stop
-/// words in it, when that language has two or more and no other has as many.
+/// words in it, when no other language has as many.
 pub fn detect(text: &str) -> Option<Language> {
     let letters = text.chars().filter(|c| c.is_alphabetic()).count();
     if letters < MIN_LETTERS {
@@ -210,7 +210,7 @@ pub fn detect(text: &str) -> Option<Language> {
     Some(Language::of(whichlang::detect_language(text)))
 }
 
-/// The language whose stop words `text` has most of (two at least, no tie).
+/// The language whose stop words `text` has most of (one at least, no tie).
 fn by_stop_words(text: &str) -> Option<Language> {
     let words = |a: &TextAnalyzer| {
         let mut a = a.clone();
@@ -228,7 +228,7 @@ fn by_stop_words(text: &str) -> Option<Language> {
         .collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1));
     match counts.as_slice() {
-        [(lang, best), (_, next), ..] if *best >= 2 && best > next => Some(*lang),
+        [(lang, best), (_, next), ..] if *best >= 1 && best > next => Some(*lang),
         _ => None,
     }
 }
@@ -395,6 +395,10 @@ mod tests {
         );
         assert_eq!(
             detect("What does R CMD check do with the vignettes?"),
+            Some(Language::English)
+        );
+        assert_eq!(
+            detect("Which DESCRIPTION field declares LinkingTo?"),
             Some(Language::English)
         );
     }

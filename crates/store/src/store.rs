@@ -95,10 +95,17 @@ impl Store {
         let db = lancedb::connect(&dir.to_string_lossy()).execute().await?;
         let names = db.table_names().execute().await?;
         let documents = open_or_create(&db, &names, DOCUMENTS, documents_schema()).await?;
-        let chunks = open_or_create(&db, &names, CHUNKS, chunks_schema(dim)).await?;
+        let mut chunks = open_or_create(&db, &names, CHUNKS, chunks_schema(dim)).await?;
         let mut schema = chunks.schema().await?;
         if schema.field_with_name("keywords").is_err() {
-            add_keyword_columns(&chunks).await?;
+            if let Err(e) = add_keyword_columns(&chunks).await {
+                // Another process opening the same old store at once may have
+                // added them first, and this commit conflicted: that is fine.
+                chunks = db.open_table(CHUNKS).execute().await?;
+                if chunks.schema().await?.field_with_name("keywords").is_err() {
+                    return Err(e);
+                }
+            }
             schema = chunks.schema().await?;
         }
         let found = vector_dim(&schema).unwrap_or(0);

@@ -23,8 +23,11 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 /// Words with which an answer says that the documents do not answer the question.
-const NOT_IN_DOCUMENTS: [&str; 16] = [
+const NOT_IN_DOCUMENTS: &[&str] = &[
     "do not seem to contain",
+    "scheinen das nicht zu enthalten",
+    "ne semblent pas contenir",
+    "no parecen contener",
     "non sembrano contenere",
     "non contengono",
     "non dicono",

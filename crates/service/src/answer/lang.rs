@@ -1,12 +1,16 @@
 //! The language of a question, for the words docchat itself writes in an answer
 //! (the model is asked to answer in the question's language by its system prompt).
-//! English and Italian: a question is taken as Italian when its common words are.
+//! A question is taken as Italian when its common words are; German, French and
+//! Spanish as the keyword index tells them; English otherwise.
 
 /// A language docchat writes its own words in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     English,
     Italian,
+    German,
+    French,
+    Spanish,
 }
 
 /// Italian words common in questions (articles, prepositions, question words) and
@@ -71,9 +75,19 @@ const ENGLISH: &[&str] = &[
     "when", "where", "why",
 ];
 
-/// The language `question` is written in: Italian when its common Italian words
-/// outnumber its common English ones (two at least), or make a quarter of it.
+/// The language `question` is written in: German, French or Spanish (or Italian)
+/// when the keyword index's detector says so; otherwise Italian when its common
+/// Italian words outnumber its common English ones (two at least), make a quarter
+/// of it, or it asks for a summary in Italian; English else.
 pub fn of(question: &str) -> Lang {
+    use docchat_store::keywords::{Language, detect};
+    match detect(question) {
+        Some(Language::Italian) => return Lang::Italian,
+        Some(Language::German) => return Lang::German,
+        Some(Language::French) => return Lang::French,
+        Some(Language::Spanish) => return Lang::Spanish,
+        _ => {}
+    }
     let lower = question.to_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
@@ -99,6 +113,12 @@ pub fn pages(lang: Lang, at: &docchat_core::Location) -> String {
         Lang::English => at.pages(),
         Lang::Italian if at.page_start == at.page_end => format!("pagina {}", at.page_start),
         Lang::Italian => format!("pagine {}-{}", at.page_start, at.page_end),
+        Lang::German if at.page_start == at.page_end => format!("Seite {}", at.page_start),
+        Lang::German => format!("Seiten {}-{}", at.page_start, at.page_end),
+        Lang::French if at.page_start == at.page_end => format!("page {}", at.page_start),
+        Lang::French => format!("pages {}-{}", at.page_start, at.page_end),
+        Lang::Spanish if at.page_start == at.page_end => format!("página {}", at.page_start),
+        Lang::Spanish => format!("páginas {}-{}", at.page_start, at.page_end),
     }
 }
 
@@ -159,5 +179,17 @@ mod tests {
         ] {
             assert_eq!(of(q), Lang::English, "{q}");
         }
+        assert_eq!(
+            of("Welche Optionen hat der Befehl für das Paket?"),
+            Lang::German
+        );
+        assert_eq!(
+            of("Quelles sont les options de la commande pour le paquet ?"),
+            Lang::French
+        );
+        assert_eq!(
+            of("¿Cuáles son las opciones del comando para el paquete?"),
+            Lang::Spanish
+        );
     }
 }

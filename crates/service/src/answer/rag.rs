@@ -207,6 +207,45 @@ pub const NOTHING_CLOSE: &str =
 pub const NOTHING_CLOSE_IT: &str = "I documenti non sembrano contenere questa informazione: \
 nulla in essi è vicino alla domanda.";
 
+/// The "nothing close" answer in `lang`, naming the files and pages of the nearest
+/// passages (three at most).
+fn nothing_close_text(lang: crate::answer::lang::Lang, nearest: &[Passage]) -> String {
+    use crate::answer::lang::{Lang, pages};
+    let mut text = match lang {
+        Lang::English => NOTHING_CLOSE,
+        Lang::Italian => NOTHING_CLOSE_IT,
+        Lang::German => {
+            "Die Dokumente scheinen das nicht zu enthalten: nichts darin kommt der Frage nahe."
+        }
+        Lang::French => {
+            "Les documents ne semblent pas contenir cette information : rien n'y est proche \
+             de la question."
+        }
+        Lang::Spanish => {
+            "Los documentos no parecen contener esta información: nada en ellos se acerca a \
+             la pregunta."
+        }
+    }
+    .to_string();
+    if nearest.is_empty() {
+        return text;
+    }
+    let places: Vec<String> = nearest
+        .iter()
+        .take(3)
+        .map(|p| format!("{} ({})", p.at.path, pages(lang, &p.at)))
+        .collect();
+    let places = places.join(", ");
+    text.push_str(&match lang {
+        Lang::English => format!(" The nearest passages, listed under Sources, are in {places}."),
+        Lang::Italian => format!(" I passi più vicini, elencati tra le Fonti, sono in {places}."),
+        Lang::German => format!(" Die nächsten Passagen stehen in {places}."),
+        Lang::French => format!(" Les passages les plus proches sont dans {places}."),
+        Lang::Spanish => format!(" Los pasajes más cercanos están en {places}."),
+    });
+    text
+}
+
 impl Rag {
     /// Answers `question` (a follow-up of `history` when that is not empty), sending
     /// events to `tx` until done; stops early when the receiver is dropped.
@@ -364,29 +403,7 @@ async fn nothing_close(
     started: std::time::Instant,
     tx: &mpsc::Sender<AnswerEvent>,
 ) -> Result<()> {
-    use crate::answer::lang::{Lang, pages};
-    let mut text = match lang {
-        Lang::English => NOTHING_CLOSE,
-        Lang::Italian => NOTHING_CLOSE_IT,
-    }
-    .to_string();
-    if !nearest.is_empty() {
-        let places: Vec<String> = nearest
-            .iter()
-            .take(3)
-            .map(|p| format!("{} ({})", p.at.path, pages(lang, &p.at)))
-            .collect();
-        text.push_str(&match lang {
-            Lang::English => format!(
-                " The nearest passages, listed under Sources, are in {}.",
-                places.join(", ")
-            ),
-            Lang::Italian => format!(
-                " I passi più vicini, elencati tra le Fonti, sono in {}.",
-                places.join(", ")
-            ),
-        });
-    }
+    let text = nothing_close_text(lang, nearest);
     let stats = GenerationStats {
         ttft_ms: (started.elapsed().as_millis() as u64).max(1),
         ..GenerationStats::default()
@@ -589,6 +606,44 @@ mod tests {
         fn plain(context: usize) -> Self {
             Self(context, false)
         }
+    }
+
+    #[test]
+    fn nothing_close_is_said_in_the_questions_language() {
+        use crate::answer::lang::{Lang, of};
+        let near = [hit("x", 4), hit("y", 7)];
+        for (question, start, place) in [
+            (
+                "Who won the 2018 World Cup?",
+                "The documents do not seem",
+                "paper.pdf (p. 4)",
+            ),
+            (
+                "Chi ha vinto i Mondiali di calcio del 2018?",
+                "I documenti non sembrano",
+                "paper.pdf (pagina 4)",
+            ),
+            (
+                "Wer hat die Fußballweltmeisterschaft 2018 gewonnen?",
+                "Die Dokumente scheinen",
+                "paper.pdf (Seite 4)",
+            ),
+            (
+                "Qui a gagné la Coupe du monde de football en 2018 ?",
+                "Les documents ne semblent",
+                "paper.pdf (page 4)",
+            ),
+            (
+                "¿Quién ganó la Copa del Mundo de fútbol de 2018?",
+                "Los documentos no parecen",
+                "paper.pdf (página 4)",
+            ),
+        ] {
+            let text = nothing_close_text(of(question), &near);
+            assert!(text.starts_with(start), "{question}: {text}");
+            assert!(text.contains(place), "{question}: {text}");
+        }
+        assert_eq!(nothing_close_text(Lang::English, &[]), NOTHING_CLOSE);
     }
 
     #[test]

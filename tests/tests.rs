@@ -25,5 +25,6 @@ mod races;
 mod reading;
 mod retrieval;
 mod security;
+mod shared;
 mod switch;
 mod watch;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod objectstore;
 pub mod scan;
 
 use serde_json::Value;

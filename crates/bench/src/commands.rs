@@ -47,6 +47,33 @@ pub enum BenchCommand {
     /// What OCR adds on a folder of PDFs and images: files with no text layer that
     /// become readable, and the time per page.
     Ocr(BenchOcrArgs),
+    /// The same folders indexed into a local folder and into a shared store
+    /// (s3://…), then the same questions searched from each as a reader: indexing
+    /// throughput and retrieval latency p50/p95 side by side.
+    Store(BenchStoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchStoreArgs {
+    /// Files or folders to index
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The shared store to compare with the local folder (s3://bucket/prefix; a
+    /// fresh prefix under it is used)
+    #[arg(long)]
+    store: String,
+    /// JSONL file of questions (`{"question": …}` per line)
+    #[arg(long, default_value = "tests/eval/qa.jsonl")]
+    questions: PathBuf,
+    /// Most questions read from it
+    #[arg(long, default_value_t = 40)]
+    most: usize,
+    /// Times each question is asked per store and mode
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -252,7 +279,29 @@ pub async fn run(s: &Settings, c: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Reindex(a) => reindex(s, a).await,
         BenchCommand::Search(a) => search(s, a).await,
         BenchCommand::Ocr(a) => ocr(s, a).await,
+        BenchCommand::Store(a) => store(s, a).await,
     }
+}
+
+async fn store(s: &Settings, a: BenchStoreArgs) -> Result<ExitCode> {
+    let roots = roots_of(&a.paths, None)?;
+    let remote =
+        docchat_store::Location::parse(&a.store)?.with_options(s.file.store_options.clone());
+    let questions = crate::store::questions(&a.questions, a.most)?;
+    let embedder = s.embedder().await?;
+    let figures =
+        crate::store::compare(&remote, embedder, roots, limits(s)?, &questions, a.rounds).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+    } else {
+        println!(
+            "{} questions x {} rounds per store and mode; retrieval as a reader, query embedding excluded\n",
+            questions.len(),
+            a.rounds
+        );
+        print!("{}", crate::store::table(&figures));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn ocr(s: &Settings, a: BenchOcrArgs) -> Result<ExitCode> {

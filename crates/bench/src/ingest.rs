@@ -45,7 +45,6 @@ pub async fn ingest(
     limits: docchat_service::index::isolate::ExtractLimits,
     pipelined: bool,
 ) -> Result<IngestFigure> {
-    use std::sync::atomic::Ordering;
     let store = Store::open(dir, embedder.dim()).await?;
     if store.count_chunks(None).await? > 0 {
         bail!(
@@ -53,6 +52,18 @@ pub async fn ingest(
             dir.display()
         );
     }
+    ingest_into(store, embedder, roots, limits, pipelined).await
+}
+
+/// Indexes `roots` into `store` (empty) and measures the run.
+pub async fn ingest_into(
+    store: Store,
+    embedder: std::sync::Arc<dyn docchat_core::Embedder>,
+    roots: Vec<docchat_service::config::WatchRoot>,
+    limits: docchat_service::index::isolate::ExtractLimits,
+    pipelined: bool,
+) -> Result<IngestFigure> {
+    use std::sync::atomic::Ordering;
     let indexer = docchat_service::index::Indexer::new(store.clone(), embedder, roots, limits);
     indexer.set_pipeline(pipelined);
     let worker = tokio::spawn(std::sync::Arc::clone(&indexer).run());

@@ -16,6 +16,7 @@ mod peer;
 mod search;
 mod serve;
 mod start;
+mod store;
 mod synthetic;
 mod ttft;
 

@@ -115,7 +115,7 @@ pub async fn search(
 
 /// The latency of `mode` over `probes` (after an untimed warm-up), and, given
 /// the exact top 10 of each probe, the share of it the vector index finds.
-async fn measure(
+pub(crate) async fn measure(
     bench: &Retriever,
     mode: SearchMode,
     probes: &[(String, Vec<f32>)],

@@ -19,6 +19,19 @@ pub struct GlobalArgs {
     /// Where the index lives [default: ~/.local/share/docchat]
     #[arg(long, global = true, env = "DOCCHAT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where the index and the chats are shared: s3://bucket/prefix (endpoint,
+    /// region and keys from AWS_* or store_options) or a folder [default: in the
+    /// data folder, not shared]
+    #[arg(long, global = true, env = "DOCCHAT_STORE")]
+    pub store: Option<String>,
+    /// An OpenAI-compatible server that writes the answers instead of the chat
+    /// model (http://HOST:PORT/v1: llama-server, vLLM, another docchat …)
+    #[arg(long, global = true, env = "DOCCHAT_GENERATOR")]
+    pub generator: Option<String>,
+    /// An OpenAI-compatible server that embeds the questions instead of the
+    /// embedding model; refused unless its vectors are the index's
+    #[arg(long, global = true, env = "DOCCHAT_EMBEDDER")]
+    pub embedder: Option<String>,
     /// Folder of the default models [default: ~/.cache/docchat/models]
     #[arg(long, global = true, env = "DOCCHAT_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
@@ -60,6 +73,9 @@ impl GlobalArgs {
         Overrides {
             config: self.config.clone(),
             data_dir: self.data_dir.clone(),
+            store: self.store.clone(),
+            generator: self.generator.clone(),
+            embedder: self.embedder.clone(),
             models_dir: self.models_dir.clone(),
             chat_model: self.chat_model.clone(),
             embedding_model: self.embedding_model.clone(),
@@ -85,6 +101,15 @@ impl GlobalArgs {
         };
         path("DOCCHAT_CONFIG", &self.config);
         path("DOCCHAT_DATA_DIR", &self.data_dir);
+        path("DOCCHAT_STORE", &self.store.clone().map(PathBuf::from));
+        path(
+            "DOCCHAT_GENERATOR",
+            &self.generator.clone().map(PathBuf::from),
+        );
+        path(
+            "DOCCHAT_EMBEDDER",
+            &self.embedder.clone().map(PathBuf::from),
+        );
         path("DOCCHAT_MODELS_DIR", &self.models_dir);
         path("DOCCHAT_CHAT_MODEL", &self.chat_model);
         path("DOCCHAT_EMBEDDING_MODEL", &self.embedding_model);

@@ -11,6 +11,10 @@ pub enum Error {
     /// The consumer of a stream went away; the work was stopped.
     #[error("cancelled")]
     Cancelled,
+    /// A model on another server cannot be reached, or failed; the text says
+    /// which and why.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Result type of the core traits.

@@ -252,6 +252,12 @@ pub trait Generator: TokenCounter {
     ) -> Result<GenerationStats> {
         self.generate(prompt, params, &mut *sink)
     }
+
+    /// Whether the model can generate now; `Err` says why not (a remote server
+    /// that does not answer). A local model always can.
+    fn available(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -22,20 +22,69 @@ pub enum ApiError {
     Unsupported(String),
     /// Too many requests of this kind run at once; the message says which.
     Crowded(String),
+    /// The request's key may not do or see that; the message says what.
+    Forbidden(String),
+    /// This server does not do that (a reader of a shared store); the message says
+    /// where it is done.
+    ReadOnly(String),
+    /// Something docchat depends on is down (the remote generator, the shared
+    /// store); the message says what.
+    Unavailable(String),
     /// docchat failed; details go to the log, not to the client.
     Internal(anyhow::Error),
 }
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        Self::Internal(e)
+        match unavailable(&e) {
+            Some(why) => Self::Unavailable(why),
+            None => Self::Internal(e),
+        }
     }
 }
 
 impl From<docchat_store::Error> for ApiError {
     fn from(e: docchat_store::Error) -> Self {
-        Self::Internal(e.into())
+        anyhow::Error::from(e).into()
     }
+}
+
+/// Whether a storage error's text is about the network (an object store that does
+/// not answer), not about the data.
+fn is_network(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "connection refused",
+        "error sending request",
+        "tcp connect",
+        "dns error",
+        "connection reset",
+        "timed out",
+        "broken pipe",
+    ]
+    .iter()
+    .any(|p| t.contains(p))
+}
+
+/// What is down, when `e` comes from a remote generator or a shared store that
+/// cannot be reached.
+pub fn unavailable(e: &anyhow::Error) -> Option<String> {
+    for cause in e.chain() {
+        if let Some(down) = cause.downcast_ref::<docchat_service::remote::GeneratorDown>() {
+            return Some(down.to_string());
+        }
+        if let Some(docchat_core::Error::Unavailable(why)) = cause.downcast_ref() {
+            return Some(why.clone());
+        }
+        match cause.downcast_ref::<docchat_store::Error>() {
+            Some(docchat_store::Error::Location { .. }) => return Some(cause.to_string()),
+            Some(docchat_store::Error::Lance(l)) if is_network(&l.to_string()) => {
+                return Some(format!("the store cannot be reached: {l}"));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 impl From<Busy> for ApiError {
@@ -68,6 +117,19 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return res;
             }
+            Self::Unavailable(m) => {
+                tracing::warn!(reason = %m, "unavailable");
+                let mut res = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": { "message": m } })),
+                )
+                    .into_response();
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return res;
+            }
+            Self::ReadOnly(m) => (StatusCode::CONFLICT, m),
+            Self::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             Self::NotFound(m) => (StatusCode::NOT_FOUND, m),
             Self::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),

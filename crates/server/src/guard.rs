@@ -14,6 +14,7 @@
 //!   server's own is refused, whatever the key: no other site can post to it.
 //! - No CORS header is ever sent, so browsers keep other origins from reading replies.
 
+use crate::keys::Principal;
 use anyhow::{Result, bail};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -42,14 +43,15 @@ const LOGIN_HTML: &str = include_str!("../web/login.html");
 /// The server's access rules.
 #[derive(Debug)]
 pub struct Guard {
-    /// Required on every request when set.
-    api_key: Option<String>,
+    /// The keys, each with who it is; every request needs one of them when there
+    /// are any.
+    keys: Vec<(String, Principal)>,
     /// Check `Host` (only when listening on loopback).
     check_host: bool,
     /// Host names allowed besides the loopback names.
     allowed_hosts: Vec<String>,
-    /// Session tokens of signed-in browsers, with their expiry.
-    sessions: Mutex<HashMap<String, Instant>>,
+    /// Session tokens of signed-in browsers, with their expiry and who signed in.
+    sessions: Mutex<HashMap<String, (Instant, Principal)>>,
     /// When the recent wrong keys were given at `/login`.
     wrong_logins: Mutex<VecDeque<Instant>>,
 }
@@ -84,7 +86,10 @@ impl Guard {
             );
         }
         Ok(Self {
-            api_key,
+            keys: api_key
+                .into_iter()
+                .map(|k| (k, Principal::everyone()))
+                .collect(),
             check_host: loopback,
             allowed_hosts: allowed_hosts
                 .into_iter()
@@ -95,23 +100,48 @@ impl Guard {
         })
     }
 
-    /// A new session token for a browser that gave the right key.
-    fn open_session(&self) -> std::io::Result<String> {
+    /// The same rules with the keys of `keys.toml` instead of the one key: each
+    /// with a name and the collections it may read. Refused when a key is too
+    /// short.
+    pub fn with_keys(mut self, keys: Vec<(String, Principal)>) -> Result<Self> {
+        if keys.is_empty() {
+            return Ok(self);
+        }
+        for (k, p) in &keys {
+            if k.len() < MIN_KEY_LEN || k.chars().any(|c| c.is_whitespace() || c == ';') {
+                bail!(
+                    "the key of {:?} must be at least {MIN_KEY_LEN} characters, without spaces or ';'",
+                    p.name()
+                );
+            }
+        }
+        self.keys = keys;
+        Ok(self)
+    }
+
+    /// A new session token for a browser that gave the key of `who`.
+    fn open_session_as(&self, who: Principal) -> std::io::Result<String> {
         let token = secret_hex(32)?;
         let now = Instant::now();
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions.retain(|_, until| *until > now);
-        sessions.insert(token.clone(), now + SESSION_TTL);
+        sessions.retain(|_, (until, _)| *until > now);
+        sessions.insert(token.clone(), (now + SESSION_TTL, who));
         Ok(token)
     }
 
-    fn session_valid(&self, token: &str) -> bool {
+    #[cfg(test)]
+    fn open_session(&self) -> std::io::Result<String> {
+        self.open_session_as(Principal::everyone())
+    }
+
+    fn session_of(&self, token: &str) -> Option<Principal> {
         let now = Instant::now();
         self.sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .any(|(t, until)| *until > now && same(t.as_bytes(), token.as_bytes()))
+            .find(|(t, (until, _))| *until > now && same(t.as_bytes(), token.as_bytes()))
+            .map(|(_, (_, who))| who.clone())
     }
 
     /// Whether sign-ins are refused now (too many wrong keys of late).
@@ -145,7 +175,7 @@ impl Guard {
 
     /// Whether requests need the key.
     pub fn needs_key(&self) -> bool {
-        self.api_key.is_some()
+        !self.keys.is_empty()
     }
 
     fn host_allowed(&self, headers: &HeaderMap) -> bool {
@@ -160,17 +190,35 @@ impl Guard {
         is_loopback(&name) || self.allowed_hosts.contains(&name)
     }
 
+    #[cfg(test)]
     fn key_matches(&self, headers: &HeaderMap) -> bool {
-        let Some(key) = &self.api_key else {
-            return true;
-        };
+        self.principal_of(headers).is_some()
+    }
+
+    /// Who the request comes from: the holder of the key it carries (as
+    /// `Authorization: Bearer KEY` or a signed-in session), everyone when the
+    /// server has no key, `None` when it carries no valid one.
+    fn principal_of(&self, headers: &HeaderMap) -> Option<Principal> {
+        if self.keys.is_empty() {
+            return Some(Principal::everyone());
+        }
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        if bearer.is_some_and(|given| same(given.as_bytes(), key.as_bytes())) {
-            return true;
+        if let Some(given) = bearer {
+            // Every key is compared, so the time taken says nothing of which
+            // one matched.
+            let mut found = None;
+            for (key, who) in &self.keys {
+                if same(given.as_bytes(), key.as_bytes()) {
+                    found = Some(who.clone());
+                }
+            }
+            if found.is_some() {
+                return found;
+            }
         }
         headers
             .get_all(header::COOKIE)
@@ -178,7 +226,8 @@ impl Guard {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|c| c.trim().split_once('='))
-            .any(|(name, token)| name == SESSION_COOKIE && self.session_valid(token))
+            .filter(|(name, _)| *name == SESSION_COOKIE)
+            .find_map(|(_, token)| self.session_of(token))
     }
 }
 
@@ -280,7 +329,8 @@ pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
         );
     }
     let login = path == "/login" || path == "/style.css" || path == "/i18n.js";
-    if !login && !guard.key_matches(headers) {
+    let who = guard.principal_of(headers);
+    if !login && who.is_none() {
         if *req.method() == Method::GET && wants_html(headers) {
             return Redirect::to("/login").into_response();
         }
@@ -294,6 +344,9 @@ pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return res;
     }
+    let mut req = req;
+    req.extensions_mut()
+        .insert(who.unwrap_or_else(Principal::nobody));
     let mut res = next.run(req).await;
     secure_headers(res.headers_mut());
     res
@@ -358,11 +411,14 @@ pub async fn login(
         };
         v
     });
-    if !guard.needs_key() || !guard.key_matches(&headers) {
-        guard.wrong_login();
-        return Redirect::to("/login?wrong=1").into_response();
-    }
-    let token = match guard.open_session() {
+    let who = match guard.principal_of(&headers) {
+        Some(who) if guard.needs_key() => who,
+        _ => {
+            guard.wrong_login();
+            return Redirect::to("/login?wrong=1").into_response();
+        }
+    };
+    let token = match guard.open_session_as(who) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "cannot make a session token");

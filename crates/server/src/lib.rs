@@ -6,6 +6,7 @@
 pub mod api;
 pub mod error;
 pub mod guard;
+pub mod keys;
 pub mod openai;
 pub mod state;
 pub mod upload;
@@ -111,6 +112,10 @@ pub fn router(state: AppState, guard: Arc<Guard>) -> Router {
         .route("/api/models/use", post(api::models::use_model))
         .route("/api/resources", get(api::status::resources))
         .nest("/v1", openai::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.reader,
+            refuse_writes,
+        ))
         .with_state(state)
         .merge(login)
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
@@ -118,4 +123,66 @@ pub fn router(state: AppState, guard: Arc<Guard>) -> Router {
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// A reader of a shared store (`--role reader`) refuses what would change the
+/// index, the folders or the models: that is the writer's work.
+async fn refuse_writes(
+    axum::extract::State(reader): axum::extract::State<bool>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let changes = req.method() != axum::http::Method::GET
+        && (path.starts_with("/api/collections") || path.starts_with("/api/models/use"));
+    let who = req
+        .extensions()
+        .get::<keys::Principal>()
+        .cloned()
+        .unwrap_or_else(keys::Principal::nobody);
+    // A key limited to some collections may upload into them, nothing more.
+    let upload_into = path
+        .strip_prefix("/api/collections/")
+        .and_then(|rest| rest.strip_suffix("/files"))
+        .filter(|name| !name.contains('/'));
+    if changes
+        && !who.may_administer()
+        && !upload_into.is_some_and(|name| who.may_read(&percent_decoded(name)))
+    {
+        return ApiError::Forbidden(format!(
+            "the key {:?} may not change the folders, the index or the models",
+            who.name()
+        ))
+        .into_response();
+    }
+    if reader && changes {
+        return ApiError::ReadOnly(
+            "this docchat only answers questions from the shared store (--role reader): \
+             add, remove and re-index documents on the writer"
+                .into(),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// A path segment with its `%XX` escapes decoded (as the router decodes it).
+fn percent_decoded(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(v) = segment
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

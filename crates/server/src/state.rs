@@ -97,6 +97,8 @@ pub struct AppState {
     pub allowed_folders: Vec<PathBuf>,
     /// The data folder.
     pub data_dir: PathBuf,
+    /// Whether this server only answers from a shared store (`--role reader`).
+    pub reader: bool,
 }
 
 impl AppState {
@@ -125,6 +127,7 @@ impl AppState {
             uploads: Bound::new("uploads", MAX_UPLOADS),
             allowed_folders: settings.allowed_folders(),
             data_dir: settings.data_dir.clone(),
+            reader: runtime.reader,
             chat_slots,
             embed_slots: Admission::new(limits.queue),
             started_unix: std::time::SystemTime::now()

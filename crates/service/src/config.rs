@@ -17,6 +17,22 @@ pub const DEFAULT_EMBEDDING_MODEL: &str = "all-MiniLM-L6-v2.gguf";
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
+    /// Where the index and the chats are shared with other docchat processes:
+    /// `s3://bucket/prefix` or a folder.
+    pub store: Option<String>,
+    /// Options of the object store: `aws_endpoint`, `aws_region`,
+    /// `aws_access_key_id`, `aws_secret_access_key`, `allow_http` … (the
+    /// `AWS_*` environment is read too).
+    #[serde(default)]
+    pub store_options: std::collections::BTreeMap<String, String>,
+    /// How stale a reader's view of the shared store may be, in seconds.
+    pub store_refresh_s: Option<f64>,
+    /// An OpenAI-compatible server (`http://HOST:PORT/v1`) that writes the answers
+    /// instead of the chat model.
+    pub generator: Option<String>,
+    /// An OpenAI-compatible server (`http://HOST:PORT/v1`) that embeds the questions
+    /// instead of the embedding model (its vectors must be the index's).
+    pub embedder: Option<String>,
     pub models_dir: Option<PathBuf>,
     pub chat_model: Option<PathBuf>,
     pub embedding_model: Option<PathBuf>,
@@ -53,6 +69,8 @@ pub struct FileConfig {
     pub max_queue: Option<usize>,
     /// File holding the API key.
     pub api_key_file: Option<PathBuf>,
+    /// keys.toml: several API keys, each with a name and the collections it may read.
+    pub keys_file: Option<PathBuf>,
     /// Host names the browser may use besides the loopback names.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,

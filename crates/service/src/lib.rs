@@ -7,6 +7,8 @@
 //! - [`index`]: keeping the index in step with the watched folders;
 //! - [`answer`]: retrieval, answers with citations, chat history, retrieval metrics;
 //! - [`models`]: finding, loading and downloading models;
+//! - [`remote`]: generation and question embedding by another OpenAI-compatible
+//!   server;
 //! - [`admission`], [`disk`], [`clock`]: places in line, disk trouble, time and ids;
 //! - [`hooks`]: pause points that let tests make a race happen on purpose.
 
@@ -18,6 +20,7 @@ pub mod disk;
 pub mod hooks;
 pub mod index;
 pub mod models;
+pub mod remote;
 pub mod runtime;
 pub mod settings;
 

@@ -13,7 +13,7 @@ use crate::models::{self, ModelPaths};
 use crate::settings::Settings;
 use anyhow::Result;
 use docchat_core::{Embedder, Generator};
-use docchat_store::{ChatStore, Store};
+use docchat_store::{ChatStore, Lease, Store};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -40,6 +40,10 @@ pub struct Runtime {
     pub folders: Arc<Folders>,
     /// Chat history.
     pub chats: ChatStore,
+    /// The writer's lease of a shared store (released on a clean stop).
+    pub lease: Option<Arc<Lease>>,
+    /// Whether this process only serves questions from a shared store.
+    pub reader: bool,
 }
 
 /// A switch to run: the index that serves meanwhile, the one to fill, and its store.
@@ -56,7 +60,16 @@ impl Runtime {
     ) -> Result<Self> {
         let embedder = s.embedder().await?;
         let generator = s.generator().await?;
-        let (store, serving, pending) = open_serving(s, &embedder).await?;
+        let (store, serving, pending, lease) = if s.store.is_some() {
+            // A shared store: one index per embedding model, no switch in place;
+            // written only under the lease.
+            let (store, lease) = s.writable_store(&embedder).await?;
+            (store, Arc::clone(&embedder), None, lease)
+        } else {
+            let (store, serving, pending) = open_serving(s, &embedder).await?;
+            (store, serving, pending, None)
+        };
+        s.check_embedder(&store, &serving).await?;
         let limits = s.limits()?;
         let indexer = Indexer::new(store.clone(), Arc::clone(&serving), roots, limits.clone());
         tokio::spawn(Arc::clone(&indexer).run());
@@ -100,7 +113,48 @@ impl Runtime {
             live,
             switch: progress,
             folders: Arc::new(Folders::new(watcher, watch_file)),
-            chats: ChatStore::open(&s.index_dir()).await?,
+            chats: s.chats().await?,
+            lease,
+            reader: false,
+        })
+    }
+
+    /// A reader of the shared store: the models and the index the writer keeps,
+    /// read at most the configured refresh behind it; no watcher, no indexing, no
+    /// writes but the chats.
+    pub async fn reader(s: &Settings) -> Result<Self> {
+        anyhow::ensure!(
+            s.store.is_some(),
+            "--role reader serves questions from a shared store: set --store (s3://bucket/prefix or a folder)"
+        );
+        let embedder = s.embedder().await?;
+        let generator = s.generator().await?;
+        let store = s.read_shared(&embedder).await?;
+        s.check_embedder(&store, &embedder).await?;
+        tracing::info!(store = %s.store.as_ref().map(ToString::to_string).unwrap_or_default(),
+            refresh_ms = s.store_refresh.as_millis() as u64, "serving questions from the shared store");
+        // An indexer that never runs: the status and the documents list read the
+        // store through it.
+        let indexer = Indexer::new(
+            store.clone(),
+            Arc::clone(&embedder),
+            Vec::new(),
+            s.limits()?,
+        );
+        let live: LiveSlot = Arc::new(RwLock::new(Live {
+            rag: Rag {
+                retriever: Retriever { store, embedder },
+                generator,
+            },
+            indexer,
+        }));
+        Ok(Self {
+            live,
+            switch: Arc::default(),
+            folders: Arc::new(Folders::none()),
+            chats: s.chats().await?,
+            lease: None,
+            reader: true,
         })
     }
 }

@@ -10,9 +10,10 @@ use crate::models::{self, ModelPaths};
 use anyhow::{Context, Result};
 use docchat_core::{Embedder, Generator};
 use docchat_llm::{EngineOptions, FlashAttention};
-use docchat_store::{SearchTuning, Store};
+use docchat_store::{Access, ChatStore, Lease, Location, SearchTuning, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What the user set outside `docchat.toml` (environment or flags); `None` and
 /// `false` leave the choice to the file, then to the default.
@@ -22,6 +23,13 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     /// Where the index lives.
     pub data_dir: Option<PathBuf>,
+    /// Where the index and the chats are shared (`s3://bucket/prefix` or a folder).
+    pub store: Option<String>,
+    /// An OpenAI-compatible server that generates instead of the chat model.
+    pub generator: Option<String>,
+    /// An OpenAI-compatible server that embeds the questions instead of the
+    /// embedding model.
+    pub embedder: Option<String>,
     /// Folder of the default models.
     pub models_dir: Option<PathBuf>,
     /// Chat model file.
@@ -73,6 +81,9 @@ impl Overrides {
         Ok(Self {
             config: path("DOCCHAT_CONFIG"),
             data_dir: path("DOCCHAT_DATA_DIR"),
+            store: var("DOCCHAT_STORE"),
+            generator: var("DOCCHAT_GENERATOR"),
+            embedder: var("DOCCHAT_EMBEDDER"),
             models_dir: path("DOCCHAT_MODELS_DIR"),
             chat_model: path("DOCCHAT_CHAT_MODEL"),
             embedding_model: path("DOCCHAT_EMBEDDING_MODEL"),
@@ -110,7 +121,25 @@ pub struct Settings {
     pub max_file_mb: u64,
     /// The configuration file given (`--config`), if any.
     pub config_file: Option<PathBuf>,
+    /// Where the index and the chats are shared with other docchat processes
+    /// (`None`: in the data folder, for this process alone).
+    pub store: Option<Location>,
+    /// How stale a reader's view of a shared store may be.
+    pub store_refresh: Duration,
+    /// An OpenAI-compatible server that generates instead of the chat model.
+    pub generator_url: Option<String>,
+    /// An OpenAI-compatible server that embeds instead of the embedding model.
+    pub embedder_url: Option<String>,
 }
+
+/// How stale a reader's view of a shared store may be, unless configured.
+pub const STORE_REFRESH: Duration = Duration::from_secs(2);
+/// The folder of a shared store holding the chat history.
+pub const SHARED_CHATS_DIR: &str = "chats";
+
+/// How long the writer's lease of a shared store lasts unless renewed (it is
+/// renewed every third of it).
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
 
 /// The folder of the data directory where the notes of whole-document readings are
 /// kept.
@@ -138,7 +167,32 @@ impl Settings {
                 .or_else(|| file.embedding_model.clone()),
         );
         let engine = engine_options(o, &file);
+        let store = match o.store.clone().or_else(|| file.store.clone()) {
+            Some(text) => Some(
+                Location::parse(&text)
+                    .context("--store")?
+                    .with_options(file.store_options.clone()),
+            ),
+            None => None,
+        };
+        let store_refresh = file.store_refresh_s.map_or(STORE_REFRESH, |s| {
+            Duration::from_secs_f64(s.clamp(0.0, 3600.0))
+        });
+        let generator_url = o
+            .generator
+            .clone()
+            .or_else(|| file.generator.clone())
+            .filter(|g| !g.trim().is_empty());
+        let embedder_url = o
+            .embedder
+            .clone()
+            .or_else(|| file.embedder.clone())
+            .filter(|g| !g.trim().is_empty());
         Ok(Self {
+            store,
+            store_refresh,
+            generator_url,
+            embedder_url,
             data_dir,
             models,
             engine,
@@ -155,21 +209,121 @@ impl Settings {
         self.data_dir.join(crate::index::switch::FIRST_INDEX_DIR)
     }
 
-    /// Loads the embedding model (off the async runtime).
+    /// Loads the embedding model (off the async runtime), or connects to the
+    /// remote embedder when one is set.
     pub async fn embedder(&self) -> Result<Arc<dyn Embedder>> {
+        if let Some(url) = &self.embedder_url {
+            return Ok(Arc::new(crate::remote::RemoteEmbedder::connect(url).await?));
+        }
         let (paths, opts) = (self.models.clone(), self.engine.clone());
         tokio::task::spawn_blocking(move || models::load_embedder(&paths, &opts)).await?
     }
 
-    /// Loads the chat model (off the async runtime).
+    /// Loads the chat model (off the async runtime), or connects to the remote
+    /// generator when one is set.
     pub async fn generator(&self) -> Result<Arc<dyn Generator>> {
+        if let Some(url) = &self.generator_url {
+            let remote = crate::remote::RemoteGenerator::connect(url, self.engine.ctx_size).await?;
+            return Ok(Arc::new(remote));
+        }
         let (path, opts) = (self.models.chat.clone(), self.engine.clone());
         tokio::task::spawn_blocking(move || models::load_generator(&path, &opts)).await?
     }
 
+    /// The index of `embedder` in the shared store, opened to read or to write.
+    pub fn shared_index(&self, embedder_id: &str) -> Option<Location> {
+        self.store
+            .as_ref()
+            .map(|s| s.join(&crate::index::switch::dir_for(embedder_id)))
+    }
+
+    /// Opens the shared store's index of `embedder` to read (a reader, or a
+    /// command that only reads).
+    pub async fn read_shared(&self, embedder: &Arc<dyn Embedder>) -> Result<Store> {
+        let at = self
+            .shared_index(embedder.id())
+            .context("no shared store is set (--store)")?;
+        Ok(Store::open_at(
+            &at,
+            embedder.dim(),
+            Access::Read {
+                refresh: self.store_refresh,
+            },
+        )
+        .await
+        .with_context(|| format!("cannot open the index of {} in {at}", embedder.id()))?
+        .with_tuning(self.tuning()))
+    }
+
+    /// Takes the writer's lease of the shared store, then opens its index of
+    /// `embedder` to write. The lease must be kept ([`Lease::keep`]) while
+    /// writing.
+    pub async fn write_shared(&self, embedder: &Arc<dyn Embedder>) -> Result<(Store, Arc<Lease>)> {
+        let root = self
+            .store
+            .as_ref()
+            .context("no shared store is set (--store)")?;
+        let lease = Lease::acquire(root, crate::settings::LEASE_TTL).await?;
+        let at = self.shared_index(embedder.id()).expect("a store is set");
+        let store = Store::open_at(&at, embedder.dim(), Access::Write)
+            .await
+            .with_context(|| format!("cannot open the index of {} in {at}", embedder.id()))?
+            .with_tuning(self.tuning());
+        Ok((store, lease))
+    }
+
+    /// The index of `embedder` to write: in the data folder as always, or in the
+    /// shared store under the writer's lease, kept from now on. When the lease is
+    /// lost (another writer took the store over) the process stops at once.
+    /// Release the lease ([`Lease::release`]) on a clean stop.
+    pub async fn writable_store(
+        &self,
+        embedder: &Arc<dyn Embedder>,
+    ) -> Result<(Store, Option<Arc<Lease>>)> {
+        let Some(root) = &self.store else {
+            return Ok((self.store(embedder).await?, None));
+        };
+        let (store, lease) = self.write_shared(embedder).await?;
+        let uri = root.to_string();
+        lease.keep(move |why| {
+            tracing::error!(store = %uri, reason = %why, "the writer's lease is lost: stopping");
+            eprintln!("docchat: the writer's lease of {uri} is lost ({why}); stopping");
+            std::process::exit(3);
+        });
+        tracing::info!(store = %root, "writing to the shared store");
+        Ok((store, Some(lease)))
+    }
+
+    /// With a remote embedder: refuses it unless its vectors are the index's
+    /// (the same dimension, the same vector for a stored passage).
+    pub async fn check_embedder(&self, store: &Store, embedder: &Arc<dyn Embedder>) -> Result<()> {
+        if self.embedder_url.is_some() {
+            crate::remote::check_embedder(store, embedder).await?;
+        }
+        Ok(())
+    }
+
+    /// The chat history: in the shared store when there is one, else in the data
+    /// folder.
+    pub async fn chats(&self) -> Result<ChatStore> {
+        match &self.store {
+            Some(s) => {
+                let at = s.join(SHARED_CHATS_DIR);
+                ChatStore::open_at(&at, Some(self.store_refresh))
+                    .await
+                    .with_context(|| format!("cannot open the chat history in {at}"))
+            }
+            None => Ok(ChatStore::open(&self.index_dir()).await?),
+        }
+    }
+
     /// Opens the index of `embedder`, tuned as configured; when the index in use was
-    /// made by another embedding model, its text is re-embedded first.
+    /// made by another embedding model, its text is re-embedded first. With a
+    /// shared store, its index of `embedder`, to read.
     pub async fn store(&self, embedder: &Arc<dyn Embedder>) -> Result<Store> {
+        if self.store.is_some() {
+            return self.read_shared(embedder).await;
+        }
         crate::index::switch::open_current(
             &self.data_dir,
             &self.models.dir,
@@ -184,6 +338,7 @@ impl Settings {
     pub async fn retriever(&self) -> Result<Retriever> {
         let embedder = self.embedder().await?;
         let store = self.store(&embedder).await?;
+        self.check_embedder(&store, &embedder).await?;
         Ok(Retriever { store, embedder })
     }
 

@@ -1,8 +1,9 @@
 //! Chat history in LanceDB: the `chats` table (one row per conversation) and the
 //! `messages` table (one row per turn, with the answer's sources as JSON).
 
+use crate::Result;
 use crate::arrow_rows::Columns;
-use crate::{Error, Result};
+use crate::location::Location;
 use arrow_array::{
     ArrayRef, Int64Array, RecordBatch, RecordBatchIterator, StringArray, UInt32Array,
 };
@@ -28,6 +29,9 @@ pub struct ChatRecord {
     pub created_ms: i64,
     /// Time of the last message or rename.
     pub updated_ms: i64,
+    /// The name of the API key it belongs to (empty: the server's only user).
+    #[serde(default)]
+    pub owner: String,
 }
 
 /// One turn of a conversation.
@@ -53,6 +57,7 @@ fn chats_schema() -> SchemaRef {
         Field::new("title", DataType::Utf8, false),
         Field::new("created_ms", DataType::Int64, false),
         Field::new("updated_ms", DataType::Int64, false),
+        Field::new("owner", DataType::Utf8, true),
     ]))
 }
 
@@ -73,6 +78,7 @@ fn chat_batch(c: &ChatRecord) -> Result<RecordBatch> {
         Arc::new(StringArray::from(vec![c.title.as_str()])),
         Arc::new(Int64Array::from(vec![c.created_ms])),
         Arc::new(Int64Array::from(vec![c.updated_ms])),
+        Arc::new(StringArray::from(vec![c.owner.as_str()])),
     ];
     Ok(RecordBatch::try_new(chats_schema(), cols)?)
 }
@@ -90,15 +96,22 @@ fn message_batch(m: &MessageRecord) -> Result<RecordBatch> {
 }
 
 fn chats_from(b: &RecordBatch) -> Result<Vec<ChatRecord>> {
+    use arrow_array::Array;
     let c = Columns::new(b, CHATS);
     let (id, title) = (c.str("id")?, c.str("title")?);
     let (created, updated) = (c.i64("created_ms")?, c.i64("updated_ms")?);
+    let owner = c.str("owner")?;
     Ok((0..b.num_rows())
         .map(|i| ChatRecord {
             id: id.value(i).to_string(),
             title: title.value(i).to_string(),
             created_ms: created.value(i),
             updated_ms: updated.value(i),
+            owner: if owner.is_null(i) {
+                String::new()
+            } else {
+                owner.value(i).to_string()
+            },
         })
         .collect())
 }
@@ -157,12 +170,21 @@ impl std::fmt::Debug for ChatStore {
 impl ChatStore {
     /// Opens (creating if needed) the history in `dir`.
     pub async fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Schema {
-            table: CHATS,
-            detail: format!("cannot create {}: {e}", dir.display()),
-        })?;
-        let db = lancedb::connect(&dir.to_string_lossy()).execute().await?;
-        let names = db.table_names().execute().await?;
+        Self::open_at(&Location::folder(dir), None).await
+    }
+
+    /// Opens (creating if needed) the history at `location`. `refresh`: for a
+    /// history several processes write, how stale a read may be.
+    pub async fn open_at(
+        location: &Location,
+        refresh: Option<std::time::Duration>,
+    ) -> Result<Self> {
+        let db = location.connect(refresh).await?;
+        let names = db
+            .table_names()
+            .execute()
+            .await
+            .map_err(|e| location.unreachable(e))?;
         let open = |name: &'static str, schema: SchemaRef| {
             let db = db.clone();
             let exists = names.iter().any(|n| n == name);
@@ -170,19 +192,49 @@ impl ChatStore {
                 if exists {
                     db.open_table(name).execute().await
                 } else {
-                    db.create_empty_table(name, schema).execute().await
+                    match db.create_empty_table(name, schema).execute().await {
+                        Ok(t) => Ok(t),
+                        // Another process sharing the history made it first.
+                        Err(e) => db.open_table(name).execute().await.map_err(|_| e),
+                    }
                 }
             }
         };
+        let mut chats = open(CHATS, chats_schema()).await?;
+        if chats.schema().await?.field_with_name("owner").is_err() {
+            // A history from before chats had owners: every chat is the only
+            // user's (an empty owner). Another process may do the same at once.
+            let added = chats
+                .add_columns()
+                .transform(lancedb::table::NewColumnTransform::SqlExpressions(vec![(
+                    "owner".to_string(),
+                    "CAST('' AS STRING)".to_string(),
+                )]))
+                .execute()
+                .await;
+            if let Err(e) = added {
+                chats = db.open_table(CHATS).execute().await?;
+                if chats.schema().await?.field_with_name("owner").is_err() {
+                    return Err(e.into());
+                }
+            }
+        }
         Ok(Self {
-            chats: open(CHATS, chats_schema()).await?,
+            chats,
             messages: open(MESSAGES, messages_schema()).await?,
         })
     }
 
     /// Every chat, the most recently active first.
     pub async fn chats(&self) -> Result<Vec<ChatRecord>> {
-        let mut out = rows(&self.chats, None, chats_from).await?;
+        self.chats_of(None).await
+    }
+
+    /// The chats of `owner` (every chat with `None`), the most recently active
+    /// first.
+    pub async fn chats_of(&self, owner: Option<&str>) -> Result<Vec<ChatRecord>> {
+        let filter = owner.map(|o| format!("owner = {}", quote(o)));
+        let mut out = rows(&self.chats, filter, chats_from).await?;
         out.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms).then(a.id.cmp(&b.id)));
         Ok(out)
     }
@@ -269,6 +321,11 @@ mod tests {
                 title: format!("chat {id}"),
                 created_ms: t,
                 updated_ms: t,
+                owner: if id == "a" {
+                    "alice".into()
+                } else {
+                    String::new()
+                },
             };
             store.put_chat(&chat).await.unwrap();
         }
@@ -291,6 +348,10 @@ mod tests {
             chats.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
             ["a", "b"]
         );
+        let alice = store.chats_of(Some("alice")).await.unwrap();
+        assert_eq!(alice.len(), 1);
+        assert_eq!(alice[0].id, "a");
+        assert_eq!(store.chats_of(Some("")).await.unwrap()[0].id, "b");
         let m = store.messages("a").await.unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(
@@ -307,5 +368,41 @@ mod tests {
         assert!(store.chat("a").await.unwrap().is_none());
         assert!(store.messages("a").await.unwrap().is_empty());
         assert_eq!(store.messages("b").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_history_from_before_owners_is_brought_over() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // The old layout: no owner column.
+            let db = lancedb::connect(&dir.path().to_string_lossy())
+                .execute()
+                .await
+                .unwrap();
+            let old = Arc::new(Schema::new(chats_schema().fields()[..4].to_vec()));
+            let t = db
+                .create_empty_table(CHATS, old.clone())
+                .execute()
+                .await
+                .unwrap();
+            let cols: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(vec!["c1"])),
+                Arc::new(StringArray::from(vec!["Old chat"])),
+                Arc::new(Int64Array::from(vec![5])),
+                Arc::new(Int64Array::from(vec![6])),
+            ];
+            t.add(RecordBatch::try_new(old, cols).unwrap())
+                .execute()
+                .await
+                .unwrap();
+        }
+        let store = ChatStore::open(dir.path()).await.unwrap();
+        let chats = store.chats().await.unwrap();
+        assert_eq!(chats.len(), 1);
+        assert_eq!(
+            (chats[0].title.as_str(), chats[0].owner.as_str()),
+            ("Old chat", "")
+        );
+        assert_eq!(store.chats_of(Some("")).await.unwrap().len(), 1);
     }
 }

@@ -24,6 +24,17 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// The store's place is invalid or cannot be reached.
+    #[error("store {uri}: {detail}")]
+    Location {
+        /// The place (never its credentials).
+        uri: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Another docchat writes to this store.
+    #[error("{0}")]
+    Taken(String),
 }
 
 /// Result type of this crate.

@@ -4,6 +4,7 @@ use crate::arrow_rows::{
 };
 use crate::arrow_rows::{chunks_from, hits_from_plain};
 use crate::keywords::{self, Language};
+use crate::location::Location;
 use crate::{ChunkRecord, DocState, DocumentRecord, Error, Result, SearchFilter, SearchHit};
 use arrow_array::{RecordBatch, RecordBatchIterator};
 use futures::TryStreamExt;
@@ -43,6 +44,28 @@ pub struct Store {
     dim: usize,
     tuning: SearchTuning,
     indexes: Arc<Indexes>,
+    access: Access,
+}
+
+/// How a process uses a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The only writer: creates, writes, builds the search indexes.
+    Write,
+    /// A reader: reads what the writer made, at most `refresh` behind it.
+    Read {
+        /// How stale a read may be before the store is checked for new versions.
+        refresh: std::time::Duration,
+    },
+}
+
+impl Access {
+    fn refresh(self) -> Option<std::time::Duration> {
+        match self {
+            Access::Write => None,
+            Access::Read { refresh } => Some(refresh),
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -86,18 +109,52 @@ async fn collect(stream: lancedb::arrow::SendableRecordBatchStream) -> Result<Ve
 
 impl Store {
     /// Opens (creating if needed) the database in `dir` for vectors of `dim`
-    /// dimensions.
+    /// dimensions, to write.
     pub async fn open(dir: &Path, dim: usize) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Schema {
-            table: DOCUMENTS,
-            detail: format!("cannot create {}: {e}", dir.display()),
-        })?;
-        let db = lancedb::connect(&dir.to_string_lossy()).execute().await?;
-        let names = db.table_names().execute().await?;
-        let documents = open_or_create(&db, &names, DOCUMENTS, documents_schema()).await?;
-        let mut chunks = open_or_create(&db, &names, CHUNKS, chunks_schema(dim)).await?;
+        Self::open_at(&Location::folder(dir), dim, Access::Write).await
+    }
+
+    /// Opens the database at `location` for vectors of `dim` dimensions. A writer
+    /// creates the tables when missing and brings an old layout over; a reader
+    /// only reads what a writer made, and sees its new versions within
+    /// [`Access::Read`]'s `refresh`.
+    pub async fn open_at(location: &Location, dim: usize, access: Access) -> Result<Self> {
+        let db = location.connect(access.refresh()).await?;
+        let names = db
+            .table_names()
+            .execute()
+            .await
+            .map_err(|e| location.unreachable(e))?;
+        let (documents, mut chunks) = match access {
+            Access::Write => (
+                open_or_create(&db, &names, DOCUMENTS, documents_schema()).await?,
+                open_or_create(&db, &names, CHUNKS, chunks_schema(dim)).await?,
+            ),
+            Access::Read { .. } => {
+                if !names.iter().any(|n| n == CHUNKS) || !names.iter().any(|n| n == DOCUMENTS) {
+                    return Err(Error::Location {
+                        uri: location.uri().to_string(),
+                        detail: "no docchat index here yet: start the writer \
+                                 (docchat serve without --role reader) on this store first"
+                            .into(),
+                    });
+                }
+                (
+                    db.open_table(DOCUMENTS).execute().await?,
+                    db.open_table(CHUNKS).execute().await?,
+                )
+            }
+        };
         let mut schema = chunks.schema().await?;
         if schema.field_with_name("keywords").is_err() {
+            if access != Access::Write {
+                return Err(Error::Location {
+                    uri: location.uri().to_string(),
+                    detail: "the index was made by an older docchat: start the writer on it \
+                             once to bring it over"
+                        .into(),
+                });
+            }
             if let Err(e) = add_keyword_columns(&chunks).await {
                 // Another process opening the same old store at once may have
                 // added them first, and this commit conflicted: that is fine.
@@ -121,13 +178,15 @@ impl Store {
             dim,
             tuning: SearchTuning::default(),
             indexes: Arc::default(),
+            access,
         })
     }
 
     /// Opens an existing database in `dir` with the vector dimension it has (to read
     /// an index made by another embedding model).
     pub async fn open_any(dir: &Path) -> Result<Self> {
-        let db = lancedb::connect(&dir.to_string_lossy()).execute().await?;
+        let location = Location::folder(dir);
+        let db = location.connect(None).await?;
         let names = db.table_names().execute().await?;
         if !names.iter().any(|n| n == CHUNKS) {
             return Err(Error::Schema {
@@ -138,6 +197,11 @@ impl Store {
         let schema = db.open_table(CHUNKS).execute().await?.schema().await?;
         let dim = vector_dim(&schema).unwrap_or(0);
         Self::open(dir, dim).await
+    }
+
+    /// Whether this store only reads (a reader's).
+    pub fn read_only(&self) -> bool {
+        self.access != Access::Write
     }
 
     /// The same store with other search tuning.
@@ -538,7 +602,10 @@ impl Store {
         }
         let mut langs: Vec<(Language, usize)> = counts.into_iter().collect();
         langs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        *self.indexes.languages.lock().expect("poisoned") = Some(langs.clone());
+        if !self.read_only() {
+            // A reader's store changes under it: it reads them each time.
+            *self.indexes.languages.lock().expect("poisoned") = Some(langs.clone());
+        }
         Ok(langs)
     }
 
@@ -569,6 +636,12 @@ impl Store {
     async fn ensure_fts_index(&self) -> Result<bool> {
         if self.indexes.fts.load(Ordering::Acquire) {
             return Ok(true);
+        }
+        if self.read_only() {
+            // The writer builds it; until then a reader finds no keyword hits.
+            let has = self.has_index(FTS_INDEX).await?;
+            self.indexes.fts.store(has, Ordering::Release);
+            return Ok(has);
         }
         let _guard = self.indexes.building.lock().await;
         if self.indexes.fts.load(Ordering::Acquire) {

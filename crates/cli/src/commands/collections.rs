@@ -54,8 +54,11 @@ pub struct ForgetArgs {
 /// docchat never does it on its own.
 pub async fn forget(s: Settings, a: ForgetArgs) -> Result<ExitCode> {
     let embedder = s.embedder().await?;
-    let store = s.store(&embedder).await?;
+    let (store, lease) = s.writable_store(&embedder).await?;
     let n = folders::forget(&store, &a.collection).await?;
+    if let Some(lease) = lease {
+        lease.release().await?;
+    }
     if n == 0 {
         bail!("no documents in collection {:?}", a.collection);
     }
@@ -147,8 +150,11 @@ pub async fn collections(s: Settings, a: CollectionsArgs) -> Result<ExitCode> {
             std::fs::write(&file, updated)
                 .with_context(|| format!("cannot write {}", file.display()))?;
             if forget {
-                let store = s.store(&s.embedder().await?).await?;
+                let (store, lease) = s.writable_store(&s.embedder().await?).await?;
                 let n = folders::forget(&store, &name).await?;
+                if let Some(lease) = lease {
+                    lease.release().await?;
+                }
                 println!("stopped watching {name:?} and removed its {n} documents");
             } else {
                 println!(

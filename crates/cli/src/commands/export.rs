@@ -3,7 +3,6 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use docchat_service::Settings;
-use docchat_store::ChatStore;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,7 +17,7 @@ pub struct ExportArgs {
 
 /// Writes a chat as Markdown with its citations, or lists the chats.
 pub async fn export(s: Settings, a: ExportArgs) -> Result<ExitCode> {
-    let chats = ChatStore::open(&s.index_dir()).await?;
+    let chats = s.chats().await?;
     let Some(id) = a.chat_id else {
         let all = chats.chats().await?;
         if all.is_empty() {

@@ -26,7 +26,7 @@ pub async fn index(s: Settings, a: IndexArgs) -> Result<ExitCode> {
     let roots = config::roots_of(&a.paths, a.collection.as_deref())?;
     check_writable(&s.data_dir)?;
     let embedder = s.embedder().await?;
-    let store = s.store(&embedder).await?;
+    let (store, lease) = s.writable_store(&embedder).await?;
     let indexer = Indexer::new(store.clone(), embedder, roots.clone(), s.limits()?);
     tokio::spawn(Arc::clone(&indexer).run());
     indexer.reconcile().await?;
@@ -82,6 +82,9 @@ pub async fn index(s: Settings, a: IndexArgs) -> Result<ExitCode> {
             d.path,
             d.error.as_deref().unwrap_or("")
         );
+    }
+    if let Some(lease) = lease {
+        lease.release().await?;
     }
     Ok(ExitCode::SUCCESS)
 }

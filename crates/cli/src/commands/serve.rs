@@ -36,10 +36,27 @@ pub struct ServeArgs {
     /// File holding the API key (kept out of the process list)
     #[arg(long, env = "DOCCHAT_API_KEY_FILE")]
     api_key_file: Option<PathBuf>,
+    /// keys.toml: several API keys, each with a name and the collections it may
+    /// read ([[key]] name, key, collections); chats are per key
+    #[arg(long, env = "DOCCHAT_KEYS_FILE")]
+    keys_file: Option<PathBuf>,
     /// Host name the browser may use besides localhost, 127.0.0.1 and [::1] (a guard
     /// against DNS rebinding); repeatable
     #[arg(long = "allowed-host", value_name = "NAME")]
     allowed_hosts: Vec<String>,
+    /// writer: index the watched folders into the store (one per store); reader:
+    /// answer questions from a shared store (--store) that a writer keeps
+    #[arg(long, env = "DOCCHAT_ROLE", value_enum, default_value_t = Role::Writer)]
+    role: Role,
+}
+
+/// What a `docchat serve` does with its store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    /// Indexes and answers (the only writer of its store).
+    Writer,
+    /// Answers from a shared store a writer keeps; writes only chats.
+    Reader,
 }
 
 /// The server's access rules from the flags and the configuration file.
@@ -58,7 +75,17 @@ fn guard_of(s: &Settings, a: &ServeArgs, host: &str) -> Result<Guard> {
     };
     let mut allowed = a.allowed_hosts.clone();
     allowed.extend(s.file.allowed_hosts.iter().cloned());
-    Guard::new(host, key, allowed)
+    let keys = match a.keys_file.clone().or_else(|| s.file.keys_file.clone()) {
+        Some(f) => docchat_server::keys::load(&f)?,
+        None => Vec::new(),
+    };
+    if key.is_some() && !keys.is_empty() {
+        anyhow::bail!("give either one API key or a keys file, not both");
+    }
+    // With a keys file every request needs one of its keys, on loopback too: the
+    // keys are what keeps one user's collections from another's.
+    let key = key.or_else(|| keys.first().map(|(k, _)| k.clone()));
+    Guard::new(host, key, allowed)?.with_keys(keys)
 }
 
 /// `docchat serve`: refuses an open address without a key and a data folder it
@@ -71,18 +98,24 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| "127.0.0.1".into());
     let guard = guard_of(&s, &a, &host)?;
     check_writable(&s.data_dir)?;
-    let watch_file = a.watch_dirs.or_else(|| s.file.watch_dirs.clone());
-    let roots = match &watch_file {
-        Some(f) => config::read_watch_dirs(f)?,
-        None => Vec::new(),
+    let runtime = match a.role {
+        Role::Reader => Runtime::reader(&s).await?,
+        Role::Writer => {
+            let watch_file = a.watch_dirs.clone().or_else(|| s.file.watch_dirs.clone());
+            let roots = match &watch_file {
+                Some(f) => config::read_watch_dirs(f)?,
+                None => Vec::new(),
+            };
+            if roots.is_empty() {
+                tracing::warn!("no folders to watch (pass --watch-dirs FILE)");
+            }
+            for r in &roots {
+                tracing::info!(path = %r.path.display(), collection = %r.collection, "watching");
+            }
+            Runtime::start(&s, roots, watch_file).await?
+        }
     };
-    if roots.is_empty() {
-        tracing::warn!("no folders to watch (pass --watch-dirs FILE)");
-    }
-    for r in &roots {
-        tracing::info!(path = %r.path.display(), collection = %r.collection, "watching");
-    }
-    let runtime = Runtime::start(&s, roots, watch_file).await?;
+    let lease = runtime.lease.clone();
     let port = a.port.or(s.file.port).unwrap_or(8080);
     let listener = tokio::net::TcpListener::bind((host.as_str(), port))
         .await
@@ -99,6 +132,11 @@ pub async fn serve(s: Settings, a: ServeArgs) -> Result<ExitCode> {
     };
     let state = AppState::new(runtime, &s, limits);
     docchat_server::serve(listener, state, guard, shutdown_signal()).await?;
+    if let Some(lease) = lease
+        && let Err(e) = lease.release().await
+    {
+        tracing::warn!(error = %e, "cannot give the writer's lease back; it runs out by itself");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,7 +5,9 @@ use super::wire::{
     ChatEvent, DoneEvent, ErrorEvent, Explain, Hit, SearchBody, SourcesBody, TokenEvent,
 };
 use crate::error::ApiError;
+use crate::keys::Principal;
 use crate::state::AppState;
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -76,7 +78,11 @@ pub(crate) fn check_question(q: &str) -> Result<(), ApiError> {
 }
 
 /// Documents a question is scoped to must be in the index.
-pub(crate) async fn check_documents(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
+pub(crate) async fn check_documents(
+    state: &AppState,
+    who: &Principal,
+    ids: &[String],
+) -> Result<(), ApiError> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -92,9 +98,14 @@ pub(crate) async fn check_documents(state: &AppState, ids: &[String]) -> Result<
         .store
         .documents_by_id(ids)
         .await?;
+    // A document of a collection the key may not read is not there for it.
     let missing: Vec<&String> = ids
         .iter()
-        .filter(|i| !found.iter().any(|d| &d.id == *i))
+        .filter(|i| {
+            !found
+                .iter()
+                .any(|d| &d.id == *i && who.may_read(&d.collection))
+        })
         .collect();
     if missing.is_empty() {
         Ok(())
@@ -110,6 +121,18 @@ pub(crate) async fn check_documents(state: &AppState, ids: &[String]) -> Result<
     }
 }
 
+/// A 503 with the reason when the generator cannot generate now (a remote one
+/// that does not answer), before any answer starts streaming.
+pub(crate) async fn check_generator(
+    generator: &std::sync::Arc<dyn docchat_core::Generator>,
+) -> Result<(), ApiError> {
+    let g = std::sync::Arc::clone(generator);
+    tokio::task::spawn_blocking(move || g.available())
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(ApiError::Unavailable)
+}
+
 pub(crate) fn check_top_k(k: Option<usize>, default: usize) -> Result<usize, ApiError> {
     match k {
         None => Ok(default),
@@ -122,6 +145,7 @@ pub(crate) fn check_top_k(k: Option<usize>, default: usize) -> Result<usize, Api
 
 pub(crate) async fn chat(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Json(req): Json<ChatRequest>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
     check_question(&req.question)?;
@@ -131,7 +155,8 @@ pub(crate) async fn chat(
         .unwrap_or_default()
         .with_collections(req.collections);
     opts.filter.documents.extend(req.documents);
-    check_documents(&state, &opts.filter.documents).await?;
+    who.restrict(&mut opts.filter)?;
+    check_documents(&state, &who, &opts.filter.documents).await?;
     opts.read.reading = req.reading.unwrap_or(opts.read.reading);
     if opts.read.reading == Reading::Whole && opts.filter.documents.is_empty() {
         return Err(ApiError::BadRequest(
@@ -151,7 +176,7 @@ pub(crate) async fn chat(
         None
     } else {
         Some(match &req.chat_id {
-            Some(id) => chat_or_404(&state, id).await?,
+            Some(id) => chat_or_404(&state, &who, id).await?,
             None => {
                 let now = now_ms();
                 ChatRecord {
@@ -159,13 +184,15 @@ pub(crate) async fn chat(
                     title: docchat_service::answer::history::title_of(&req.question),
                     created_ms: now,
                     updated_ms: now,
+                    owner: who.owner().to_string(),
                 }
             }
         })
     };
+    let rag = state.live().rag.clone();
+    check_generator(&rag.generator).await?;
     let permit = state.chat_slots.try_enter()?;
     let (tx, rx) = mpsc::channel(64);
-    let rag = state.live().rag.clone();
     let first = chat.as_ref().map(|c| {
         event(
             "chat",
@@ -250,6 +277,7 @@ pub(crate) struct SearchRequest {
 /// `POST /api/search`: passages only, no generation.
 pub(crate) async fn search(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Json(req): Json<SearchRequest>,
 ) -> Result<Json<SearchBody>, ApiError> {
     let _place = state.searches.enter()?;
@@ -257,7 +285,7 @@ pub(crate) async fn search(
     check_question(&req.query)?;
     let top_k = check_top_k(req.top_k, 10)?;
     let defaults = &state.ask_defaults;
-    let retrieval = Retrieval {
+    let mut retrieval = Retrieval {
         query: req.query,
         mode: req.mode.unwrap_or(defaults.mode),
         top_k,
@@ -268,6 +296,8 @@ pub(crate) async fn search(
         fusion: req.fusion.unwrap_or(defaults.fusion),
         expand: req.expand.unwrap_or(true),
     };
+    who.restrict(&mut retrieval.filter)?;
+    check_documents(&state, &who, &retrieval.filter.documents).await?;
     let started = std::time::Instant::now();
     let trace = state.live().rag.retriever.trace(&retrieval).await?;
     let nearest_similarity = trace.nearest_similarity();

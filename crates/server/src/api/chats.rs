@@ -1,7 +1,9 @@
 //! `/api/chats`: the chat history, renamed, deleted, exported to Markdown.
 
 use crate::error::ApiError;
+use crate::keys::Principal;
 use crate::state::AppState;
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderValue, header};
@@ -14,24 +16,34 @@ use serde_json::json;
 /// `GET /api/chats`: the history, most recent first.
 pub(crate) async fn list_chats(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!({ "chats": state.chats.chats().await? })))
+    Ok(Json(
+        json!({ "chats": state.chats.chats_of(who.chats_owner()).await? }),
+    ))
 }
 
-pub(crate) async fn chat_or_404(state: &AppState, id: &str) -> Result<ChatRecord, ApiError> {
+/// The chat `id`, when `who` may see it (its own, or any for the only user).
+pub(crate) async fn chat_or_404(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+) -> Result<ChatRecord, ApiError> {
     state
         .chats
         .chat(id)
         .await?
+        .filter(|c| who.chats_owner().is_none_or(|o| c.owner == o))
         .ok_or_else(|| ApiError::NotFound(format!("no chat {id:?}")))
 }
 
 /// `GET /api/chats/{id}`: a chat with its messages (answers with their sources).
 pub(crate) async fn get_chat(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let chat = chat_or_404(&state, &id).await?;
+    let chat = chat_or_404(&state, &who, &id).await?;
     let messages: Vec<_> = state
         .chats
         .messages(&id)
@@ -64,6 +76,7 @@ pub(crate) struct RenameRequest {
 /// `PATCH /api/chats/{id}` `{"title"}`.
 pub(crate) async fn rename_chat(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     UrlPath(id): UrlPath<String>,
     Json(req): Json<RenameRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -73,7 +86,7 @@ pub(crate) async fn rename_chat(
             "a title has 1 to 200 characters".into(),
         ));
     }
-    let mut chat = chat_or_404(&state, &id).await?;
+    let mut chat = chat_or_404(&state, &who, &id).await?;
     chat.title = title.to_string();
     chat.updated_ms = now_ms();
     state.chats.put_chat(&chat).await?;
@@ -83,9 +96,10 @@ pub(crate) async fn rename_chat(
 /// `DELETE /api/chats/{id}`.
 pub(crate) async fn delete_chat(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    chat_or_404(&state, &id).await?;
+    chat_or_404(&state, &who, &id).await?;
     state.chats.delete_chat(&id).await?;
     Ok(Json(json!({ "deleted": id })))
 }
@@ -93,9 +107,10 @@ pub(crate) async fn delete_chat(
 /// `GET /api/chats/{id}/export`: the chat as Markdown, with its citations.
 pub(crate) async fn export_chat(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    let chat = chat_or_404(&state, &id).await?;
+    let chat = chat_or_404(&state, &who, &id).await?;
     let messages = state.chats.messages(&id).await?;
     let mut res = docchat_service::answer::history::markdown(&chat, &messages).into_response();
     let headers = res.headers_mut();

@@ -2,7 +2,9 @@
 //! files uploaded into one.
 
 use crate::error::ApiError;
+use crate::keys::Principal;
 use crate::state::AppState;
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
@@ -45,14 +47,16 @@ pub(crate) async fn collection_action(
 /// its indexing is paused, and collections of the index no folder feeds any more.
 pub(crate) async fn list_collections(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let live = state.live();
     let docs = live.rag.retriever.store.documents().await?;
-    let rows = docchat_service::index::folders::collection_rows(
+    let mut rows = docchat_service::index::folders::collection_rows(
         &live.indexer.roots(),
         &docs,
         &live.indexer.paused(),
     );
+    rows.retain(|r| r["name"].as_str().is_some_and(|n| who.may_read(n)));
     Ok(Json(json!({ "collections": rows })))
 }
 

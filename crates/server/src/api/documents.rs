@@ -2,7 +2,9 @@
 //! page by page.
 
 use crate::error::ApiError;
+use crate::keys::Principal;
 use crate::state::AppState;
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderValue, header};
@@ -16,6 +18,7 @@ use serde_json::json;
 /// from the manifest, never from a path in the request).
 pub(crate) async fn document_file(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let doc = state
@@ -27,6 +30,8 @@ pub(crate) async fn document_file(
         .await?
         // A failed document whose previous version stays searchable is cited too.
         .filter(|d| d.state == DocState::Indexed || d.chunks > 0)
+        // Nor is a document of a collection the key may not read.
+        .filter(|d| who.may_read(&d.collection))
         .ok_or_else(|| ApiError::NotFound(format!("no indexed document {id:?}")))?;
     let path = doc.file();
     let inside = {
@@ -126,6 +131,7 @@ pub(crate) struct PageQuery {
 /// source is shown, scrolled to the passage.
 pub(crate) async fn document_text(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     UrlPath(id): UrlPath<String>,
     axum::extract::Query(q): axum::extract::Query<PageQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -135,6 +141,8 @@ pub(crate) async fn document_text(
         .await?
         // A failed document whose previous version stays searchable is cited too.
         .filter(|d| d.state == DocState::Indexed || d.chunks > 0)
+        // Nor is a document of a collection the key may not read.
+        .filter(|d| who.may_read(&d.collection))
         .ok_or_else(|| ApiError::NotFound(format!("no indexed document {id:?}")))?;
     if q.page == 0 || q.page > doc.pages {
         return Err(ApiError::BadRequest(format!(

@@ -2,7 +2,9 @@
 
 use super::wire::{CollectionRow, Counts, DocumentRow, IndexStats, ModelIds, Requests, StatusBody};
 use crate::error::ApiError;
+use crate::keys::Principal;
 use crate::state::AppState;
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -14,11 +16,17 @@ use tokio_stream::StreamExt;
 
 /// `GET /api/status`: the documents, the indexer, the requests in flight, the
 /// models.
-pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn status(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Response, ApiError> {
     let (live, switch) = state.live_and_switch();
-    let docs = live.rag.retriever.store.documents().await?;
+    let mut docs = live.rag.retriever.store.documents().await?;
+    // A key sees the documents and folders of its collections only.
+    docs.retain(|d| who.may_read(&d.collection));
     let ix = &live.indexer;
-    let roots = ix.roots();
+    let mut roots = ix.roots();
+    roots.retain(|r| who.may_read(&r.collection));
     let body = StatusBody {
         documents: docs.iter().map(DocumentRow::from).collect(),
         counts: Counts::of(&docs),
@@ -60,6 +68,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, Ap
 /// after every file, `document` on every state change.
 pub(crate) async fn events(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
     use tokio_stream::wrappers::BroadcastStream;
     // Held as long as the stream is open.
@@ -69,11 +78,18 @@ pub(crate) async fn events(
     let first = docchat_service::index::progress::IndexEvent::Progress(ix.progress());
     let stream = tokio_stream::once(first)
         .chain(BroadcastStream::new(rx).filter_map(Result::ok))
-        .map(move |ev| {
+        .filter_map(move |ev| {
+            let data = json!(ev);
+            // A document of a collection the key may not read is not told.
+            let hidden = data
+                .get("collection")
+                .and_then(|c| c.as_str())
+                .is_some_and(|c| !who.may_read(c));
+            (!hidden).then(|| (ev.name(), data))
+        })
+        .map(move |(name, data)| {
             let _open = &place;
-            Ok(Event::default()
-                .event(ev.name())
-                .data(json!(ev).to_string()))
+            Ok(Event::default().event(name).data(data.to_string()))
         });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -6,6 +6,8 @@
 //! answers without retrieval, like llama-server would.
 
 use crate::AppState;
+use crate::keys::Principal;
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -98,7 +100,34 @@ impl OaiError {
         .with_code("model_not_found")
     }
 
+    /// The API error of docchat's own API, in OpenAI's terms.
+    fn of_api(e: crate::ApiError) -> Self {
+        use crate::ApiError as E;
+        match e {
+            E::Unavailable(why) => Self::unavailable(why),
+            E::Forbidden(why) => {
+                Self::new(StatusCode::FORBIDDEN, "permission_error", why).with_code("forbidden")
+            }
+            E::BadRequest(why) => Self::invalid(why, Some("docchat")),
+            E::NotFound(why) => Self::invalid(why, Some("docchat")),
+            E::Internal(e) => Self::internal(&e),
+            other => Self::internal(&anyhow::anyhow!("{other:?}")),
+        }
+    }
+
+    /// A 503: what docchat needs is down (the remote generator, the store).
+    fn unavailable(message: String) -> Self {
+        Self {
+            retry_after_s: Some(5),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message)
+        }
+        .with_code("unavailable")
+    }
+
     fn internal(e: &anyhow::Error) -> Self {
+        if let Some(why) = crate::error::unavailable(e) {
+            return Self::unavailable(why);
+        }
         tracing::error!(error = format!("{e:#}"), "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -341,6 +370,7 @@ struct Collected {
 
 async fn chat_completions(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     body: Bytes,
 ) -> Result<Response, OaiError> {
     let req: ChatCompletionRequest = parse(&body)?;
@@ -357,9 +387,17 @@ async fn chat_completions(
         req.docchat.unwrap_or_default(),
     );
     let turns = turns_of(req.messages)?;
+    crate::api::chat::check_generator(generator)
+        .await
+        .map_err(OaiError::of_api)?;
+    if rag {
+        crate::api::chat::check_documents(&state, &who, &docchat.documents)
+            .await
+            .map_err(OaiError::of_api)?;
+    }
     let permit = state.chat_slots.try_enter()?;
     let rx = if rag {
-        answer_from_documents(&state, turns, docchat, params)?
+        answer_from_documents(&state, &who, turns, docchat, params)?
     } else {
         complete(&state, turns, params).await?
     };
@@ -402,6 +440,7 @@ async fn chat_completions(
 /// documents `docchat` allows; earlier turns are the conversation.
 fn answer_from_documents(
     state: &AppState,
+    who: &Principal,
     mut turns: Vec<ChatTurn>,
     docchat: DocchatOptions,
     mut params: GenerationParams,
@@ -430,6 +469,7 @@ fn answer_from_documents(
         .unwrap_or_default()
         .with_collections(docchat.collections);
     opts.filter.documents.extend(docchat.documents);
+    who.restrict(&mut opts.filter).map_err(OaiError::of_api)?;
     opts.read.reading = docchat.reading.unwrap_or(opts.read.reading);
     opts.mode = docchat.mode.unwrap_or(opts.mode);
     if let Some(k) = docchat.top_k {

@@ -231,6 +231,7 @@ mod tests {
             title: "FFI".into(),
             created_ms: 0,
             updated_ms: 0,
+            owner: String::new(),
         };
         let sources = serde_json::json!({
             "sources": {"citations": [

@@ -331,7 +331,7 @@ impl Retriever {
         if req.expand {
             self.expand(&mut passages).await?;
         }
-        self.mark_ocr(&mut passages).await?;
+        self.keep_complete(&mut passages).await?;
         Ok(Trace {
             vector: vector_ranked,
             keyword: keyword_ranked,
@@ -341,20 +341,25 @@ impl Retriever {
         })
     }
 
-    /// Marks the passages whose pages OCR read (their documents say which).
-    async fn mark_ocr(&self, passages: &mut [Passage]) -> Result<()> {
+    /// Leaves out the passages of documents not completely written yet (chunks
+    /// are written before their document's row turns `indexed`: a reader of a
+    /// shared store, or a search during indexing, may see them in between), and
+    /// marks the passages whose pages OCR read (their documents say which).
+    async fn keep_complete(&self, passages: &mut Vec<Passage>) -> Result<()> {
         let mut ids: Vec<String> = passages.iter().map(|p| p.at.document_id.clone()).collect();
         ids.sort();
         ids.dedup();
-        let scanned: HashMap<String, Vec<u32>> = self
-            .store
-            .documents_by_id(&ids)
-            .await?
+        let docs = self.store.documents_by_id(&ids).await?;
+        passages.retain(|p| {
+            docs.iter()
+                .any(|d| d.id == p.at.document_id && d.state == docchat_store::DocState::Indexed)
+        });
+        let scanned: HashMap<String, Vec<u32>> = docs
             .into_iter()
             .map(|d| (d.id, docchat_core::ocr_pages(&d.extractor)))
             .filter(|(_, pages)| !pages.is_empty())
             .collect();
-        for p in passages {
+        for p in passages.iter_mut() {
             p.ocr = scanned
                 .get(&p.at.document_id)
                 .is_some_and(|pages| pages.iter().any(|n| p.covers_page(*n)));

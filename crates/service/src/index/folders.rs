@@ -88,6 +88,14 @@ impl Folders {
         }
     }
 
+    /// No folders are watched here (a reader of a shared store).
+    pub fn none() -> Self {
+        Self {
+            watcher: Mutex::new(None),
+            watch_file: None,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<RecommendedWatcher>> {
         self.watcher
             .lock()

@@ -341,18 +341,26 @@ impl Retriever {
         })
     }
 
-    /// Leaves out the passages of documents not completely written yet (chunks
-    /// are written before their document's row turns `indexed`: a reader of a
-    /// shared store, or a search during indexing, may see them in between), and
-    /// marks the passages whose pages OCR read (their documents say which).
+    /// Leaves out the passages of documents not written yet: chunks are written
+    /// before their document's row, so a search in between finds chunks of no
+    /// document. A long document written in parts under a `pending` row is
+    /// searched part by part by its writer; a reader of a shared store sees it
+    /// only once it is `indexed`, never half written. Marks the passages whose
+    /// pages OCR read (their documents say which).
     async fn keep_complete(&self, passages: &mut Vec<Passage>) -> Result<()> {
         let mut ids: Vec<String> = passages.iter().map(|p| p.at.document_id.clone()).collect();
         ids.sort();
         ids.dedup();
         let docs = self.store.documents_by_id(&ids).await?;
+        let reader = self.store.read_only();
         passages.retain(|p| {
-            docs.iter()
-                .any(|d| d.id == p.at.document_id && d.state == docchat_store::DocState::Indexed)
+            docs.iter().any(|d| {
+                use docchat_store::DocState;
+                // A failed new version keeps the previous one searchable.
+                let whole =
+                    d.state == DocState::Indexed || (d.state == DocState::Failed && d.chunks > 0);
+                d.id == p.at.document_id && (!reader || whole)
+            })
         });
         let scanned: HashMap<String, Vec<u32>> = docs
             .into_iter()

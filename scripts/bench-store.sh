@@ -6,7 +6,7 @@
 #   scripts/bench-store.sh [PATHS…]   (default: the R manuals of the corpus)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$here/objectstore.sh"
+source "$here/objectstore.sh" ""
 trap 'kill $DOCCHAT_OBJECTSTORE_PID 2>/dev/null || true' EXIT
 paths=("$@")
 [ "${#paths[@]}" -gt 0 ] || paths=("$here/../../shared/corpus/manuals/R-ints.pdf")

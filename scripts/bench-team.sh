@@ -10,7 +10,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 at_once="${1:-4}"
 rounds="${2:-3}"
-source "$here/objectstore.sh"
+source "$here/objectstore.sh" ""
 cd "$here/.."
 docchat="$CARGO_TARGET_DIR/debug/docchat"
 work="$(mktemp -d -t docchat-team-XXXXXX)"
@@ -68,10 +68,8 @@ def ask(base, q, out):
     c.request("POST", "/api/chat", body, {"Content-Type": "application/json"})
     r = c.getresponse()
     ttft = None
-    while True:
-        line = r.fp.readline()
-        if not line:
-            break
+    # The body, chunk-decoded, line by line to its end.
+    for line in r:
         if ttft is None and line.startswith(b"event: token"):
             ttft = time.monotonic() - t0
     out.append((r.status, ttft, time.monotonic() - t0))

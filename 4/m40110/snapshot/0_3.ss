@@ -1,0 +1,2 @@
+c98730cd
+{"lastIndex":3,"lastTerm":0,"peers":[{"name":"127.0.0.1:40110.40111","connectionString":"127.0.0.1:40111"}],"state":"eyJtYXhWb2x1bWVJZCI6MCwidG9wb2xvZ3lJZCI6ImZlNmYyZGYzLTMyYzItNGE5My04YjM0LWY1Y2ViOTI5OGVhOCJ9","path":"4/m40110/snapshot/0_3.ss"}

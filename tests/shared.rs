@@ -467,6 +467,7 @@ fn each_key_sees_only_its_collections_and_its_chats() {
         );
         (res.status, res.text())
     };
+    let get = |key: &str, path: &str| call(key, "GET", path, None).0;
     // No key at all: 401, on loopback too.
     assert_eq!(server.get_raw("/api/status").status, 401);
     // Wait for both documents, as the admin sees them.
@@ -514,20 +515,10 @@ fn each_key_sees_only_its_collections_and_its_chats() {
     );
     assert_eq!(code, 403, "{body}");
     // Nor its text or file, nor through the OpenAI API.
-    let (code, _) = call(
-        alice,
-        "GET",
-        &format!("/api/documents/{judgment_id}/text?page=1"),
-        None,
-    );
-    assert_eq!(code, 404);
-    let (code, _) = call(
-        alice,
-        "GET",
-        &format!("/api/documents/{judgment_id}/file"),
-        None,
-    );
-    assert_eq!(code, 404);
+    let text = format!("/api/documents/{judgment_id}/text?page=1");
+    let file = format!("/api/documents/{judgment_id}/file");
+    assert_eq!(get(alice, &text), 404);
+    assert_eq!(get(alice, &file), 404);
     let (code, body) = call(
         alice,
         "POST",
@@ -573,10 +564,8 @@ fn each_key_sees_only_its_collections_and_its_chats() {
     assert!(mine.contains(&chat_id), "{mine}");
     let (_, theirs) = call(bob, "GET", "/api/chats", None);
     assert!(!theirs.contains(&chat_id), "{theirs}");
-    let (code, _) = call(bob, "GET", &format!("/api/chats/{chat_id}"), None);
-    assert_eq!(code, 404);
-    let (code, _) = call(bob, "DELETE", &format!("/api/chats/{chat_id}"), None);
-    assert_eq!(code, 404);
-    let (code, _) = call(alice, "GET", &format!("/api/chats/{chat_id}"), None);
-    assert_eq!(code, 200);
+    let chat = format!("/api/chats/{chat_id}");
+    assert_eq!(get(bob, &chat), 404);
+    assert_eq!(call(bob, "DELETE", &chat, None).0, 404);
+    assert_eq!(get(alice, &chat), 200);
 }

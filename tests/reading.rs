@@ -351,47 +351,11 @@ fn whole_documents_are_read_to_the_end_with_coverage_cache_and_stop() {
     );
 }
 
-/// Posts `body` to `/api/chat` and hands each event to `on_event` until it returns
-/// `false` (then the connection is closed, as the browser's Stop does) or the stream
-/// ends.
-fn post_events(server: &Server, body: &Value, mut on_event: impl FnMut(&str, &Value) -> bool) {
-    let authority = server.base.strip_prefix("http://").unwrap();
-    let mut stream = TcpStream::connect(authority).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let payload = body.to_string();
-    write!(
-        stream,
-        "POST /api/chat HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-        payload.len()
-    )
-    .unwrap();
-    let mut reader = BufReader::new(stream);
-    let (mut name, mut line) = (String::new(), String::new());
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            return;
-        }
-        let l = line.trim_end();
-        if let Some(n) = l.strip_prefix("event:") {
-            name = n.trim().to_string();
-        } else if let Some(d) = l.strip_prefix("data:") {
-            let data: Value = serde_json::from_str(d.trim()).unwrap();
-            if !on_event(&name, &data) {
-                return;
-            }
-        }
-    }
-}
-
 /// Posts `body`, reads its events until the first window is read, then closes the
 /// connection (as the browser's Stop does); returns the chat's id.
 fn stop_after_first_window(server: &Server, body: &Value) -> String {
     let mut chat_id = None;
-    post_events(server, body, |name, data| match name {
+    http::post_events(&server.base, body, |name, data| match name {
         "chat" => {
             chat_id = Some(data["id"].as_str().unwrap().to_string());
             true
@@ -412,7 +376,7 @@ fn questions_go_first(server: &Server, list_doc: &str) {
     let reading = std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
             let mut progress: Vec<(Instant, u64, u64)> = Vec::new();
-            post_events(server, &body, |name, data| {
+            http::post_events(&server.base, &body, |name, data| {
                 if name == "reading" {
                     let done = data["windows_done"].as_u64().unwrap();
                     progress.push((

@@ -3,7 +3,7 @@
 //! and answers can be written by another server (`--generator`).
 
 use crate::common::objectstore::ObjectStore;
-use crate::common::{Server, corpus, doc, docchat, outcome, settled, sse_events};
+use crate::common::{Server, corpus, doc, docchat, http, outcome, settled, sse_events};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -64,6 +64,25 @@ fn reader(tmp: &Path, name: &str, uri: &str, env: &[(&'static str, String)]) -> 
     ))
 }
 
+/// The reader's web page in headless Chromium (tests/browser/reader.mjs).
+fn reader_page(reader: &Server, uri: &str) {
+    let browser_dir = crate::common::models_dir().join("../browser/node_modules");
+    let out = Command::new("node")
+        .arg(crate::common::manifest_dir().join("../../tests/browser/reader.mjs"))
+        .arg(&reader.base)
+        .arg(uri)
+        .arg(PAPER)
+        .env("DOCCHAT_BROWSER_DIR", &browser_dir)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "the reader's page failed its checks:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_team_shares_one_index_on_an_object_store() {
     let s3 = ObjectStore::start();
@@ -122,7 +141,19 @@ fn a_team_shares_one_index_on_an_object_store() {
             doc(&listed, PAPER).is_some(),
             "a reader lists the writer's documents: {listed:#}"
         );
+        // It says what it is and where the index lives (without the options).
+        assert_eq!(listed["index"]["role"], "reader", "{:#}", listed["index"]);
+        assert_eq!(listed["index"]["store"], uri.as_str());
+        assert_eq!(
+            listed["reconciled"], true,
+            "a reader has no folders to scan"
+        );
     }
+    assert_eq!(status["index"]["role"], "writer", "{:#}", status["index"]);
+    assert_eq!(status["index"]["store"], uri.as_str());
+    // In a real browser, a reader's page says which shared index it answers from
+    // and offers no folder or file to add.
+    reader_page(&r1, &uri);
     let (code, body) = r1.post(
         "/api/chat",
         &json!({ "question": "How does SpiderMonkey call C builtins through its foreign function interface?", "max_tokens": 48 }),
@@ -332,6 +363,34 @@ fn answers_written_by_a_remote_generator_and_503_while_it_is_down() {
         .expect("citations")
         .1;
     assert!(citations.to_string().contains(JUDGMENT), "{citations}");
+
+    // A client that leaves stops the remote generation too: asked for 2,000
+    // tokens with no end of text (a minute and more on this machine), the
+    // generator's line is empty again within seconds of the client closing.
+    let mut tokens = 0;
+    http::post_events(
+        &front.base,
+        &json!({ "question": "Who delivered the judgment in the Sinnott case?",
+                 "save": false, "max_tokens": 2000, "ignore_eos": true }),
+        |name, _| {
+            tokens += usize::from(name == "token");
+            tokens < 3
+        },
+    );
+    assert_eq!(tokens, 3, "the answer streamed before the client left");
+    let left = Instant::now();
+    let busy = |s: &Server| s.get("/api/status")["requests"]["chat_in_flight"].as_u64();
+    while busy(&generator) != Some(0) || busy(&front) != Some(0) {
+        assert!(
+            left.elapsed() < Duration::from_secs(15),
+            "the remote generation goes on after the client left"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "remote generation stopped {:?} after the client left",
+        left.elapsed()
+    );
 
     // The generator is killed: questions get 503 with the reason, at once.
     generator.kill();

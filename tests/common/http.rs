@@ -176,3 +176,43 @@ pub fn read_events(
         }
     }
 }
+
+/// Posts `body` to `/api/chat` of the server at `base` and hands each event to
+/// `on_event` until it returns `false` (then the connection is closed, as the
+/// browser's Stop does) or the stream ends.
+pub fn post_events(
+    base: &str,
+    body: &serde_json::Value,
+    mut on_event: impl FnMut(&str, &serde_json::Value) -> bool,
+) {
+    let authority = base.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let payload = body.to_string();
+    write!(
+        stream,
+        "POST /api/chat HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let (mut name, mut line) = (String::new(), String::new());
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            return;
+        }
+        let l = line.trim_end();
+        if let Some(n) = l.strip_prefix("event:") {
+            name = n.trim().to_string();
+        } else if let Some(d) = l.strip_prefix("data:") {
+            let data: serde_json::Value = serde_json::from_str(d.trim()).unwrap();
+            if !on_event(&name, &data) {
+                return;
+            }
+        }
+    }
+}

@@ -99,6 +99,8 @@ pub struct AppState {
     pub data_dir: PathBuf,
     /// Whether this server only answers from a shared store (`--role reader`).
     pub reader: bool,
+    /// The shared store, as shown (`s3://bucket/prefix`, without its options).
+    pub store: Option<String>,
 }
 
 impl AppState {
@@ -128,6 +130,7 @@ impl AppState {
             allowed_folders: settings.allowed_folders(),
             data_dir: settings.data_dir.clone(),
             reader: runtime.reader,
+            store: settings.store.as_ref().map(ToString::to_string),
             chat_slots,
             embed_slots: Admission::new(limits.queue),
             started_unix: std::time::SystemTime::now()

@@ -729,6 +729,13 @@ async function loadCollections() {
   }
   state.collections = data.collections;
   state.documents = status.documents.filter((d) => d.state === "indexed");
+  // A shared index: where it lives; a reader of it adds and removes nothing.
+  const place = status.index || { role: "local" };
+  const reader = place.role === "reader";
+  const where = $("index-place");
+  where.hidden = place.role === "local";
+  where.textContent = place.role === "local" ? "" : t(reader ? "index_reader" : "index_writer", { store: place.store });
+  for (const id of ["add-folder", "add-files"]) $(id).hidden = reader;
   const list = $("collections");
   list.replaceChildren();
   for (const c of data.collections) {
@@ -750,8 +757,8 @@ async function loadCollections() {
     const counts = el("span", "counts", t("n_indexed", { n: num(c.indexed) }) + (c.pending ? t("n_pending", { n: num(c.pending) }) : "") +
       (c.failed ? t("n_failed", { n: num(c.failed) }) : "") + (c.paused ? t("paused") : ""));
     li.append(box, label);
-    if (!c.watched) li.append(el("span"));
-    if (c.watched) {
+    if (!c.watched || reader) li.append(el("span"));
+    if (c.watched && !reader) {
       const rm = el("button", "icon small", "×");
       rm.type = "button";
       rm.setAttribute("aria-label", t("stop_watching", { name: c.name }));

@@ -1,6 +1,8 @@
 //! `/api/status`, `/api/events` (index progress over SSE) and `/api/resources`.
 
-use super::wire::{CollectionRow, Counts, DocumentRow, IndexStats, ModelIds, Requests, StatusBody};
+use super::wire::{
+    CollectionRow, Counts, DocumentRow, IndexPlace, IndexStats, ModelIds, Requests, StatusBody,
+};
 use crate::error::ApiError;
 use crate::keys::Principal;
 use crate::state::AppState;
@@ -39,7 +41,15 @@ pub(crate) async fn status(
             uploads: state.uploads.in_use(),
             event_streams: state.event_streams.in_use(),
         },
-        reconciled: ix.reconciled(),
+        reconciled: state.reader || ix.reconciled(),
+        index: IndexPlace {
+            role: match (&state.store, state.reader) {
+                (_, true) => "reader",
+                (Some(_), false) => "writer",
+                (None, false) => "local",
+            },
+            store: state.store.as_deref(),
+        },
         write_error: ix.write_error(),
         unavailable: ix.unavailable(),
         progress: ix.progress(),

@@ -23,8 +23,11 @@ pub struct StatusBody<'a> {
     pub queue: usize,
     /// Requests in flight.
     pub requests: Requests,
-    /// Whether the start-up scan of the folders finished.
+    /// Whether the start-up scan of the folders finished (a reader of a shared
+    /// store scans nothing: true once it has opened the store).
     pub reconciled: bool,
+    /// Where the index lives and what this server does with it.
+    pub index: IndexPlace<'a>,
     /// A failure to write the index (a full, read-only or forbidden data folder).
     pub write_error: Option<WriteError>,
     /// Files and folders that cannot be reached right now (their documents are
@@ -108,6 +111,15 @@ pub struct Requests {
     pub uploads: usize,
     /// Open `/api/events` streams.
     pub event_streams: usize,
+}
+
+/// Where the index lives: a data folder of this machine (`local`), or a shared
+/// store this server indexes into (`writer`) or only answers from (`reader`).
+#[derive(Debug, Serialize)]
+pub struct IndexPlace<'a> {
+    pub role: &'static str,
+    /// The shared store (`s3://bucket/prefix` or a folder), never its options.
+    pub store: Option<&'a str>,
 }
 
 /// The indexer's counters.

@@ -186,6 +186,16 @@ async fn answers(
                         g.says_not_in_documents,
                         g.answer.replace('\n', " ")
                     );
+                    for src in &g.sources {
+                        let how = match (src.cited, src.supported, src.found) {
+                            (true, Some(false), _) => "cited, unsupported",
+                            (true, _, _) => "cited",
+                            (false, _, true) => "placed by docchat",
+                            _ => "not cited",
+                        };
+                        let right = if src.right { ", the labelled page" } else { "" };
+                        println!("  [{}] {} ({how}{right})", src.n, src.at);
+                    }
                 }
             }
         }

@@ -73,12 +73,31 @@ pub struct Graded {
     pub uncited: usize,
     /// Sentences that state something or cite a source.
     pub claims: usize,
+    /// The sources the answer was given, as the answer cites them.
+    pub sources: Vec<GradedSource>,
     /// Milliseconds to the first token.
     pub ttft_ms: f64,
     /// Tokens in the prompt (0: answered without the model).
     pub prompt_tokens: u32,
     /// Generated tokens per second.
     pub tokens_per_s: f64,
+}
+
+/// One source of a graded answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct GradedSource {
+    /// Its number in the prompt.
+    pub n: usize,
+    /// The document and its pages.
+    pub at: String,
+    /// The answer cites it with `[n]`.
+    pub cited: bool,
+    /// docchat placed a sentence of the answer in it.
+    pub found: bool,
+    /// For a cited source: whether it holds what cites it.
+    pub supported: Option<bool>,
+    /// It covers the labelled page.
+    pub right: bool,
 }
 
 /// The figures of one model.
@@ -213,6 +232,18 @@ pub fn grade(q: &Question, answer: String, sources: &Sources, stats: &Generation
         unsupported,
         cites,
         uncited: sources.claims.iter().filter(|c| c.uncited).count(),
+        sources: sources
+            .citations
+            .iter()
+            .map(|c| GradedSource {
+                n: c.n,
+                at: format!("{} {}", c.at.path, c.at.pages()),
+                cited: c.cited,
+                found: c.found,
+                supported: c.supported,
+                right: q.is_page_of(&c.at),
+            })
+            .collect(),
         claims: sources.claims.len(),
         ttft_ms: stats.ttft_ms as f64,
         prompt_tokens: stats.prompt_tokens,

@@ -83,6 +83,25 @@ fn answers_cite_the_labelled_page_and_decline_what_nothing_is_close_to() {
         far["claims"], 0,
         "docchat's own words are not checked as claims: {far:#}"
     );
+    assert_eq!(far["unfounded"], false, "{far:#}");
+    // An answer flagged as found in no source has no source that holds a sentence
+    // of it (none cited and supported, none placed by docchat); one that has such
+    // a source is not flagged.
+    for a in answers {
+        let held = a["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["found"] == true || s["supported"] == true);
+        assert!(
+            !(a["unfounded"] == true && held),
+            "flagged, yet held by a source: {a:#}"
+        );
+    }
+    println!(
+        "flagged as found in no source (not asserted): {} of the answerable",
+        r["unfounded_answerable"]
+    );
     let lontano = answers.last().unwrap()["answer"].as_str().unwrap();
     assert!(
         lontano.starts_with("I documenti non sembrano contenere questa informazione")

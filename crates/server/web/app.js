@@ -193,6 +193,7 @@ function markSupport(body, sources) {
   const unsupported = claims.filter((c) => c.cites.some((x) => !x.supported)).length;
   const uncited = claims.filter((c) => c.uncited).length;
   const notes = [];
+  if (sources.unfounded) notes.push(t("unfounded"));
   if (unsupported) notes.push(t("n_unsupported", { n: unsupported }));
   if (uncited) notes.push(t("n_uncited", { n: uncited }));
   return notes.join(" · ");

@@ -177,13 +177,14 @@ async fn answers(
             for r in &reports {
                 for g in &r.answers {
                     println!(
-                        "\n[{}] {}\n  answered {} cited right {} (by the model {}) not-in-docs {}\n  {}",
+                        "\n[{}] {}\n  answered {} cited right {} (by the model {}) not-in-docs {} unfounded {}\n  {}",
                         r.model,
                         g.question,
                         g.answered,
                         g.cited_right,
                         g.cited_right_by_model,
                         g.says_not_in_documents,
+                        g.unfounded,
                         g.answer.replace('\n', " ")
                     );
                     for src in &g.sources {

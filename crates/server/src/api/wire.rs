@@ -230,6 +230,8 @@ pub struct SourcesBody<'a> {
     pub cited: &'a [usize],
     pub unknown: &'a [usize],
     pub claims: &'a [Claim],
+    /// Nothing the answer states is in any of its sources.
+    pub unfounded: bool,
 }
 
 impl<'a> From<&'a Sources> for SourcesBody<'a> {
@@ -239,6 +241,7 @@ impl<'a> From<&'a Sources> for SourcesBody<'a> {
             cited: &s.cited,
             unknown: &s.unknown,
             claims: &s.claims,
+            unfounded: s.unfounded,
         }
     }
 }

@@ -105,6 +105,23 @@ fn check_cites(words: &[Word], numbers: &[usize], lowered: &[String]) -> Vec<Che
         .collect()
 }
 
+/// Whether nothing `claims` state is in any of `passages`: at least one claim
+/// states something, and no such claim is held (by the rule of [`holds`]) by any
+/// passage, cited or not. An answer made up beside its sources; a refusal or a
+/// sentence without content words is not.
+pub fn unfounded(claims: &[Claim], passages: &[&str]) -> bool {
+    let lowered: Vec<String> = passages.iter().map(|p| p.to_lowercase()).collect();
+    let stating: Vec<Vec<Word>> = claims
+        .iter()
+        .map(|c| content_words(&c.text))
+        .filter(|w| !w.is_empty())
+        .collect();
+    !stating.is_empty()
+        && stating
+            .iter()
+            .all(|words| lowered.iter().all(|p| !missing_words(words, p).is_empty()))
+}
+
 /// Whether `passage` holds what `sentence` states: its content words, by the rule
 /// of the support check (a sentence with no content words holds nowhere).
 pub fn holds(sentence: &str, passage: &str) -> bool {
@@ -583,6 +600,28 @@ mod tests {
         let redundant = check("The Authors@R field lists each person() [4][1].", &passages);
         assert!(redundant[0].cites[0].supported);
         assert!(!redundant[0].cites[1].supported);
+    }
+
+    #[test]
+    fn an_answer_no_source_holds_is_unfounded() {
+        let passages = [
+            "The manuals and FAQs are written in texinfo.",
+            "Registering native routines makes .Call faster.",
+        ];
+        let claims_of = |answer: &str| check(answer, &passages);
+        // Made up beside the sources, cited or not.
+        let made_up = claims_of("Use the ubuntu:latest image [1]. It has apt.");
+        assert!(unfounded(&made_up, &passages));
+        // One sentence held somewhere is enough, even a thin one docchat would not
+        // place, and even cited to the wrong source.
+        let thin = claims_of("They are written in texinfo [2]. Use ubuntu:latest.");
+        assert!(!unfounded(&thin, &passages));
+        // A refusal states nothing.
+        assert!(!unfounded(
+            &claims_of("The documents do not say."),
+            &passages
+        ));
+        assert!(!unfounded(&[], &passages));
     }
 
     #[test]

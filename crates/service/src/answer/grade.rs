@@ -65,6 +65,9 @@ pub struct Graded {
     /// The answer is in the question's language (`None`: one of them is too short
     /// to tell).
     pub same_language: Option<bool>,
+    /// Nothing the answer states is in any of its sources (shown as possibly made
+    /// up).
+    pub unfounded: bool,
     /// Cited markers whose source does not hold the sentence's content words.
     pub unsupported: usize,
     /// Cited markers.
@@ -125,6 +128,12 @@ pub struct ModelReport {
     pub unsupported: Option<f64>,
     /// Share of the answers' claims that cite nothing.
     pub uncited: f64,
+    /// Share of the questions a document answers whose answer is flagged as found
+    /// in no source (a false alarm when the answer is right).
+    pub unfounded_answerable: f64,
+    /// Share of the questions nothing answers whose answer is flagged as found in
+    /// no source.
+    pub unfounded_unanswerable: f64,
     /// Time to the first token of the answers the model wrote.
     pub ttft: Latency,
     /// Median generation speed, tokens per second.
@@ -232,6 +241,7 @@ pub fn grade(q: &Question, answer: String, sources: &Sources, stats: &Generation
         unsupported,
         cites,
         uncited: sources.claims.iter().filter(|c| c.uncited).count(),
+        unfounded: sources.unfounded,
         sources: sources
             .citations
             .iter()
@@ -297,6 +307,8 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
         },
         unsupported,
         uncited,
+        unfounded_answerable: share(&yes, |g| g.unfounded),
+        unfounded_unanswerable: share(&no, |g| g.unfounded),
         ttft: Latency::of(&ttft),
         tokens_per_s: Latency::of(&speeds).p50_ms,
         prompt_tokens: Latency::of(&prompts).p50_ms,
@@ -307,14 +319,14 @@ fn report(model: &str, answers: Vec<Graded>) -> ModelReport {
 /// The reports as a text table.
 pub fn table(reports: &[ModelReport]) -> String {
     let mut out = String::from(
-        "model                              answerable  answered  cited right  by model  unsupported  uncited  unanswerable  not in docs  same lang  TTFT p50 ms  TTFT p95 ms  tok/s  prompt p50\n",
+        "model                              answerable  answered  cited right  by model  unsupported  uncited  unfounded  unanswerable  not in docs  unfounded  same lang  TTFT p50 ms  TTFT p95 ms  tok/s  prompt p50\n",
     );
     for r in reports {
         let unsupported = r
             .unsupported
             .map_or_else(|| "n/a".to_string(), |u| format!("{u:.2}"));
         out.push_str(&format!(
-            "{:<34} {:>10}  {:>8.2}  {:>11.2}  {:>8.2}  {:>11}  {:>7.2}  {:>12}  {:>11.2}  {:>9.2}  {:>11.0}  {:>11.0}  {:>5.1}  {:>10.0}\n",
+            "{:<34} {:>10}  {:>8.2}  {:>11.2}  {:>8.2}  {:>11}  {:>7.2}  {:>9.2}  {:>12}  {:>11.2}  {:>9.2}  {:>9.2}  {:>11.0}  {:>11.0}  {:>5.1}  {:>10.0}\n",
             r.model,
             r.answerable,
             r.answered,
@@ -322,8 +334,10 @@ pub fn table(reports: &[ModelReport]) -> String {
             r.cited_right_by_model,
             unsupported,
             r.uncited,
+            r.unfounded_answerable,
             r.unanswerable,
             r.not_in_documents,
+            r.unfounded_unanswerable,
             r.same_language,
             r.ttft.p50_ms,
             r.ttft.p95_ms,

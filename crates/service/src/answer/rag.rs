@@ -86,6 +86,9 @@ pub struct Sources {
     /// The answer's sentences that state something, each checked against the
     /// sources it cites.
     pub claims: Vec<Claim>,
+    /// Nothing the answer states is in any of its sources (`check::unfounded`):
+    /// shown as a warning that it may be made up.
+    pub unfounded: bool,
 }
 
 impl Sources {
@@ -95,6 +98,7 @@ impl Sources {
         let (cited, unknown) = cited_markers(answer, citations.len());
         let passages: Vec<&str> = citations.iter().map(|c| c.snippet.as_str()).collect();
         let claims = check::check(answer, &passages);
+        let unfounded = check::unfounded(&claims, &passages);
         for c in &mut citations {
             c.cited = cited.contains(&c.n);
             c.found = claims.iter().any(|claim| claim.found_in == Some(c.n));
@@ -111,6 +115,7 @@ impl Sources {
             cited,
             unknown,
             claims,
+            unfounded,
         }
     }
 
@@ -418,6 +423,7 @@ async fn nothing_close(
         unknown: Vec::new(),
         // docchat's own words, not the model's: nothing to check.
         claims: Vec::new(),
+        unfounded: false,
     };
     for event in [
         AnswerEvent::Token(text),

@@ -6,19 +6,12 @@
 // of the English table seen on a page fails the run, as does any English word in the
 // interface (the documents' own text, names and the answers aside).
 // Usage: node italian.mjs BASE_URL SCREENSHOT_DIR
-import { createRequire } from "node:module";
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { check, withChromium } from "./chromium.mjs";
 
-const require = createRequire(path.join(process.env.DOCCHAT_BROWSER_DIR, "index.js"));
-const { chromium } = require("playwright-core");
 const [base, shots] = process.argv.slice(2);
 fs.mkdirSync(shots, { recursive: true });
 const seen = { screens: [] };
-const check = (ok, what) => {
-  if (!ok) throw new Error(`check failed: ${what}`);
-};
 
 // What the interface itself says on the page: text outside the documents' and the
 // user's words, and the placeholders, labels and hover texts. Runs in the page.
@@ -84,18 +77,7 @@ async function untranslated(page, where) {
   return text;
 }
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "docchat-chromium-it-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  locale: "it-IT",
-  viewport: { width: 1400, height: 900 },
-  args: [
-    "--no-sandbox", "--disable-gpu", "--no-first-run", "--lang=it-IT",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
-try {
+await withChromium("it-IT", ["--lang=it-IT"], async (context) => {
   const page = context.pages()[0] || (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -173,7 +155,4 @@ try {
 
   check(errors.length === 0, `no script errors: ${errors.join("; ")}`);
   console.log(JSON.stringify(seen));
-} finally {
-  await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
-}
+});

@@ -2,30 +2,11 @@
 // headless Chromium (playwright-core): it says which shared index it answers from,
 // offers no way to add or remove documents, and still lists what the writer indexed.
 // Usage: node reader.mjs BASE_URL STORE_URI DOCUMENT_NAME
-import { createRequire } from "node:module";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { check, withChromium } from "./chromium.mjs";
 
-const require = createRequire(path.join(process.env.DOCCHAT_BROWSER_DIR, "index.js"));
-const { chromium } = require("playwright-core");
 const [base, store, document] = process.argv.slice(2);
-const check = (ok, what) => {
-  if (!ok) throw new Error(`check failed: ${what}`);
-};
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "docchat-chromium-reader-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  locale: "en-US",
-  viewport: { width: 1400, height: 900 },
-  args: [
-    "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
-try {
+await withChromium("en-US", [], async (context) => {
   const page = context.pages()[0] || (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -43,7 +24,4 @@ try {
   await page.locator("#mention li", { hasText: document }).first().waitFor({ timeout: 10000 });
   check(errors.length === 0, `no script errors: ${errors.join("; ")}`);
   console.log(JSON.stringify({ place: said }));
-} finally {
-  await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
-}
+});

@@ -1,34 +1,15 @@
 // Drives docchat's web UI in the system's headless Chromium (playwright-core).
 // Usage: node ui.mjs BASE_URL SCREENSHOT_DIR UPLOAD_FILE
 // Every check throws on failure; the figures seen are printed as one JSON line.
-import { createRequire } from "node:module";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { check, withChromium } from "./chromium.mjs";
 
-// playwright-core is installed by scripts/setup.sh outside the repository.
-const require = createRequire(path.join(process.env.DOCCHAT_BROWSER_DIR, "index.js"));
-const { chromium } = require("playwright-core");
 const [base, shots, uploadFile, scanFile] = process.argv.slice(2);
 fs.mkdirSync(shots, { recursive: true });
 const seen = {};
-const check = (ok, what) => {
-  if (!ok) throw new Error(`check failed: ${what}`);
-};
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "docchat-chromium-"));
-// A fresh profile directory for this run (playwright passes it as --user-data-dir).
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  locale: "en-US",
-  viewport: { width: 1400, height: 900 },
-  args: [
-    "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
-try {
+await withChromium("en-US", [], async (context) => {
   const page = context.pages()[0] || (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -300,7 +281,4 @@ try {
   check([...hosts].every((h) => h === baseHost || h === ""), `only docchat was asked: ${[...hosts]}`);
   seen.hosts = [...hosts];
   console.log(JSON.stringify(seen));
-} finally {
-  await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
-}
+});

@@ -12,8 +12,6 @@
 use crate::common::{Server, corpus, http, settled, sse_events};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

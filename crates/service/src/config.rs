@@ -74,6 +74,9 @@ pub struct FileConfig {
     /// Host names the browser may use besides the loopback names.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// The instruction an instruction-tuned chat model is given before the
+    /// passages, in place of docchat's own (grounded, cited, a plain refusal).
+    pub instruction: Option<String>,
     /// `[retrieval]`: how questions find passages.
     #[serde(default)]
     pub retrieval: RetrievalConfig,

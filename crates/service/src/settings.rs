@@ -376,6 +376,7 @@ impl Settings {
             min_similarity: r.min_similarity.max(0.0),
             chat_passages: r.chat_passages.max(1),
             passage_bytes: r.passage_bytes,
+            instruction: self.file.instruction.as_deref().map(Into::into),
             read: crate::answer::read::ReadOptions {
                 reading: self.file.reading.mode,
                 max_read_tokens: self.file.reading.max_read_tokens.max(1),

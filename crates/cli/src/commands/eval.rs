@@ -1,7 +1,7 @@
 //! `docchat eval`: recall@k, MRR and latency of each search mode over labelled
 //! questions; with `--answers`, the answers themselves, graded, model against model.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use docchat_service::Settings;
 use docchat_service::answer::eval::{self, Question};
@@ -45,6 +45,11 @@ pub struct EvalArgs {
     /// given, 0 for whole passages [default: retrieval.passage_bytes]
     #[arg(long, requires = "answers")]
     passage_bytes: Option<usize>,
+    /// With --answers: a file holding the instruction an instruction-tuned model is
+    /// given before the passages [default: instruction of docchat.toml, or
+    /// docchat's own]
+    #[arg(long, requires = "answers")]
+    instruction: Option<PathBuf>,
     /// With --answers: sampling temperature [default: the server's]
     #[arg(long, requires = "answers")]
     temperature: Option<f32>,
@@ -159,6 +164,11 @@ async fn answers(
     }
     if let Some(b) = a.passage_bytes {
         opts.passage_bytes = b;
+    }
+    if let Some(path) = &a.instruction {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the instruction {}", path.display()))?;
+        opts.instruction = Some(text.trim().into());
     }
     if let Some(t) = a.temperature {
         opts.params.temperature = t.max(0.0);

@@ -174,6 +174,9 @@ pub struct AskOptions {
     /// Longest passage, in bytes, an instruction-tuned model is given: each is cut
     /// to its sentences that hold the question's words (0: whole passages).
     pub passage_bytes: usize,
+    /// The instruction an instruction-tuned model is given before the passages, in
+    /// place of docchat's own grounded instruction (`None`: docchat's).
+    pub instruction: Option<Arc<str>>,
     /// Whole-document readings (questions scoped with `filter.documents`).
     pub read: crate::answer::read::ReadOptions,
 }
@@ -198,6 +201,7 @@ impl Default for AskOptions {
             min_similarity: MIN_SIMILARITY,
             chat_passages: CHAT_PASSAGES,
             passage_bytes: PASSAGE_BYTES,
+            instruction: None,
             read: crate::answer::read::ReadOptions::default(),
         }
     }
@@ -335,10 +339,19 @@ impl Rag {
         let (prompt, citations) = {
             let (g, question, history) = (Arc::clone(&generator), question, history.to_vec());
             let answer_tokens = opts.params.max_tokens as usize;
-            let most = opts.chat_passages.max(1);
+            let shape = PromptShape {
+                chat_passages: opts.chat_passages.max(1),
+                instruction: opts.instruction.clone(),
+            };
             tokio::task::spawn_blocking(move || {
-                let (prompt, used) =
-                    build_prompt(g.as_ref(), &question, &history, &hits, answer_tokens, most);
+                let (prompt, used) = build_prompt(
+                    g.as_ref(),
+                    &question,
+                    &history,
+                    &hits,
+                    answer_tokens,
+                    &shape,
+                );
                 let citations: Vec<Citation> = used
                     .iter()
                     .enumerate()
@@ -488,6 +501,24 @@ pub fn retrieval_query(question: &str, history: &[ChatTurn]) -> String {
     }
 }
 
+/// How the prompt of an instruction-tuned model is made.
+#[derive(Debug, Clone)]
+pub struct PromptShape {
+    /// Passages it is given at most.
+    pub chat_passages: usize,
+    /// Its instruction (`None`: docchat's grounded one).
+    pub instruction: Option<Arc<str>>,
+}
+
+impl Default for PromptShape {
+    fn default() -> Self {
+        Self {
+            chat_passages: CHAT_PASSAGES,
+            instruction: None,
+        }
+    }
+}
+
 /// Renders the prompt with as much of the conversation (newest turns first, up to a
 /// quarter of the budget) and as many passages (best first) as fit the context, and
 /// returns it with the passages used, numbered in that order.
@@ -497,7 +528,7 @@ pub fn build_prompt<'h>(
     history: &[ChatTurn],
     hits: &'h [Passage],
     answer_tokens: usize,
-    chat_passages: usize,
+    shape: &PromptShape,
 ) -> (String, Vec<&'h Passage>) {
     let budget = generator.context_size().saturating_sub(answer_tokens + 64);
     let mut earlier = String::new();
@@ -513,15 +544,16 @@ pub fn build_prompt<'h>(
         earlier = candidate;
     }
     let mut used: Vec<&Passage> = Vec::new();
-    let mut prompt = render(generator, question, &earlier, &used);
+    let instruction = shape.instruction.as_deref().unwrap_or(GROUNDED);
+    let mut prompt = render(generator, question, &earlier, &used, instruction);
     let most = if generator.has_chat_template() {
-        chat_passages
+        shape.chat_passages
     } else {
         usize::MAX
     };
     for hit in hits.iter().take(most) {
         used.push(hit);
-        let candidate = render(generator, question, &earlier, &used);
+        let candidate = render(generator, question, &earlier, &used, instruction);
         if generator.count_tokens(&candidate) > budget {
             used.pop();
             break;
@@ -536,6 +568,7 @@ fn render(
     question: &str,
     earlier: &str,
     sources: &[&Passage],
+    instruction: &str,
 ) -> String {
     let mut user = String::new();
     if !earlier.is_empty() {
@@ -544,7 +577,7 @@ fn render(
         user.push('\n');
     }
     if generator.has_chat_template() {
-        return render_chat(generator, question, &user, sources);
+        return render_chat(generator, question, &user, sources, instruction);
     }
     for (i, h) in sources.iter().enumerate() {
         let pages = if h.at.page_start == h.at.page_end {
@@ -567,13 +600,14 @@ fn render(
     generator.render_prompt(SYSTEM, &user)
 }
 
-/// The prompt of a model with a chat template: the grounded instruction, the
-/// passages as `Passage [n] (file, p. N):` blocks, then the question.
+/// The prompt of a model with a chat template: the instruction, the passages as
+/// `Passage [n] (file, p. N):` blocks, then the question.
 fn render_chat(
     generator: &dyn Generator,
     question: &str,
     earlier: &str,
     sources: &[&Passage],
+    instruction: &str,
 ) -> String {
     let mut user = earlier.to_string();
     for (i, h) in sources.iter().enumerate() {
@@ -596,7 +630,7 @@ fn render_chat(
         user.push('\n');
         user.push_str(&line);
     }
-    generator.render_prompt(GROUNDED, &user)
+    generator.render_prompt(instruction, &user)
 }
 
 #[cfg(test)]
@@ -663,7 +697,7 @@ mod tests {
             &[],
             &hits,
             100,
-            CHAT_PASSAGES,
+            &PromptShape::default(),
         );
         assert_eq!(used.len(), CHAT_PASSAGES);
         assert!(prompt.contains("The documents do not say."), "{prompt}");
@@ -680,7 +714,7 @@ mod tests {
             &[],
             &hits,
             100,
-            CHAT_PASSAGES,
+            &PromptShape::default(),
         );
         assert!(
             prompt
@@ -688,6 +722,14 @@ mod tests {
                 .ends_with("sorgente?\nRispondi in italiano, con le parole dei passi."),
             "{prompt}"
         );
+        // A configured instruction takes the place of docchat's own.
+        let shape = PromptShape {
+            instruction: Some("Answer like a lawyer.".into()),
+            ..PromptShape::default()
+        };
+        let (prompt, _) = build_prompt(&Bytes(100_000, true), "Why?", &[], &hits, 100, &shape);
+        assert!(prompt.contains("Answer like a lawyer."), "{prompt}");
+        assert!(!prompt.contains("The documents do not say."), "{prompt}");
         // A base model keeps the packing: everything that fits.
         let (_, used) = build_prompt(
             &Bytes::plain(100_000),
@@ -695,7 +737,7 @@ mod tests {
             &[],
             &hits,
             100,
-            CHAT_PASSAGES,
+            &PromptShape::default(),
         );
         assert_eq!(used.len(), 8);
     }
@@ -756,7 +798,7 @@ mod tests {
             hit(&"c".repeat(300), 9),
         ];
         let g = Bytes::plain(SYSTEM.len() + 1000 + 100 + 64);
-        let (prompt, used) = build_prompt(&g, "What?", &[], &hits, 100, CHAT_PASSAGES);
+        let (prompt, used) = build_prompt(&g, "What?", &[], &hits, 100, &PromptShape::default());
         assert_eq!(used.len(), 2, "the third passage does not fit");
         assert!(prompt.contains("[1] (paper.pdf, page 2)"));
         assert!(prompt.contains("[2] (paper.pdf, page 5)"));
@@ -784,7 +826,7 @@ mod tests {
             &history,
             &hits,
             100,
-            CHAT_PASSAGES,
+            &PromptShape::default(),
         );
         assert!(prompt.contains("Earlier in this conversation:\nQuestion: How is .Call"));
         assert!(prompt.contains("Answer: With registered routines [1].\n"));
@@ -799,7 +841,8 @@ mod tests {
                 )
             })
             .collect();
-        let (prompt, _) = build_prompt(&g, "Q?", &long_history, &hits, 100, CHAT_PASSAGES);
+        let (prompt, _) =
+            build_prompt(&g, "Q?", &long_history, &hits, 100, &PromptShape::default());
         assert!(prompt.contains("question number 49"));
         assert!(!prompt.contains("question number 00"));
     }

@@ -28,12 +28,15 @@ seen["models"] = sorted(models)
 
 QUESTION = "How does SpiderMonkey call C builtins through its foreign function interface (FFI)?"
 
-# A document answer, not streamed: content, usage and citations to the page.
+# A document answer, not streamed: content, usage and citations to the page. It and
+# the streamed one below process their whole prompt (cache_prompt false): greedy
+# decoding repeats only on prompts batched the same way (see the seeded requests).
 r = client.chat.completions.create(
     model="docchat",
     messages=[{"role": "user", "content": QUESTION}],
     max_tokens=48,
     temperature=0,
+    extra_body={"cache_prompt": False},
 )
 choice = r.choices[0]
 assert r.object == "chat.completion" and r.model == "docchat", r
@@ -56,6 +59,7 @@ stream = client.chat.completions.create(
     temperature=0,
     stream=True,
     stream_options={"include_usage": True},
+    extra_body={"cache_prompt": False},
 )
 pieces, finish, streamed_citations, usage = [], None, None, None
 for chunk in stream:
